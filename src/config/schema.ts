@@ -1,0 +1,547 @@
+/**
+ * Every setting of `proxy serve`, in one table: environment name, flag,
+ * default, meaning and parser. The typed {@linkcode Config} is derived from
+ * this table, so a setting cannot be read without being declared here.
+ *
+ * @module
+ */
+import {
+  backend,
+  boolean,
+  bytes,
+  cidr,
+  duration,
+  integer,
+  list,
+  oneOf,
+  type Parser,
+  privateAllowance,
+  rateLimitKey,
+  text,
+  threadCount,
+} from "./parsers.ts";
+
+export interface Setting<T> {
+  /** Environment variable and `.env` key. */
+  readonly env: string;
+  /** Long flag name without dashes, where the setting has one. */
+  readonly flag?: string;
+  /** Default as the user would write it. */
+  readonly default: string;
+  readonly group: Group;
+  readonly description: string;
+  readonly parser: Parser<T>;
+}
+
+export type Group =
+  | "server"
+  | "backends"
+  | "cache"
+  | "redis"
+  | "compression"
+  | "filtering"
+  | "rate limiting"
+  | "security"
+  | "logging"
+  | "dashboard";
+
+function setting<T>(s: Setting<T>): Setting<T> {
+  return s;
+}
+
+const CPUS = String(navigator.hardwareConcurrency || 1);
+
+export const SCHEMA = {
+  // ── server ──────────────────────────────────────────────────────────
+  host: setting({
+    env: "HOST",
+    flag: "host",
+    default: "0.0.0.0",
+    group: "server",
+    description: "Address the proxy listens on.",
+    parser: text(),
+  }),
+  port: setting({
+    env: "PORT",
+    flag: "port",
+    default: "8080",
+    group: "server",
+    description: "Port the proxy listens on (0 picks a free port and logs it).",
+    parser: integer(0, 65535),
+  }),
+  mode: setting({
+    env: "PROXY_MODE",
+    flag: "mode",
+    default: "auto",
+    group: "server",
+    description:
+      "What the port serves. forward: absolute-form requests and CONNECT tunnels (node:http listener). " +
+      "reverse: a gateway in front of BACKEND_SERVERS (Deno.serve listener, fastest, HTTP/2 with TLS). " +
+      "both: forward and reverse on one port (node:http). auto: reverse when BACKEND_SERVERS is set, " +
+      "forward otherwise.",
+    parser: oneOf(["auto", "forward", "reverse", "both"] as const),
+  }),
+  connectionTimeout: setting({
+    env: "CONNECTION_TIMEOUT",
+    flag: "connection-timeout",
+    default: "30",
+    group: "server",
+    description:
+      "Longest wait to connect to an upstream and to receive its response headers (504 after).",
+    parser: duration("s", 1),
+  }),
+  maxConcurrency: setting({
+    env: "MAX_CONCURRENCY",
+    flag: "max-concurrency",
+    default: "1024",
+    group: "server",
+    description:
+      "Requests processed at once; more wait in the queue (the threaded design's worker threads).",
+    parser: integer(1, 1_000_000),
+  }),
+  requestQueueSize: setting({
+    env: "REQUEST_QUEUE_SIZE",
+    flag: "queue-size",
+    default: "100",
+    group: "server",
+    description: "Requests that may wait for a free slot beyond MAX_CONCURRENCY; more get 503.",
+    parser: integer(0, 1_000_000),
+  }),
+  queueTimeout: setting({
+    env: "QUEUE_TIMEOUT",
+    flag: "queue-timeout",
+    default: "10",
+    group: "server",
+    description: "Longest wait in the request queue before 503 with Retry-After.",
+    parser: duration("s", 1),
+  }),
+  threadPoolSize: setting({
+    env: "THREAD_POOL_SIZE",
+    flag: "threads",
+    default: "auto",
+    group: "server",
+    description:
+      `Web Workers for CPU-heavy work (compression, list compilation); auto = CPUs (${CPUS} here).`,
+    parser: threadCount(),
+  }),
+  shutdownTimeout: setting({
+    env: "SHUTDOWN_TIMEOUT",
+    flag: "shutdown-timeout",
+    default: "10",
+    group: "server",
+    description: "On SIGINT/SIGTERM, how long in-flight requests may take to finish.",
+    parser: duration("s", 0),
+  }),
+  tlsCert: setting({
+    env: "TLS_CERT",
+    flag: "tls-cert",
+    default: "",
+    group: "server",
+    description: "PEM certificate file; with TLS_KEY the port speaks HTTPS (reloaded on SIGHUP).",
+    parser: text(),
+  }),
+  tlsKey: setting({
+    env: "TLS_KEY",
+    flag: "tls-key",
+    default: "",
+    group: "server",
+    description: "PEM private key file for TLS_CERT.",
+    parser: text(),
+  }),
+  // ── backends ────────────────────────────────────────────────────────
+  backends: setting({
+    env: "BACKEND_SERVERS",
+    flag: "backend",
+    default: "",
+    group: "backends",
+    description:
+      'Reverse-proxy backends, comma-separated: "http://10.0.0.1:8000 weight=3, http://10.0.0.2:8000".',
+    parser: list(backend(), "comma-separated URLs, each optionally followed by weight=N"),
+  }),
+  lbStrategy: setting({
+    env: "LB_STRATEGY",
+    flag: "lb-strategy",
+    default: "round-robin",
+    group: "backends",
+    description: "How a backend is chosen for each request.",
+    parser: oneOf(
+      ["round-robin", "weighted-round-robin", "least-connections", "ip-hash", "url-hash"] as const,
+    ),
+  }),
+  healthCheckPath: setting({
+    env: "HEALTH_CHECK_PATH",
+    flag: "health-check-path",
+    default: "",
+    group: "backends",
+    description:
+      "Path probed on each backend by active health checks (empty: passive checks only).",
+    parser: text(),
+  }),
+  healthCheckInterval: setting({
+    env: "HEALTH_CHECK_INTERVAL",
+    default: "5",
+    group: "backends",
+    description: "Time between active health checks of a backend.",
+    parser: duration("s", 100),
+  }),
+  healthCheckTimeout: setting({
+    env: "HEALTH_CHECK_TIMEOUT",
+    default: "2",
+    group: "backends",
+    description: "A health check slower than this fails.",
+    parser: duration("s", 10),
+  }),
+  healthCheckRise: setting({
+    env: "HEALTH_CHECK_RISE",
+    default: "2",
+    group: "backends",
+    description: "Consecutive passing checks before a down backend is up again.",
+    parser: integer(1, 100),
+  }),
+  healthCheckFall: setting({
+    env: "HEALTH_CHECK_FALL",
+    default: "3",
+    group: "backends",
+    description: "Consecutive failing checks before a backend is marked down.",
+    parser: integer(1, 100),
+  }),
+  maxFails: setting({
+    env: "MAX_FAILS",
+    default: "3",
+    group: "backends",
+    description:
+      "Consecutive failed requests (connect errors, resets, timeouts) that eject a backend.",
+    parser: integer(1, 1000),
+  }),
+  failTimeout: setting({
+    env: "FAIL_TIMEOUT",
+    default: "10",
+    group: "backends",
+    description:
+      "First ejection period; it doubles on repeated ejections (up to 5 min) and resets after a success.",
+    parser: duration("s", 100),
+  }),
+  retryAttempts: setting({
+    env: "RETRY_ATTEMPTS",
+    flag: "retries",
+    default: "2",
+    group: "backends",
+    description:
+      "Other backends tried when a request fails before any response byte (idempotent methods, or nothing sent).",
+    parser: integer(0, 10),
+  }),
+  retryBodyLimit: setting({
+    env: "RETRY_BODY_LIMIT",
+    default: "64KiB",
+    group: "backends",
+    description: "Request bodies up to this size are kept so a retry can resend them.",
+    parser: bytes(64 * 1024 * 1024),
+  }),
+  upstreamKeepalive: setting({
+    env: "UPSTREAM_KEEPALIVE",
+    default: "64",
+    group: "backends",
+    description: "Idle keep-alive connections kept per upstream origin.",
+    parser: integer(0, 10_000),
+  }),
+  upstreamIdleTimeout: setting({
+    env: "UPSTREAM_IDLE_TIMEOUT",
+    default: "30",
+    group: "backends",
+    description: "Idle upstream connections are closed after this.",
+    parser: duration("s", 100),
+  }),
+  // ── cache ───────────────────────────────────────────────────────────
+  cacheBackend: setting({
+    env: "CACHE_BACKEND",
+    flag: "cache",
+    default: "auto",
+    group: "cache",
+    description:
+      "auto: Redis when it answers at start-up, memory otherwise; memory: in-process LRU only; " +
+      "redis: LRU in front of Redis; off: no caching.",
+    parser: oneOf(["auto", "memory", "redis", "off"] as const),
+  }),
+  cacheExpiration: setting({
+    env: "CACHE_EXPIRATION",
+    flag: "cache-expiry",
+    default: "300",
+    group: "cache",
+    description:
+      "Seconds of freshness given to cacheable responses without explicit freshness (like Varnish " +
+      "default_ttl); explicit max-age/Expires always win; 0 = strict RFC 9111.",
+    parser: integer(0, 31_536_000),
+  }),
+  cacheMemorySize: setting({
+    env: "CACHE_MEMORY_SIZE",
+    default: "64MiB",
+    group: "cache",
+    description: "Byte budget of the in-process LRU cache.",
+    parser: bytes(),
+  }),
+  cacheMaxObjectSize: setting({
+    env: "CACHE_MAX_OBJECT_SIZE",
+    default: "8MiB",
+    group: "cache",
+    description: "Larger responses stream through uncached.",
+    parser: bytes(),
+  }),
+  cachePrefix: setting({
+    env: "CACHE_PREFIX",
+    default: "proxy:",
+    group: "cache",
+    description: "Prefix of every Redis key this proxy writes; nothing outside it is touched.",
+    parser: text(),
+  }),
+  // ── redis ───────────────────────────────────────────────────────────
+  redisUrl: setting({
+    env: "REDIS_URL",
+    flag: "redis-url",
+    default: "",
+    group: "redis",
+    description: "redis://[user:pass@]host:port/db or rediss://…; overrides REDIS_HOST/PORT/DB.",
+    parser: text(),
+  }),
+  redisHost: setting({
+    env: "REDIS_HOST",
+    flag: "redis-host",
+    default: "localhost",
+    group: "redis",
+    description: "Redis host (shared cache and rate-limit store).",
+    parser: text(),
+  }),
+  redisPort: setting({
+    env: "REDIS_PORT",
+    flag: "redis-port",
+    default: "6379",
+    group: "redis",
+    description: "Redis port.",
+    parser: integer(1, 65535),
+  }),
+  redisDb: setting({
+    env: "REDIS_DB",
+    flag: "redis-db",
+    default: "0",
+    group: "redis",
+    description: "Redis database number.",
+    parser: integer(0, 1024),
+  }),
+  redisTimeout: setting({
+    env: "REDIS_TIMEOUT",
+    default: "250ms",
+    group: "redis",
+    description:
+      "Redis command timeout; a slower Redis is treated as unavailable for that request.",
+    parser: duration("ms", 10, 60_000),
+  }),
+  // ── compression ─────────────────────────────────────────────────────
+  enableCompression: setting({
+    env: "ENABLE_COMPRESSION",
+    flag: "compression",
+    default: "true",
+    group: "compression",
+    description: "Compress compressible responses for clients that accept it.",
+    parser: boolean(),
+  }),
+  compressionEncodings: setting({
+    env: "COMPRESSION_ENCODINGS",
+    default: "br,zstd,gzip,deflate",
+    group: "compression",
+    description:
+      "Encodings offered, in server preference order when the client ranks them equally.",
+    parser: list(oneOf(["br", "zstd", "gzip", "deflate"] as const)),
+  }),
+  compressionMinSize: setting({
+    env: "COMPRESSION_MIN_SIZE",
+    default: "1KiB",
+    group: "compression",
+    description: "Smaller responses are sent uncompressed.",
+    parser: bytes(),
+  }),
+  // ── filtering ───────────────────────────────────────────────────────
+  requestFilters: setting({
+    env: "REQUEST_FILTERS",
+    flag: "filters",
+    default: "ads,trackers,malware",
+    group: "filtering",
+    description: "Built-in blocklist categories (empty: none).",
+    parser: list(oneOf(["ads", "trackers", "malware"] as const)),
+  }),
+  filterLists: setting({
+    env: "FILTER_LISTS",
+    default: "",
+    group: "filtering",
+    description:
+      "Extra blocklists (files or http(s) URLs): hosts format, plain domains or Adblock ||domain^ rules.",
+    parser: list(text()),
+  }),
+  filterAllow: setting({
+    env: "FILTER_ALLOW",
+    default: "",
+    group: "filtering",
+    description: "Domains never blocked (their subdomains included); wins over every list.",
+    parser: list(text()),
+  }),
+  // ── rate limiting ───────────────────────────────────────────────────
+  rateLimitRequests: setting({
+    env: "RATE_LIMIT_REQUESTS",
+    flag: "rate-limit",
+    default: "100",
+    group: "rate limiting",
+    description: "Requests allowed per client per RATE_LIMIT_WINDOW (0: no limit).",
+    parser: integer(0, 100_000_000),
+  }),
+  rateLimitWindow: setting({
+    env: "RATE_LIMIT_WINDOW",
+    flag: "rate-limit-window",
+    default: "60",
+    group: "rate limiting",
+    description: "Rate-limit window in seconds (GCRA: the budget refills smoothly).",
+    parser: integer(1, 86_400),
+  }),
+  rateLimitBy: setting({
+    env: "RATE_LIMIT_BY",
+    default: "ip",
+    group: "rate limiting",
+    description: "What identifies a client: ip, user (proxy auth) or header:NAME.",
+    parser: rateLimitKey(),
+  }),
+  rateLimitExempt: setting({
+    env: "RATE_LIMIT_EXEMPT",
+    default: "127.0.0.0/8,::1/128",
+    group: "rate limiting",
+    description:
+      "Clients never rate-limited (loopback by default, so local tools and tests are not).",
+    parser: list(cidr()),
+  }),
+  // ── security ────────────────────────────────────────────────────────
+  allowedClients: setting({
+    env: "ALLOWED_CLIENTS",
+    default: "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7,fe80::/10",
+    group: "security",
+    description: "Clients allowed to use the proxy at all (CIDRs); others get 403.",
+    parser: list(cidr()),
+  }),
+  connectPorts: setting({
+    env: "CONNECT_PORTS",
+    default: "443,8443",
+    group: "security",
+    description: "Ports CONNECT tunnels may reach.",
+    parser: list(integer(1, 65535)),
+  }),
+  forwardAllowPrivate: setting({
+    env: "FORWARD_ALLOW_PRIVATE",
+    default: "false",
+    group: "security",
+    description:
+      "Forward requests and tunnels to loopback, private, link-local or other internal addresses: " +
+      "false (refused), true (allowed) or the CIDRs allowed.",
+    parser: privateAllowance(),
+  }),
+  proxyAuthFile: setting({
+    env: "PROXY_AUTH_FILE",
+    default: "",
+    group: "security",
+    description:
+      "htpasswd file (bcrypt) of proxy users; when set, clients must authenticate (407).",
+    parser: text(),
+  }),
+  adminToken: setting({
+    env: "ADMIN_TOKEN",
+    default: "",
+    group: "security",
+    description:
+      "Bearer token for /proxy-stats, /metrics, purge and reload from anything but loopback.",
+    parser: text(),
+  }),
+  trustedProxies: setting({
+    env: "TRUSTED_PROXIES",
+    default: "",
+    group: "security",
+    description: "Peers whose X-Forwarded-For is believed and appended to; others' is replaced.",
+    parser: list(cidr()),
+  }),
+  maxHeaderSize: setting({
+    env: "MAX_HEADER_SIZE",
+    default: "16KiB",
+    group: "security",
+    description: "Largest request head (request line and headers); larger gets 431.",
+    parser: bytes(1024 * 1024),
+  }),
+  maxHeaderCount: setting({
+    env: "MAX_HEADER_COUNT",
+    default: "100",
+    group: "security",
+    description: "Most request headers; more gets 431.",
+    parser: integer(1, 10_000),
+  }),
+  maxBodySize: setting({
+    env: "MAX_BODY_SIZE",
+    default: "0",
+    group: "security",
+    description: "Largest request body (413 beyond); 0 = unlimited.",
+    parser: bytes(),
+  }),
+  headerTimeout: setting({
+    env: "HEADER_TIMEOUT",
+    default: "10",
+    group: "security",
+    description: "A client must send its request head within this time (slow clients are cut off).",
+    parser: duration("s", 100),
+  }),
+  // ── logging ─────────────────────────────────────────────────────────
+  logLevel: setting({
+    env: "LOG_LEVEL",
+    flag: "log-level",
+    default: "info",
+    group: "logging",
+    description: "Least severe level logged.",
+    parser: oneOf(["debug", "info", "warn", "error"] as const),
+  }),
+  logFormat: setting({
+    env: "LOG_FORMAT",
+    flag: "log-format",
+    default: "auto",
+    group: "logging",
+    description: "pretty (human), json (one JSON object per line) or auto (pretty on a terminal).",
+    parser: oneOf(["auto", "pretty", "json"] as const),
+  }),
+  accessLog: setting({
+    env: "ACCESS_LOG",
+    flag: "access-log",
+    default: "true",
+    group: "logging",
+    description: "One log line per request.",
+    parser: boolean(),
+  }),
+  // ── dashboard ───────────────────────────────────────────────────────
+  dashboardHost: setting({
+    env: "DASHBOARD_HOST",
+    default: "127.0.0.1",
+    group: "dashboard",
+    description: "Address `proxy dashboard` listens on.",
+    parser: text(),
+  }),
+  dashboardPort: setting({
+    env: "DASHBOARD_PORT",
+    default: "5000",
+    group: "dashboard",
+    description: "Port of `proxy dashboard`.",
+    parser: integer(0, 65535),
+  }),
+  dashboardToken: setting({
+    env: "DASHBOARD_TOKEN",
+    default: "",
+    group: "dashboard",
+    description: "Token required by the dashboard when bound to anything but loopback.",
+    parser: text(),
+  }),
+} as const;
+
+export type Schema = typeof SCHEMA;
+export type SettingKey = keyof Schema;
+
+/** The typed configuration, one field per setting. */
+export type Config = {
+  -readonly [K in SettingKey]: Schema[K] extends Setting<infer T> ? T : never;
+};
