@@ -1,0 +1,152 @@
+/**
+ * `proxy serve`: loads the configuration, composes the proxy, starts the
+ * listener that fits the mode, and drains in-flight requests on
+ * SIGINT/SIGTERM.
+ *
+ * @module
+ */
+import { ConfigError, loadConfig, type LoadedConfig, settingsHelp } from "../config/mod.ts";
+import { createProxy } from "../app.ts";
+import { closeLogging, logger, setupLogging } from "../log/mod.ts";
+import { listenDeno } from "./deno_listener.ts";
+import { listenNode } from "./node_listener.ts";
+import type { Listener } from "./types.ts";
+import { VERSION } from "../version.ts";
+
+export const SERVE_HELP = `proxy serve — run the caching HTTP/HTTPS proxy (the default subcommand)
+
+USAGE
+  proxy [serve] [--env-file FILE] [--FLAG VALUE]...
+
+MODES (PROXY_MODE, decided once at start-up)
+  forward   no BACKEND_SERVERS: clients use the port as their HTTP_PROXY/HTTPS_PROXY;
+            absolute-form requests are forwarded, CONNECT opens tunnels (node:http listener).
+  reverse   BACKEND_SERVERS set: the port is a gateway that load-balances origin-form
+            requests over the backends (Deno.serve listener: fastest; HTTPS and HTTP/2 with
+            TLS_CERT/TLS_KEY).
+  both      forward and reverse on one port (node:http listener).
+  auto      (default) reverse when BACKEND_SERVERS is set, forward otherwise.
+
+  Own endpoints, for origin-form requests to the proxy itself: /healthz, /proxy-stats,
+  /metrics, POST /proxy-reload, PURGE <url>. Off loopback they need ADMIN_TOKEN
+  (Authorization: Bearer TOKEN), except /healthz.
+
+SETTINGS (flag > environment > .env > default; --env-file FILE, default ./.env)
+${settingsHelp()}
+SIGNALS
+  SIGINT, SIGTERM   stop accepting, let in-flight requests finish (SHUTDOWN_TIMEOUT), exit 0
+  SIGHUP            reload blocklists, proxy users and TLS certificates
+`;
+
+/** Exit code 2 for bad configuration, like other CLI usage errors. */
+export async function runServe(args: string[]): Promise<number> {
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(SERVE_HELP);
+    return 0;
+  }
+  let loaded: LoadedConfig;
+  try {
+    loaded = loadConfig({ args });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`proxy: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+  const { config, mode } = loaded;
+  await setupLogging({ level: config.logLevel, format: config.logFormat });
+  const log = logger("serve");
+  for (const w of loaded.warnings) log.warn(w);
+
+  let proxy;
+  try {
+    proxy = await createProxy(loaded);
+  } catch (err) {
+    console.error(`proxy: ${(err as Error).message}`);
+    await closeLogging();
+    return 2;
+  }
+
+  let listener: Listener;
+  try {
+    if (mode === "reverse") {
+      const tls = config.tlsCert
+        ? { cert: readPem(config.tlsCert, "TLS_CERT"), key: readPem(config.tlsKey, "TLS_KEY") }
+        : undefined;
+      listener = await listenDeno(proxy.fetch, { hostname: config.host, port: config.port, tls });
+    } else {
+      listener = await listenNode(proxy.fetch, {
+        hostname: config.host,
+        port: config.port,
+        maxHeaderSize: config.maxHeaderSize,
+        headerTimeoutMs: config.headerTimeout,
+        tunnel: {
+          stats: proxy.stats,
+          connectTimeoutMs: config.connectionTimeout,
+          admit: (req) => proxy.admitTunnel(req),
+          checkAddress: proxy.checkAddress,
+          log: config.accessLog
+            ? (l) =>
+              logger("access").info("{clientIp} CONNECT {target} {status} {bytes} {durationMs}ms", {
+                ...l,
+                bytes: l.bytesUp + l.bytesDown,
+                durationMs: Math.round(l.durationMs),
+              })
+            : undefined,
+        },
+      });
+    }
+  } catch (err) {
+    const msg = err instanceof Deno.errors.AddrInUse
+      ? `PORT: ${config.host}:${config.port} is already in use`
+      : (err as Error).message;
+    console.error(`proxy: ${msg}`);
+    await proxy.close();
+    await closeLogging();
+    return 2;
+  }
+
+  const url = `http://${
+    listener.hostname.includes(":") ? `[${listener.hostname}]` : listener.hostname
+  }:${listener.port}`;
+  log.info("proxy {version} listening on {url} ({mode} mode, {listener})", {
+    version: VERSION,
+    url,
+    mode,
+    listener: listener.kind,
+  });
+  // A plain line too, for people and scripts that wait for the port (tests, dashboard).
+  console.error(`proxy listening on ${url} (${mode} mode, ${listener.kind})`);
+
+  const stopped = Promise.withResolvers<void>();
+  const stop = () => stopped.resolve();
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+  const hup = () =>
+    proxy.reload().catch((err) => log.error("reload failed: {error}", { error: String(err) }));
+  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGHUP", hup);
+
+  await stopped.promise;
+  log.info("shutting down: draining in-flight requests (up to {ms} ms)", {
+    ms: config.shutdownTimeout,
+  });
+  await listener.close(config.shutdownTimeout);
+  await proxy.close();
+  log.info("stopped");
+  await closeLogging();
+  Deno.removeSignalListener("SIGINT", stop);
+  Deno.removeSignalListener("SIGTERM", stop);
+  if (Deno.build.os !== "windows") Deno.removeSignalListener("SIGHUP", hup);
+  return 0;
+}
+
+function readPem(path: string, setting: string): string {
+  try {
+    const pem = Deno.readTextFileSync(path);
+    if (!pem.includes("-----BEGIN")) throw new Error("not a PEM file");
+    return pem;
+  } catch (err) {
+    throw new Error(`${setting}: cannot use "${path}": ${(err as Error).message}`);
+  }
+}

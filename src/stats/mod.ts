@@ -1,0 +1,10 @@
+/**
+ * Statistics: the proxy's counters, latency histograms, `/proxy-stats`
+ * JSON and Prometheus `/metrics` text.
+ *
+ * @module
+ */
+export { Histogram, type LatencySummary } from "./histogram.ts";
+export type { MetricFamily, MetricType, Sample, StatsSource } from "./metric.ts";
+export { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "./prometheus.ts";
+export { ProxyStats, type ProxyStatsOptions } from "./proxy_stats.ts";

@@ -1,0 +1,109 @@
+/**
+ * Starts `proxy serve` as a real subprocess (`deno run main.ts serve`) on a
+ * free port, waits until it listens, and keeps its output for assertions.
+ */
+import { freePort, waitForPort } from "./ports.ts";
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+
+export interface TestProxy {
+  readonly port: number;
+  /** `http://127.0.0.1:PORT` */
+  readonly url: string;
+  readonly process: Deno.ChildProcess;
+  /** Everything the process printed so far (stdout and stderr). */
+  output(): string;
+  /** GET /proxy-stats as JSON. */
+  stats(): Promise<Record<string, any>>;
+  /** Sends a signal and waits for exit; returns the exit code. */
+  signal(sig: Deno.Signal): Promise<number>;
+  /** Stops the proxy (SIGTERM, then SIGKILL after 10 s). */
+  stop(): Promise<void>;
+}
+
+export interface StartProxyOptions {
+  /** Environment variables for the proxy (settings). */
+  env?: Record<string, string>;
+  /** Extra command-line flags. */
+  args?: string[];
+  /** Expect start-up to fail: resolves once the process exits instead of waiting for the port. */
+  expectExit?: boolean;
+}
+
+/** Settings that keep tests quiet and deterministic unless a test overrides them. */
+export const TEST_DEFAULTS: Record<string, string> = {
+  HOST: "127.0.0.1",
+  LOG_LEVEL: "warn",
+  LOG_FORMAT: "json",
+  ACCESS_LOG: "false",
+  CACHE_BACKEND: "off",
+  REQUEST_FILTERS: "",
+  RATE_LIMIT_REQUESTS: "0",
+  SHUTDOWN_TIMEOUT: "10",
+};
+
+export async function startProxy(options: StartProxyOptions = {}): Promise<TestProxy> {
+  const port = freePort();
+  const env = { ...TEST_DEFAULTS, PORT: String(port), ...options.env };
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", MAIN, "serve", ...(options.args ?? [])],
+    env,
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  let out = "";
+  const decoder = new TextDecoder();
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) out += decoder.decode(chunk, { stream: true });
+  };
+  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+  const proxy: TestProxy = {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    process: child,
+    output: () => out,
+    async stats() {
+      const res = await fetch(`http://127.0.0.1:${port}/proxy-stats`);
+      return await res.json();
+    },
+    async signal(sig) {
+      if (!exited) child.kill(sig);
+      const s = await status;
+      await pumps;
+      return s.code;
+    },
+    async stop() {
+      if (!exited) {
+        child.kill("SIGTERM");
+        const timer = setTimeout(() => !exited && child.kill("SIGKILL"), 10_000);
+        await status;
+        clearTimeout(timer);
+      }
+      await pumps;
+    },
+  };
+  if (options.expectExit) {
+    await status;
+    await pumps;
+    return proxy;
+  }
+  try {
+    await Promise.race([
+      waitForPort(port, 30_000),
+      status.then((s) => {
+        throw new Error(`proxy exited with ${s.code} before listening:\n${out}`);
+      }),
+    ]);
+  } catch (err) {
+    await proxy.stop();
+    throw err;
+  }
+  return proxy;
+}
