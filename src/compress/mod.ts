@@ -1,0 +1,8 @@
+export {
+  compressStream,
+  compressSync,
+  type Encoding,
+  ownBuffer,
+  SUPPORTED_ENCODINGS,
+  ZSTD_AVAILABLE,
+} from "./codec.ts";

@@ -1,0 +1,1 @@
+export { parseList } from "./parse.ts";

@@ -1,0 +1,23 @@
+/**
+ * The production worker entry: compression of large bodies and parsing of big filter
+ * lists. Started by the pool with `new Worker(url, { type: "module" })`.
+ *
+ * @module
+ */
+import { compressSync, type Encoding, ownBuffer } from "../compress/mod.ts";
+import { parseList } from "../filter/mod.ts";
+import { serveTasks } from "./serve.ts";
+
+serveTasks({
+  /** `{ encoding, data: ArrayBuffer }` → the compressed body as a transferred ArrayBuffer. */
+  compress(task) {
+    const out = compressSync(task.encoding as Encoding, new Uint8Array(task.data as ArrayBuffer));
+    const buffer = ownBuffer(out);
+    return { value: buffer, transfer: [buffer] };
+  },
+  /** `{ data: ArrayBuffer (UTF-8 list), source }` → ParsedList. */
+  "filter.parse"(task) {
+    const text = new TextDecoder().decode(task.data as ArrayBuffer);
+    return { value: parseList(text, String(task.source)) };
+  },
+});
