@@ -72,7 +72,6 @@ function refuse(
     new TextEncoder().encode(body).length
   }\r\nconnection: close\r\n\r\n`;
   socket.end(head + body);
-  socket.destroySoon?.();
 }
 
 /** Handles one `connect` event. */

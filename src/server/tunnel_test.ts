@@ -1,0 +1,137 @@
+import assert from "node:assert/strict";
+import { ProxyStats } from "../stats/mod.ts";
+import { listenNode } from "./node_listener.ts";
+import type { TunnelOptions } from "./tunnel.ts";
+
+/** A TCP echo server on a free port. */
+function echoServer() {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  (async () => {
+    for await (const conn of listener) {
+      conns.add(conn);
+      conn.readable.pipeTo(conn.writable).catch(() => {}).finally(() => conns.delete(conn));
+    }
+  })().catch(() => {});
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    close() {
+      listener.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* closed */ }
+      }
+    },
+  };
+}
+
+async function startNode(overrides: Partial<TunnelOptions> = {}) {
+  const stats = new ProxyStats({ mode: "forward", listener: "node:http" });
+  const listener = await listenNode(() => new Response("app"), {
+    hostname: "127.0.0.1",
+    port: 0,
+    maxHeaderSize: 16384,
+    headerTimeoutMs: 5000,
+    tunnel: { stats, connectTimeoutMs: 5000, admit: () => undefined, ...overrides },
+  });
+  return { stats, listener };
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+async function readUntil(conn: Deno.Conn, marker: string, max = 65536): Promise<string> {
+  let text = "";
+  const buf = new Uint8Array(4096);
+  while (!text.includes(marker) && text.length < max) {
+    const n = await conn.read(buf);
+    if (n === null) break;
+    text += dec.decode(buf.subarray(0, n));
+  }
+  return text;
+}
+
+Deno.test("CONNECT opens a tunnel that carries bytes both ways and counts them", async () => {
+  const echo = echoServer();
+  const { stats, listener } = await startNode();
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: listener.port });
+  await conn.write(enc.encode(`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\nHost: x\r\n\r\n`));
+  const head = await readUntil(conn, "\r\n\r\n");
+  assert.match(head, /^HTTP\/1\.1 200 /);
+  await conn.write(enc.encode("hello tunnel"));
+  assert.equal(await readUntil(conn, "tunnel"), "hello tunnel");
+  assert.equal(stats.openTunnels, 1);
+  conn.close();
+  for (let i = 0; i < 100 && stats.openTunnels > 0; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.equal(stats.openTunnels, 0);
+  assert.equal(stats.tunnelBytesUp, 12);
+  assert.equal(stats.tunnelBytesDown, 12);
+  await listener.close(1000);
+  echo.close();
+});
+
+Deno.test("a thousand tunnels opened and closed by clients leave none open", async () => {
+  const echo = echoServer();
+  const { stats, listener } = await startNode();
+  const one = async () => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: listener.port });
+    await conn.write(enc.encode(`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\n\r\nping`));
+    const got = await readUntil(conn, "ping");
+    assert.ok(got.endsWith("ping"), got);
+    conn.close();
+  };
+  for (let batch = 0; batch < 20; batch++) await Promise.all(Array.from({ length: 50 }, one));
+  for (let i = 0; i < 200 && stats.openTunnels > 0; i++) {
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  assert.equal(stats.tunnelsTotal, 1000);
+  assert.equal(stats.openTunnels, 0);
+  await listener.close(1000);
+  echo.close();
+});
+
+Deno.test("CONNECT refusals: bad target 400, admit hook status, unreachable 502", async () => {
+  const { stats, listener } = await startNode({
+    admit: (req) =>
+      req.authority.port === 25 ? { status: 403, reason: "port 25 not allowed" } : undefined,
+  });
+  const ask = async (target: string) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: listener.port });
+    await conn.write(enc.encode(`CONNECT ${target} HTTP/1.1\r\n\r\n`));
+    const text = await readUntil(conn, "\n\n", 4096).catch(() => "");
+    let rest = text;
+    const buf = new Uint8Array(4096);
+    while (true) {
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) break;
+      rest += dec.decode(buf.subarray(0, n));
+    }
+    conn.close();
+    return rest;
+  };
+  assert.match(await ask("no-port-here"), /^HTTP\/1\.1 400 [\s\S]*expected host:port/);
+  assert.match(await ask("example.com:25"), /^HTTP\/1\.1 403 [\s\S]*port 25 not allowed/);
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const deadPort = (closed.addr as Deno.NetAddr).port;
+  closed.close();
+  assert.match(await ask(`127.0.0.1:${deadPort}`), /^HTTP\/1\.1 502 [\s\S]*cannot connect/);
+  assert.equal(stats.tunnelsRefused, 3);
+  assert.equal(stats.openTunnels, 0);
+  await listener.close(1000);
+});
+
+Deno.test("checkAddress refuses the connected address before any byte is relayed", async () => {
+  const echo = echoServer();
+  const { listener } = await startNode({
+    checkAddress: (ip) => ip === "127.0.0.1" ? "loopback refused" : undefined,
+  });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: listener.port });
+  await conn.write(enc.encode(`CONNECT localhost:${echo.port} HTTP/1.1\r\n\r\n`));
+  assert.match(await readUntil(conn, "refused"), /^HTTP\/1\.1 403 [\s\S]*loopback refused/);
+  conn.close();
+  await listener.close(1000);
+  echo.close();
+});
