@@ -1,0 +1,436 @@
+/**
+ * The reverse-proxy phase "choose upstream peer → send", with Pingora's
+ * loop back to "choose" when a failed attempt may be retried.
+ *
+ * @module
+ */
+
+import type { Handler, RequestContext } from "../context/mod.ts";
+import type { MetricFamily } from "../stats/metric.ts";
+import { Backend, type BackendState, type PassiveOptions } from "./backend.ts";
+import { IDEMPOTENT_METHODS, prepareBody, type PreparedBody, trackBody } from "./body.ts";
+import { HealthChecker, type HealthCheckOptions } from "./health.ts";
+import { createPicker, STRATEGIES, type Strategy } from "./strategy.ts";
+
+/** A configured backend: an origin (no path) and a weight (integer 1–1000, default 1). */
+export interface BackendSpec {
+  url: URL;
+  weight: number;
+}
+
+/** Sends one attempt of `req` to `target` (the forwarder, in the app). */
+export type SendFn = (req: Request, target: URL) => Promise<Response>;
+
+/** The part of a logtape Logger the balancer uses (state changes and retries). */
+export interface BalancerLogger {
+  info(message: string, properties?: Record<string, unknown>): void;
+  warn(message: string, properties?: Record<string, unknown>): void;
+}
+
+export interface BalancerOptions {
+  backends: readonly BackendSpec[];
+  strategy: Strategy;
+  /** Active checks; an empty or missing `path` turns them off. */
+  healthCheck?: Partial<HealthCheckOptions>;
+  passive?: Partial<PassiveOptions>;
+  /** Further backends tried after a failed attempt (RETRY_ATTEMPTS; default 2). */
+  retries?: number;
+  /**
+   * Request bodies up to this many bytes (default 64 KiB) are kept in memory
+   * so a retry can resend them; larger or longer streamed bodies go out once
+   * and are never replayed. Memory held is at most this per request in flight.
+   */
+  retryBodyLimit?: number;
+  send: SendFn;
+  logger?: BalancerLogger;
+}
+
+export interface BackendSnapshot {
+  url: string;
+  weight: number;
+  state: BackendState;
+  /** ISO time the current passive ejection ends, or null. */
+  ejected_until: string | null;
+  requests: number;
+  errors: number;
+  in_flight: number;
+  latency_ms: { p50: number; p99: number };
+  consecutive_failures: number;
+  ejections: number;
+  health: {
+    enabled: boolean;
+    healthy: boolean;
+    consecutive_successes: number;
+    consecutive_failures: number;
+    last_check: string | null;
+    last_status: number | null;
+    last_error: string | null;
+    last_duration_ms: number | null;
+  };
+}
+
+export interface BalancerSnapshot {
+  strategy: Strategy;
+  /** Attempts made after a failed one. */
+  retries: number;
+  /** Requests answered 503 because no backend was available. */
+  unavailable: number;
+  /** Requests that failed on every attempt (502/504). */
+  failed: number;
+  backends: BackendSnapshot[];
+}
+
+export interface Balancer {
+  /** Proxies an origin-form request to a chosen backend; sets `ctx.backend`. */
+  readonly handler: Handler;
+  /** Section "backends" of /proxy-stats. */
+  readonly name: string;
+  snapshot(): BalancerSnapshot;
+  metrics(): MetricFamily[];
+  /** Stops active health checks. */
+  close(): Promise<void>;
+}
+
+const DEFAULT_HEALTH: HealthCheckOptions = {
+  path: "",
+  intervalMs: 5_000,
+  timeoutMs: 2_000,
+  rise: 2,
+  fall: 3,
+};
+const DEFAULT_PASSIVE: PassiveOptions = {
+  maxFails: 3,
+  failTimeoutMs: 10_000,
+  countServerErrors: false,
+};
+/** Error kinds that say nothing about the backend's health. */
+const NOT_BACKEND_FAULT = new Set(["forbidden-address"]);
+
+/** Builds a balancer over `options.backends`; active health checks start at once. */
+export function createBalancer(options: BalancerOptions): Balancer {
+  if (!STRATEGIES.includes(options.strategy)) {
+    throw new Error(
+      `LB_STRATEGY: unknown strategy "${options.strategy}" (use ${STRATEGIES.join(", ")})`,
+    );
+  }
+  const backends = options.backends.map((spec, i) => {
+    if (!Number.isInteger(spec.weight) || spec.weight < 1) {
+      throw new Error(`BACKEND_SERVERS: weight of ${spec.url.href} must be an integer ≥ 1`);
+    }
+    return new Backend(spec.url, spec.weight, i);
+  });
+  const strategy = options.strategy;
+  const health = { ...DEFAULT_HEALTH, ...options.healthCheck };
+  const passive = { ...DEFAULT_PASSIVE, ...options.passive };
+  const retries = Math.max(0, options.retries ?? 2);
+  const bodyLimit = Math.max(0, options.retryBodyLimit ?? 64 * 1024);
+  const send = options.send;
+  const log = options.logger;
+  const pick = createPicker(strategy, backends);
+  let retryCount = 0;
+  let unavailableCount = 0;
+  let failedCount = 0;
+
+  const checker = health.path && backends.length > 0
+    ? new HealthChecker(backends, health, (b, healthy) => {
+      if (healthy) {
+        // Active checks vouch for it again: forget the passive back-off too.
+        b.resetPassive();
+        log?.info("backend {backend} is up (health check passed {rise} times)", {
+          backend: b.origin,
+          rise: health.rise,
+        });
+      } else {
+        log?.warn("backend {backend} is down (health check failed {fall} times): {error}", {
+          backend: b.origin,
+          fall: health.fall,
+          error: b.lastCheck?.error,
+        });
+      }
+    })
+    : undefined;
+
+  const failure = (b: Backend, reason: string) => {
+    b.errors++;
+    const period = b.recordFailure(Date.now(), passive);
+    if (period > 0) {
+      log?.warn("backend {backend} ejected for {seconds} s after {reason}", {
+        backend: b.origin,
+        seconds: period / 1000,
+        reason,
+      });
+    }
+  };
+
+  const handler: Handler = async (req: Request, ctx: RequestContext): Promise<Response> => {
+    if (backends.length === 0) return textResponse(502, "no backend configured\n");
+    const url = new URL(req.url);
+    const pathAndQuery = url.pathname + url.search;
+    const key = strategy === "ip-hash" ? ctx.clientIp : strategy === "url-hash" ? pathAndQuery : "";
+    const idempotent = IDEMPOTENT_METHODS.has(req.method);
+    const tried = new Set<Backend>();
+    let body: PreparedBody | undefined;
+    let lastError: unknown;
+    let lastBackend: Backend | undefined;
+
+    for (let attempt = 0; attempt <= retries; attempt++) {
+      const now = Date.now();
+      const b = pick(key, (c) => !tried.has(c) && c.available(now));
+      if (!b) break;
+      if (attempt > 0) {
+        retryCount++;
+        log?.info("retrying {method} {path} on {backend} after {error}", {
+          method: req.method,
+          path: url.pathname,
+          backend: b.origin,
+          error: describe(lastError),
+        });
+      }
+      // Read (or decide not to keep) the body only once a backend is known,
+      // so "all down" answers without waiting for an upload.
+      body ??= await prepareBody(req, bodyLimit);
+      tried.add(b);
+      lastBackend = b;
+      ctx.backend = b.origin;
+      const target = new URL(pathAndQuery, b.url);
+      const attemptReq = attemptRequest(req, body);
+      b.requests++;
+      b.inFlight++;
+      const started = performance.now();
+      let res: Response;
+      try {
+        res = await send(attemptReq, target);
+      } catch (err) {
+        b.inFlight--;
+        lastError = err;
+        if (req.signal.aborted) break; // the client left; not the backend's fault
+        if (!NOT_BACKEND_FAULT.has(errorKind(err) ?? "")) failure(b, describe(err));
+        if (!mayRetry(err, idempotent, body, attemptReq)) break;
+        continue;
+      }
+      b.latency.record(performance.now() - started);
+      if (passive.countServerErrors && res.status >= 502 && res.status <= 504) {
+        failure(b, `status ${res.status}`);
+      } else {
+        b.recordSuccess();
+      }
+      return trackBody(res, (how) => {
+        b.inFlight--;
+        // A reset in mid-body is a backend failure too (but not a client that left).
+        if (how === "error" && !req.signal.aborted) failure(b, "error while streaming the body");
+      });
+    }
+
+    if (lastBackend === undefined) {
+      unavailableCount++;
+      return textResponse(503, "no backend available: all backends are down\n", {
+        "retry-after": String(retryAfterSeconds(backends, health)),
+      });
+    }
+    failedCount++;
+    const status = errorStatus(lastError);
+    const text = status === 504 ? "gateway timeout" : "bad gateway";
+    return textResponse(status, `${text}: backend ${describe(lastError)}\n`);
+  };
+
+  return {
+    name: "backends",
+    handler,
+    snapshot(): BalancerSnapshot {
+      const now = Date.now();
+      return {
+        strategy,
+        retries: retryCount,
+        unavailable: unavailableCount,
+        failed: failedCount,
+        backends: backends.map((b) => backendSnapshot(b, now, checker !== undefined)),
+      };
+    },
+    metrics(): MetricFamily[] {
+      return backendMetrics(backends, retryCount, unavailableCount);
+    },
+    async close() {
+      await checker?.close();
+    },
+  };
+}
+
+function attemptRequest(req: Request, body: PreparedBody): Request {
+  switch (body.kind) {
+    case "none":
+      return req;
+    case "kept":
+      return new Request(req.url, {
+        method: req.method,
+        headers: req.headers,
+        body: body.bytes,
+        signal: req.signal,
+        redirect: "manual",
+      });
+    case "stream":
+      if (body.body === req.body) return req;
+      return new Request(req.url, {
+        method: req.method,
+        headers: req.headers,
+        body: body.body,
+        signal: req.signal,
+        redirect: "manual",
+        // @ts-ignore: `duplex` is required by fetch for stream bodies but missing from Deno's RequestInit type
+        duplex: "half",
+      });
+  }
+}
+
+/**
+ * A failed attempt may go to another backend when the failure came before
+ * any response byte and resending is safe: nothing was sent at all, or the
+ * method is idempotent. A body that was neither kept nor left untouched is
+ * never replayed.
+ */
+function mayRetry(
+  err: unknown,
+  idempotent: boolean,
+  body: PreparedBody,
+  sent: Request,
+): boolean {
+  if (body.kind === "stream" && sent.bodyUsed) return false;
+  const kind = errorKind(err);
+  if (kind === "forbidden-address" || kind === "protocol") return false;
+  if (requestSent(err) === false) return true;
+  return idempotent;
+}
+
+function errorKind(err: unknown): string | undefined {
+  const kind = (err as { kind?: unknown } | null)?.kind;
+  return typeof kind === "string" ? kind : undefined;
+}
+
+function requestSent(err: unknown): boolean | undefined {
+  const sent = (err as { requestSent?: unknown } | null)?.requestSent;
+  return typeof sent === "boolean" ? sent : undefined;
+}
+
+function errorStatus(err: unknown): number {
+  const status = (err as { status?: unknown } | null)?.status;
+  if (typeof status === "number" && status >= 500 && status <= 599) return status;
+  const kind = errorKind(err);
+  return kind === "connect-timeout" || kind === "response-timeout" ? 504 : 502;
+}
+
+function describe(err: unknown): string {
+  const kind = errorKind(err);
+  if (kind) return kind;
+  if (err instanceof Error) return err.message.slice(0, 200);
+  return String(err);
+}
+
+/** When to come back: the earliest end of an ejection, else about one health-check round. */
+function retryAfterSeconds(backends: readonly Backend[], health: HealthCheckOptions): number {
+  const now = Date.now();
+  let soonest = Infinity;
+  for (const b of backends) {
+    if (b.healthy && b.ejectedUntil > now) soonest = Math.min(soonest, b.ejectedUntil - now);
+  }
+  if (soonest === Infinity) soonest = health.intervalMs * health.rise;
+  return Math.max(1, Math.min(300, Math.ceil(soonest / 1000)));
+}
+
+function textResponse(status: number, text: string, headers: Record<string, string> = {}) {
+  return new Response(text, {
+    status,
+    headers: { "content-type": "text/plain; charset=utf-8", ...headers },
+  });
+}
+
+function backendSnapshot(b: Backend, now: number, healthEnabled: boolean): BackendSnapshot {
+  const round = (x: number) => Math.round(x * 1000) / 1000;
+  return {
+    url: b.origin,
+    weight: b.weight,
+    state: b.state(now),
+    ejected_until: b.ejectedUntil > now ? new Date(b.ejectedUntil).toISOString() : null,
+    requests: b.requests,
+    errors: b.errors,
+    in_flight: b.inFlight,
+    latency_ms: { p50: round(b.latency.percentile(50)), p99: round(b.latency.percentile(99)) },
+    consecutive_failures: b.consecutiveFailures,
+    ejections: b.ejectionsTotal,
+    health: {
+      enabled: healthEnabled,
+      healthy: b.healthy,
+      consecutive_successes: b.checkSuccesses,
+      consecutive_failures: b.checkFailures,
+      last_check: b.lastCheck ? new Date(b.lastCheck.at).toISOString() : null,
+      last_status: b.lastCheck?.status ?? null,
+      last_error: b.lastCheck?.error ?? null,
+      last_duration_ms: b.lastCheck ? round(b.lastCheck.durationMs) : null,
+    },
+  };
+}
+
+function backendMetrics(
+  backends: readonly Backend[],
+  retries: number,
+  unavailable: number,
+): MetricFamily[] {
+  const now = Date.now();
+  const per = (value: (b: Backend) => number) =>
+    backends.map((b) => ({ labels: { backend: b.origin }, value: value(b) }));
+  return [
+    {
+      name: "proxy_backend_up",
+      help: "1 when the backend may receive traffic (healthy and not ejected), else 0.",
+      type: "gauge",
+      samples: per((b) => (b.available(now) ? 1 : 0)),
+    },
+    {
+      name: "proxy_backend_requests_total",
+      help: "Attempts sent to the backend (retries included).",
+      type: "counter",
+      samples: per((b) => b.requests),
+    },
+    {
+      name: "proxy_backend_errors_total",
+      help: "Attempts that failed at the backend (connect errors, timeouts, resets).",
+      type: "counter",
+      samples: per((b) => b.errors),
+    },
+    {
+      name: "proxy_backend_in_flight",
+      help: "Requests to the backend whose response has not finished.",
+      type: "gauge",
+      samples: per((b) => b.inFlight),
+    },
+    {
+      name: "proxy_backend_ejections_total",
+      help: "Passive ejections of the backend after consecutive failures.",
+      type: "counter",
+      samples: per((b) => b.ejectionsTotal),
+    },
+    {
+      name: "proxy_backend_latency_seconds",
+      help: "Time from sending a request to the backend until its response headers.",
+      type: "summary",
+      samples: backends.flatMap((b) => [
+        ...[0.5, 0.9, 0.99].map((q) => ({
+          labels: { backend: b.origin, quantile: String(q) },
+          value: b.latency.percentile(q * 100) / 1000,
+        })),
+        { labels: { backend: b.origin }, suffix: "_sum", value: b.latency.sum / 1000 },
+        { labels: { backend: b.origin }, suffix: "_count", value: b.latency.count },
+      ]),
+    },
+    {
+      name: "proxy_backend_retries_total",
+      help: "Attempts sent to another backend after a failed one.",
+      type: "counter",
+      samples: [{ value: retries }],
+    },
+    {
+      name: "proxy_backend_unavailable_total",
+      help: "Requests answered 503 because no backend was available.",
+      type: "counter",
+      samples: [{ value: unavailable }],
+    },
+  ];
+}
