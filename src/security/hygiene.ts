@@ -1,0 +1,174 @@
+/**
+ * Request hygiene: body size (413), header count and size (431), and framing
+ * that two parsers could read differently (request smuggling, 400).
+ *
+ * The node:http listener enforces the byte size of the header block itself
+ * (`maxHeaderSize`) and the time to receive it (`headersTimeout`); these
+ * helpers cover what a listener does not, and work for both listeners.
+ *
+ * @module
+ */
+import type { MiddlewareHandler } from "hono";
+
+/** Default MAX_HEADER_SIZE: bytes of the whole header block (node:http's default). */
+export const DEFAULT_MAX_HEADER_SIZE = 16 * 1024;
+/** Default MAX_HEADER_COUNT. */
+export const DEFAULT_MAX_HEADER_COUNT = 100;
+/** Default MAX_BODY_SIZE: 10 MiB. */
+export const DEFAULT_MAX_BODY_SIZE = 10 * 1024 * 1024;
+
+/** Thrown into a request body stream that grows past MAX_BODY_SIZE. */
+export class BodyTooLargeError extends Error {
+  constructor(readonly limit: number) {
+    super(`request body exceeds MAX_BODY_SIZE (${limit} bytes)`);
+    this.name = "BodyTooLargeError";
+  }
+}
+
+const text = (status: number, body: string, extra?: Record<string, string>) =>
+  new Response(body + "\n", {
+    status,
+    headers: { "content-type": "text/plain; charset=utf-8", connection: "close", ...extra },
+  });
+
+/**
+ * 431 when a request has more than `max` header fields, else undefined.
+ * Accepts a Headers object, node's `rawHeaders` array (name, value, name, value...)
+ * or a field count.
+ */
+export function checkHeaderCount(
+  headers: Headers | readonly string[] | number,
+  max: number,
+): Response | undefined {
+  let count: number;
+  if (typeof headers === "number") count = headers;
+  else if (Array.isArray(headers)) count = headers.length / 2;
+  else {
+    count = 0;
+    for (const _ of headers as Headers) count++;
+  }
+  if (count <= max) return undefined;
+  return text(
+    431,
+    `431 Request Header Fields Too Large: ${count} header fields, at most ${max} (MAX_HEADER_COUNT)`,
+  );
+}
+
+/** 431 when the header block (names, values, ": " and CRLF) exceeds `maxBytes`, else undefined. */
+export function checkHeaderSize(headers: Headers, maxBytes: number): Response | undefined {
+  let size = 0;
+  for (const [k, v] of headers) size += k.length + v.length + 4;
+  if (size <= maxBytes) return undefined;
+  return text(
+    431,
+    `431 Request Header Fields Too Large: ${size} bytes of headers, at most ${maxBytes} (MAX_HEADER_SIZE)`,
+  );
+}
+
+/**
+ * 400 for framing two HTTP parsers might disagree on: Content-Length together
+ * with Transfer-Encoding, several different Content-Length values, a
+ * Content-Length that is not a number, or a Transfer-Encoding whose last coding
+ * is not chunked. Undefined when the framing is unambiguous.
+ */
+export function checkFraming(headers: Headers): Response | undefined {
+  const cl = headers.get("content-length");
+  const te = headers.get("transfer-encoding");
+  if (cl !== null && te !== null) {
+    return text(
+      400,
+      "400 Bad Request: both Content-Length and Transfer-Encoding (request smuggling attempt?)",
+    );
+  }
+  if (cl !== null) {
+    const values = cl.split(",").map((v) => v.trim());
+    if (!values.every((v) => /^[0-9]{1,15}$/.test(v)) || new Set(values).size !== 1) {
+      return text(400, `400 Bad Request: invalid Content-Length "${cl}"`);
+    }
+  }
+  if (te !== null) {
+    const codings = te.toLowerCase().split(",").map((v) => v.trim());
+    if (codings.at(-1) !== "chunked" || codings.indexOf("chunked") !== codings.length - 1) {
+      return text(400, `400 Bad Request: unsupported Transfer-Encoding "${te}"`);
+    }
+  }
+  return undefined;
+}
+
+export interface RequestHygieneOptions {
+  readonly maxHeaderCount?: number;
+  readonly maxHeaderSize?: number;
+}
+
+/**
+ * Middleware: header count/size (431) and ambiguous framing (400). For Deno.serve,
+ * whose parser does not expose these limits; harmless behind node:http.
+ */
+export function requestHygiene(options: RequestHygieneOptions = {}): MiddlewareHandler {
+  const maxCount = options.maxHeaderCount ?? DEFAULT_MAX_HEADER_COUNT;
+  const maxSize = options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE;
+  return async (c, next) => {
+    const h = c.req.raw.headers;
+    const refusal = checkHeaderCount(h, maxCount) ?? checkHeaderSize(h, maxSize) ?? checkFraming(h);
+    if (refusal) return refusal;
+    await next();
+  };
+}
+
+/**
+ * Wraps a body stream so that it errors with {@linkcode BodyTooLargeError} once
+ * more than `maxBytes` have passed; `onExceeded` runs when that happens.
+ */
+export function limitStream(
+  body: ReadableStream<Uint8Array>,
+  maxBytes: number,
+  onExceeded: () => void,
+): ReadableStream<Uint8Array> {
+  let seen = 0;
+  return body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        seen += chunk.byteLength;
+        if (seen > maxBytes) {
+          onExceeded();
+          controller.error(new BodyTooLargeError(maxBytes));
+          return;
+        }
+        controller.enqueue(chunk);
+      },
+    }),
+  );
+}
+
+const tooLarge = (max: number) =>
+  text(413, `413 Content Too Large: request body exceeds ${max} bytes (MAX_BODY_SIZE)`);
+
+/**
+ * Middleware: 413 when Content-Length exceeds `maxBytes`; a body without a
+ * length (chunked) is wrapped so that it errors once it crosses the limit, and
+ * whatever the later phases answered is then replaced by 413. `maxBytes` 0
+ * disables the check.
+ */
+export function bodyLimit(maxBytes: number): MiddlewareHandler {
+  return async (c, next) => {
+    if (maxBytes <= 0) return await next();
+    const req = c.req.raw;
+    const cl = req.headers.get("content-length");
+    if (cl !== null) {
+      const n = Number(cl.split(",")[0]);
+      if (n > maxBytes) return tooLarge(maxBytes);
+      return await next(); // the listener delivers exactly Content-Length bytes
+    }
+    if (req.body === null) return await next();
+    let exceeded = false;
+    const body = limitStream(req.body, maxBytes, () => (exceeded = true));
+    c.req.raw = new Request(req, { body, duplex: "half" } as RequestInit);
+    await next();
+    if (exceeded) {
+      // Whatever the forwarder made of the aborted upload (usually a 502) is not the client's answer.
+      await c.res.body?.cancel().catch(() => {});
+      c.res = undefined as unknown as Response;
+      c.res = tooLarge(maxBytes);
+    }
+  };
+}

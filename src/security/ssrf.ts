@@ -1,0 +1,116 @@
+/**
+ * Destination policy against server-side request forgery: which addresses a
+ * forward request or CONNECT tunnel may reach.
+ *
+ * The policy is checked with the address the socket *actually connected to*
+ * (the forwarder's `checkAddress` option and the CONNECT tunnel call it after
+ * DNS resolution), so a name that resolves to a public address for a filter
+ * and to 127.0.0.1 for the connection (DNS rebinding) is still refused.
+ *
+ * @module
+ */
+import {
+  type AddressClass,
+  type Cidr,
+  classifyAddress,
+  matchesAny,
+  parseCidrList,
+  parseIp,
+} from "./cidr.ts";
+
+/** FORWARD_ALLOW_PRIVATE: "none" (default), "all", or the blocks that may be reached. */
+export type AllowPrivate = "none" | "all" | readonly Cidr[];
+
+export interface AddressPolicyOptions {
+  readonly allowPrivate: AllowPrivate;
+}
+
+/** Returns the refusal reason for a destination, or undefined when it may be reached. */
+export type AddressPolicy = (ip: string, hostname?: string) => string | undefined;
+
+/** Classes refused unless FORWARD_ALLOW_PRIVATE lets them through. */
+const NON_PUBLIC: ReadonlySet<AddressClass> = new Set<AddressClass>([
+  "loopback",
+  "private",
+  "link-local",
+  "multicast",
+  "unspecified",
+  "broadcast",
+  "cgnat",
+  "documentation",
+  "benchmarking",
+  "reserved",
+]);
+
+/**
+ * Parses FORWARD_ALLOW_PRIVATE: `none`/`false`/empty → "none", `all`/`true` → "all",
+ * otherwise a CIDR list (throws naming the setting).
+ */
+export function parseAllowPrivate(value: string, setting = "FORWARD_ALLOW_PRIVATE"): AllowPrivate {
+  const v = value.trim().toLowerCase();
+  if (v === "" || v === "none" || v === "false" || v === "0" || v === "no") return "none";
+  if (v === "all" || v === "true" || v === "1" || v === "yes") return "all";
+  return parseCidrList(value, setting);
+}
+
+/**
+ * Creates the destination policy. With "none" only public addresses may be
+ * reached; with a CIDR list, those blocks too; with "all", anything that is an
+ * IP address (the operator opted out, e.g. for a lab network).
+ *
+ * @example
+ * ```ts
+ * const policy = createAddressPolicy({ allowPrivate: "none" });
+ * policy("169.254.169.254", "metadata.internal");
+ * // → "destination metadata.internal (169.254.169.254) is a link-local address; ..."
+ * ```
+ */
+export function createAddressPolicy(options: AddressPolicyOptions): AddressPolicy {
+  const allow = options.allowPrivate;
+  return (ip: string, hostname?: string) => {
+    const addr = parseIp(ip);
+    const label = hostname && hostname !== ip ? `${hostname} (${ip})` : ip;
+    if (!addr) return `destination ${label} is not an IP address`;
+    if (allow === "all") return undefined;
+    const cls = classifyAddress(addr);
+    if (!NON_PUBLIC.has(cls)) return undefined;
+    if (allow !== "none" && matchesAny(allow, addr)) return undefined;
+    return `destination ${label} is a ${cls} address; forwarding to it is refused ` +
+      `(FORWARD_ALLOW_PRIVATE allows it)`;
+  };
+}
+
+/** Default CONNECT_PORTS: tunnels only to HTTPS ports, as Squid's `SSL_ports` does. */
+export const DEFAULT_CONNECT_PORTS: readonly number[] = [443, 8443];
+
+/** Parses CONNECT_PORTS ("443,8443" or "*" for any port); throws naming the setting. */
+export function parseConnectPorts(
+  value: string,
+  setting = "CONNECT_PORTS",
+): readonly number[] | "*" {
+  if (value.trim() === "*") return "*";
+  const out: number[] = [];
+  for (const item of value.split(/[\s,]+/)) {
+    if (item === "") continue;
+    const range = /^([0-9]{1,5})(?:-([0-9]{1,5}))?$/.exec(item);
+    const lo = range ? Number(range[1]) : NaN;
+    const hi = range?.[2] ? Number(range[2]) : lo;
+    if (!range || lo < 1 || hi > 65535 || hi < lo) {
+      throw new Error(`${setting}: "${item}" is not a port (1-65535) or range (e.g. 8000-8080)`);
+    }
+    for (let p = lo; p <= hi; p++) out.push(p);
+  }
+  return out;
+}
+
+/** Refusal reason for a CONNECT to a port outside CONNECT_PORTS, or undefined. */
+export function checkConnectPort(
+  port: number,
+  allowed: readonly number[] | "*",
+): string | undefined {
+  if (allowed === "*") return undefined;
+  if (allowed.includes(port)) return undefined;
+  return `CONNECT to port ${port} is refused; allowed ports: ${
+    allowed.join(",") || "none"
+  } (CONNECT_PORTS)`;
+}
