@@ -1,0 +1,91 @@
+import assert from "node:assert/strict";
+import { Hono } from "hono";
+import {
+  bodyLimit,
+  BodyTooLargeError,
+  checkFraming,
+  checkHeaderCount,
+  checkHeaderSize,
+} from "./hygiene.ts";
+
+function serveWithLimit(max: number) {
+  const app = new Hono();
+  app.use(bodyLimit(max));
+  // Stands in for the forwarder: reads the whole upload, answers 502 if the stream breaks.
+  app.post("*", async (c) => {
+    try {
+      const body = await c.req.raw.arrayBuffer();
+      return c.text(`got ${body.byteLength}`);
+    } catch (err) {
+      return c.text(`upstream failed: ${err instanceof BodyTooLargeError}`, 502);
+    }
+  });
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, app.fetch);
+  return { url: `http://127.0.0.1:${server.addr.port}/`, close: () => server.shutdown() };
+}
+
+function streamOf(total: number, chunk = 1024) {
+  let sent = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent >= total) return controller.close();
+      const n = Math.min(chunk, total - sent);
+      sent += n;
+      controller.enqueue(new Uint8Array(n));
+    },
+  });
+}
+
+Deno.test("bodyLimit: 413 for a declared or streamed body over the limit, untouched below it", async () => {
+  const s = serveWithLimit(10_000);
+  try {
+    const declared = await fetch(s.url, { method: "POST", body: new Uint8Array(10_001) });
+    assert.equal(declared.status, 413);
+    assert.match(await declared.text(), /exceeds 10000 bytes \(MAX_BODY_SIZE\)/);
+    const exact = await fetch(s.url, { method: "POST", body: new Uint8Array(10_000) });
+    assert.equal(await exact.text(), "got 10000");
+    const streamedOk = await fetch(s.url, { method: "POST", body: streamOf(9_000) });
+    assert.equal(streamedOk.status, 200);
+    assert.equal(await streamedOk.text(), "got 9000");
+    const streamedBig = await fetch(s.url, { method: "POST", body: streamOf(50_000) });
+    assert.equal(streamedBig.status, 413);
+    assert.match(await streamedBig.text(), /413 Content Too Large/);
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("checkHeaderCount and checkHeaderSize answer 431 past the limit", async () => {
+  const h = new Headers();
+  for (let i = 0; i < 5; i++) h.set(`x-h${i}`, "v");
+  assert.equal(checkHeaderCount(h, 5), undefined);
+  const r = checkHeaderCount(h, 4)!;
+  assert.equal(r.status, 431);
+  assert.match(await r.text(), /5 header fields, at most 4 \(MAX_HEADER_COUNT\)/);
+  assert.equal(checkHeaderCount(["a", "1", "b", "2"], 2), undefined);
+  assert.equal(checkHeaderCount(["a", "1", "b", "2", "c", "3"], 2)?.status, 431);
+  assert.equal(checkHeaderCount(101, 100)?.status, 431);
+  assert.equal(checkHeaderSize(new Headers({ a: "x".repeat(100) }), 200), undefined);
+  assert.equal(checkHeaderSize(new Headers({ a: "x".repeat(300) }), 200)?.status, 431);
+});
+
+Deno.test("checkFraming refuses what two parsers could read differently", () => {
+  const bad: Record<string, string>[] = [
+    { "content-length": "5", "transfer-encoding": "chunked" },
+    { "content-length": "5, 6" },
+    { "content-length": "-1" },
+    { "content-length": "0x10" },
+    { "transfer-encoding": "gzip" },
+    { "transfer-encoding": "chunked, gzip" },
+    { "transfer-encoding": "chunked, chunked" },
+  ];
+  for (const h of bad) assert.equal(checkFraming(new Headers(h))?.status, 400, JSON.stringify(h));
+  const good: Record<string, string>[] = [{}, { "content-length": "5" }, {
+    "content-length": "5, 5",
+  }, {
+    "transfer-encoding": "chunked",
+  }, {
+    "transfer-encoding": "gzip, chunked",
+  }];
+  for (const h of good) assert.equal(checkFraming(new Headers(h)), undefined, JSON.stringify(h));
+});
