@@ -1,0 +1,546 @@
+/**
+ * The upstream HTTP/1.1 client: a lean keep-alive client over Deno.connect /
+ * Deno.startTls. Bytes pass through untouched (no decompression); bodies
+ * stream both ways with flat memory; small bodies already read are handed
+ * back as one Uint8Array, which is what makes the hot path fast.
+ *
+ * @module
+ */
+
+import type { MetricFamily, Sample } from "../stats/metric.ts";
+import { type BodyDone, BodySource, type Framing, takeChunkedFromBuffer } from "./body.ts";
+import { MAX_HEAD, openConnection, UpstreamConn, writeAll } from "./conn.ts";
+import { UpstreamError, type UpstreamErrorKind } from "./errors.ts";
+import { findHeadEnd, parseResponseHead, type ResponseHead } from "./head.ts";
+import { buildRequestHead, decodeLatin1, encodeLatin1 } from "./headers.ts";
+import { type Origin, Pools } from "./pool.ts";
+
+export interface ForwarderOptions {
+  /** TCP (+TLS handshake) connect timeout. */
+  connectTimeoutMs: number;
+  /** From request sent until the response head arrived; also the longest silence mid-body. */
+  responseTimeoutMs: number;
+  /** A pooled idle connection is closed after this. */
+  idleTimeoutMs: number;
+  /** Keep-alive pool cap per origin. */
+  maxIdlePerOrigin: number;
+  /** Appended to Via on requests and responses, e.g. "1.1 proxy". */
+  via: string;
+  /** Extra CA PEMs for https upstreams. */
+  caCerts?: string[];
+  /**
+   * SSRF hook: called with the IP actually connected to, before any byte is sent.
+   * Return a reason string to refuse (UpstreamError kind "forbidden-address").
+   */
+  checkAddress?: (ip: string, hostname: string) => string | undefined;
+}
+
+export interface ForwardRequestInfo {
+  /** Becomes X-Forwarded-For (see forwardedFor). */
+  clientIp: string;
+  /** Full X-Forwarded-For value to send; default: existing header + ", " + clientIp. */
+  forwardedFor?: string;
+  /** X-Forwarded-Proto: the scheme the client used to reach the proxy. */
+  proto: "http" | "https";
+  /** X-Forwarded-Host: the client's Host header. */
+  host: string;
+  /** Reverse mode: the client's Host reaches the backend; otherwise Host = target authority. */
+  preserveHost: boolean;
+}
+
+export interface OriginSnapshot {
+  opened: number;
+  reused: number;
+  requests: number;
+  errors: number;
+  idle: number;
+}
+
+export interface ForwarderSnapshot {
+  connections_opened: number;
+  connections_reused: number;
+  requests: number;
+  errors: number;
+  /** Share of requests served on a kept-alive connection. */
+  reuse_ratio: number;
+  idle: number;
+  errors_by_kind: Record<string, number>;
+  origins: Record<string, OriginSnapshot>;
+}
+
+export interface UpgradeResult {
+  status: number;
+  headers: Headers;
+  /** The raw upstream connection; the caller owns it (and must close it) whatever the status. */
+  conn: Deno.Conn;
+  /** Bytes the upstream sent after the response head. */
+  head: Uint8Array;
+}
+
+export interface Forwarder {
+  /**
+   * Sends `req` to `target` (absolute URL) and resolves once the response head arrived.
+   * The body streams; if the upstream dies mid-body the body stream errors.
+   * Rejects with UpstreamError before headers (a failing client upload rejects with its own error).
+   */
+  forward(req: Request, target: URL, info: ForwardRequestInfo): Promise<Response>;
+  /**
+   * WebSocket / Upgrade pass-through on a fresh unpooled connection: sends the head with
+   * Connection/Upgrade kept and resolves with the response head and the raw connection.
+   */
+  upgrade(req: Request, target: URL, info: ForwardRequestInfo): Promise<UpgradeResult>;
+  snapshot(): ForwarderSnapshot;
+  metrics(): MetricFamily[];
+  /** Closes every pooled connection; connections in use close when their exchange ends. */
+  close(): void;
+}
+
+/** Request bodies up to this size (with a Content-Length) are buffered: one write, retryable. */
+const BUFFER_REQUEST = 64 * 1024;
+/** Response bodies up to this size already in the read buffer are returned as one Uint8Array. */
+const SMALL_RESPONSE = 64 * 1024;
+const LAST_CHUNK = new Uint8Array([48, 13, 10, 13, 10]);
+const DIGITS = /^[0-9]{1,15}$/;
+
+/** A pooled connection turned out dead before any response byte: retry on a fresh one. */
+class StaleConnection extends Error {}
+
+interface Endpoint {
+  key: string;
+  hostname: string;
+  port: number;
+  tls: boolean;
+}
+
+function endpoint(target: URL): Endpoint {
+  const tls = target.protocol === "https:";
+  if (!tls && target.protocol !== "http:") {
+    throw new UpstreamError("connect", "unsupported upstream scheme " + target.protocol, false);
+  }
+  const port = target.port !== "" ? Number(target.port) : tls ? 443 : 80;
+  let hostname = target.hostname;
+  if (hostname.startsWith("[")) hostname = hostname.slice(1, -1);
+  return {
+    key: target.protocol + "//" + target.host + (target.port !== "" ? "" : ":" + port),
+    hostname,
+    port,
+    tls,
+  };
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+class HttpForwarder implements Forwarder {
+  readonly #o: ForwarderOptions;
+  readonly #pools: Pools;
+  readonly #errorsByKind = new Map<UpstreamErrorKind, number>();
+
+  /** Ends a response body: pool the connection when everything allows it, else close it. */
+  readonly #bodyDone: BodyDone = (c, ok, error) => {
+    if (error !== undefined) this.#countError(this.#pools.origins.get(c.key), error);
+    c.uses++;
+    if (ok && c.reusable && c.requestDone && !c.closed) this.#pools.release(c);
+    else c.close();
+  };
+
+  constructor(options: ForwarderOptions) {
+    this.#o = options;
+    this.#pools = new Pools({
+      idleTimeoutMs: options.idleTimeoutMs,
+      maxIdlePerOrigin: options.maxIdlePerOrigin,
+    });
+  }
+
+  async forward(req: Request, target: URL, info: ForwardRequestInfo): Promise<Response> {
+    const ep = endpoint(target);
+    const method = req.method;
+    let body: Uint8Array | null = null;
+    let stream: ReadableStream<Uint8Array> | null = null;
+    let length = -2; // -2: no body, -1: chunked, else Content-Length
+    if (req.body !== null) {
+      const cl = req.headers.get("content-length");
+      const declared = cl !== null && DIGITS.test(cl) ? Number(cl) : -1;
+      if (declared >= 0 && declared <= BUFFER_REQUEST) {
+        body = new Uint8Array(await req.arrayBuffer());
+        length = body.length;
+      } else {
+        stream = req.body;
+        length = declared;
+      }
+    } else if (method === "POST" || method === "PUT" || method === "PATCH") {
+      length = 0;
+    }
+    const head = buildRequestHead(req, target, info, this.#o.via, length, false);
+    const origin = this.#pools.origin(ep.key);
+    origin.requests++;
+    try {
+      const pooled = this.#pools.take(origin);
+      if (pooled !== undefined) {
+        try {
+          return await this.#exchange(pooled, origin, method, head, body, stream, stream === null);
+        } catch (err) {
+          if (!(err instanceof StaleConnection)) throw err;
+        }
+      }
+      const fresh = await this.#connect(origin, ep);
+      return await this.#exchange(fresh, origin, method, head, body, stream, false);
+    } catch (err) {
+      if (err instanceof UpstreamError) this.#countError(origin, err);
+      throw err;
+    }
+  }
+
+  async upgrade(req: Request, target: URL, info: ForwardRequestInfo): Promise<UpgradeResult> {
+    const ep = endpoint(target);
+    const origin = this.#pools.origin(ep.key);
+    origin.requests++;
+    try {
+      const c = await this.#connect(origin, ep);
+      try {
+        await writeAll(
+          c.conn,
+          encodeLatin1(buildRequestHead(req, target, info, this.#o.via, -2, true)),
+        );
+      } catch (err) {
+        c.close();
+        throw new UpstreamError(
+          "reset",
+          "writing the upgrade request failed: " + message(err),
+          false,
+          {
+            cause: err,
+          },
+        );
+      }
+      c.armTimer(this.#o.responseTimeoutMs);
+      const h = await this.#readResponseHead(c, false, true);
+      c.disarmTimer();
+      let tuples = h.headers;
+      if (h.status !== 101) {
+        tuples = tuples.filter((t) => t[0] !== "connection" && t[0] !== "upgrade");
+      }
+      tuples.push(["via", h.via !== undefined ? h.via + ", " + this.#o.via : this.#o.via]);
+      let headers: Headers;
+      try {
+        headers = new Headers(tuples);
+      } catch (err) {
+        c.close();
+        throw new UpstreamError(
+          "protocol",
+          "upstream sent an invalid header: " + message(err),
+          true,
+        );
+      }
+      return { status: h.status, headers, conn: c.conn, head: c.buf.slice(c.start, c.end) };
+    } catch (err) {
+      if (err instanceof UpstreamError) this.#countError(origin, err);
+      throw err;
+    }
+  }
+
+  async #connect(origin: Origin, ep: Endpoint): Promise<UpstreamConn> {
+    const conn = await openConnection({
+      hostname: ep.hostname,
+      port: ep.port,
+      tls: ep.tls,
+      caCerts: this.#o.caCerts,
+      timeoutMs: this.#o.connectTimeoutMs,
+      checkAddress: this.#o.checkAddress,
+    });
+    origin.opened++;
+    return new UpstreamConn(conn, ep.key);
+  }
+
+  /** One request/response on `c`; with `mayRetry`, a dead pooled connection throws StaleConnection. */
+  async #exchange(
+    c: UpstreamConn,
+    origin: Origin,
+    method: string,
+    head: string,
+    body: Uint8Array | null,
+    stream: ReadableStream<Uint8Array> | null,
+    mayRetry: boolean,
+  ): Promise<Response> {
+    const pooled = c.uses > 0;
+    let bytes: Uint8Array;
+    if (body !== null && body.length > 0) {
+      bytes = encodeLatin1(head, body.length);
+      bytes.set(body, head.length);
+    } else {
+      bytes = encodeLatin1(head);
+    }
+    try {
+      await writeAll(c.conn, bytes);
+    } catch (err) {
+      c.close();
+      if (pooled && mayRetry) throw new StaleConnection();
+      throw new UpstreamError(
+        "reset",
+        "writing the request upstream failed: " + message(err),
+        false,
+        {
+          cause: err,
+        },
+      );
+    }
+    c.requestDone = stream === null;
+    c.armTimer(this.#o.responseTimeoutMs);
+    if (stream !== null) this.#pump(c, stream, head.endsWith("chunked\r\n\r\n"));
+    const h = await this.#readResponseHead(c, pooled && mayRetry, false);
+    c.disarmTimer();
+    if (pooled) origin.reused++;
+
+    const via = h.via !== undefined ? h.via + ", " + this.#o.via : this.#o.via;
+    const headers = h.headers;
+    headers.push(["via", via]);
+    const status = h.status;
+    c.reusable = !h.close;
+    try {
+      if (
+        method === "HEAD" || status === 204 || status === 304 ||
+        (status === 205 && h.contentLength === 0)
+      ) {
+        // Construct first: an invalid header must not leave a pooled connection behind.
+        const res = new Response(null, { status, headers });
+        this.#bodyDone(c, true);
+        return res;
+      }
+      let framing: Framing;
+      if (h.chunked) {
+        framing = "chunked";
+        const small = takeChunkedFromBuffer(c, SMALL_RESPONSE);
+        if (small !== undefined) {
+          const res = new Response(small, { status, headers });
+          this.#bodyDone(c, c.start === c.end);
+          return res;
+        }
+      } else if (h.contentLength >= 0) {
+        framing = "length";
+        const n = h.contentLength;
+        if (n <= SMALL_RESPONSE && c.end - c.start >= n) {
+          const res = new Response(c.buf.slice(c.start, c.start + n), { status, headers });
+          c.start += n;
+          this.#bodyDone(c, c.start === c.end);
+          return res;
+        }
+      } else {
+        framing = "close";
+        c.reusable = false;
+      }
+      const source = new BodySource(
+        c,
+        framing,
+        h.contentLength,
+        this.#o.responseTimeoutMs,
+        this.#bodyDone,
+      );
+      return new Response(new ReadableStream(source, { highWaterMark: 0 }), { status, headers });
+    } catch (err) {
+      // Response/Headers reject invalid names, values and statuses.
+      c.close();
+      throw new UpstreamError(
+        "protocol",
+        "upstream sent an invalid response: " + message(err),
+        true,
+        {
+          cause: err,
+        },
+      );
+    }
+  }
+
+  /** Reads the final response head (interim 1xx skipped); closes `c` on any failure. */
+  async #readResponseHead(
+    c: UpstreamConn,
+    staleIfEmpty: boolean,
+    upgrade: boolean,
+  ): Promise<ResponseHead> {
+    let interim = false;
+    try {
+      for (;;) {
+        let scanned = 0;
+        let end = -1;
+        for (;;) {
+          end = findHeadEnd(c.buf, c.start, c.end, c.start + scanned);
+          if (end >= 0) break;
+          if (c.end - c.start >= MAX_HEAD) {
+            throw new UpstreamError("protocol", "upstream response head exceeds 64 KiB", true);
+          }
+          scanned = c.end - c.start;
+          if (!await c.fill(MAX_HEAD + 4)) break;
+        }
+        if (end < 0) break; // EOF
+        const h = parseResponseHead(decodeLatin1(c.buf, c.start, end), upgrade);
+        c.start = end;
+        if (h.status >= 200 || (upgrade && h.status === 101)) return h;
+        if (h.status === 101) {
+          throw new UpstreamError("protocol", "upstream switched protocols unasked", true);
+        }
+        interim = true; // 100 Continue, 102, 103 Early Hints: skipped
+      }
+    } catch (err) {
+      c.close();
+      if (err instanceof UpstreamError) throw err;
+      return this.#headFailure(c, staleIfEmpty && !interim, err);
+    }
+    c.close();
+    return this.#headFailure(c, staleIfEmpty && !interim, undefined);
+  }
+
+  #headFailure(c: UpstreamConn, staleIfEmpty: boolean, cause: unknown): never {
+    if (c.timedOut) {
+      throw new UpstreamError(
+        "response-timeout",
+        "upstream sent no response head within " + this.#o.responseTimeoutMs + " ms",
+        true,
+      );
+    }
+    if (c.bodyError !== undefined) throw c.bodyError;
+    if (staleIfEmpty && c.start === c.end) throw new StaleConnection();
+    throw new UpstreamError(
+      "reset",
+      "upstream closed the connection before a complete response head" +
+        (cause !== undefined ? ": " + message(cause) : ""),
+      true,
+      { cause },
+    );
+  }
+
+  /** Streams the client's request body upstream (Content-Length as declared, or chunked). */
+  async #pump(
+    c: UpstreamConn,
+    stream: ReadableStream<Uint8Array>,
+    chunked: boolean,
+  ): Promise<void> {
+    const reader = stream.getReader();
+    try {
+      for (;;) {
+        let r: ReadableStreamReadResult<Uint8Array>;
+        try {
+          r = await reader.read();
+        } catch (err) {
+          // The client's upload failed: the upstream must not take a truncated body as complete.
+          c.bodyError = err;
+          c.close();
+          return;
+        }
+        if (r.done) break;
+        const v = r.value;
+        if (v.length === 0) continue;
+        if (chunked) {
+          const size = v.length.toString(16);
+          const out = new Uint8Array(size.length + v.length + 4);
+          for (let i = 0; i < size.length; i++) out[i] = size.charCodeAt(i);
+          out[size.length] = 13;
+          out[size.length + 1] = 10;
+          out.set(v, size.length + 2);
+          out[out.length - 2] = 13;
+          out[out.length - 1] = 10;
+          await writeAll(c.conn, out);
+        } else {
+          await writeAll(c.conn, v);
+        }
+      }
+      if (chunked) await writeAll(c.conn, LAST_CHUNK);
+      c.requestDone = true;
+    } catch {
+      // The upstream stopped reading (it may have answered already, e.g. 413): stop uploading.
+      // requestDone stays false, so this connection is not reused.
+      reader.cancel().catch(() => {});
+    }
+  }
+
+  #countError(origin: Origin | undefined, err: UpstreamError): void {
+    this.#errorsByKind.set(err.kind, (this.#errorsByKind.get(err.kind) ?? 0) + 1);
+    if (origin === undefined) return;
+    origin.errors++;
+    origin.errorsByKind.set(err.kind, (origin.errorsByKind.get(err.kind) ?? 0) + 1);
+  }
+
+  snapshot(): ForwarderSnapshot {
+    let opened = 0, reused = 0, requests = 0, errors = 0;
+    const origins: Record<string, OriginSnapshot> = {};
+    for (const o of this.#pools.origins.values()) {
+      opened += o.opened;
+      reused += o.reused;
+      requests += o.requests;
+      errors += o.errors;
+      origins[o.key] = {
+        opened: o.opened,
+        reused: o.reused,
+        requests: o.requests,
+        errors: o.errors,
+        idle: o.idle.length,
+      };
+    }
+    return {
+      connections_opened: opened,
+      connections_reused: reused,
+      requests,
+      errors,
+      reuse_ratio: requests === 0 ? 0 : Math.round((reused / requests) * 10_000) / 10_000,
+      idle: this.#pools.idleCount,
+      errors_by_kind: Object.fromEntries(this.#errorsByKind),
+      origins,
+    };
+  }
+
+  metrics(): MetricFamily[] {
+    const opened: Sample[] = [], reused: Sample[] = [], requests: Sample[] = [];
+    const errors: Sample[] = [], idle: Sample[] = [];
+    for (const o of this.#pools.origins.values()) {
+      const labels = { origin: o.key };
+      opened.push({ labels, value: o.opened });
+      reused.push({ labels, value: o.reused });
+      requests.push({ labels, value: o.requests });
+      idle.push({ labels, value: o.idle.length });
+      for (const [kind, value] of o.errorsByKind) {
+        errors.push({ labels: { origin: o.key, kind }, value });
+      }
+    }
+    return [
+      {
+        name: "proxy_upstream_connections_opened_total",
+        help: "Upstream connections opened, by origin.",
+        type: "counter",
+        samples: opened,
+      },
+      {
+        name: "proxy_upstream_connections_reused_total",
+        help: "Upstream requests sent on a kept-alive connection, by origin.",
+        type: "counter",
+        samples: reused,
+      },
+      {
+        name: "proxy_upstream_requests_total",
+        help: "Requests forwarded upstream, by origin.",
+        type: "counter",
+        samples: requests,
+      },
+      {
+        name: "proxy_upstream_errors_total",
+        help:
+          "Upstream failures (connect, timeouts, resets, protocol, forbidden address), by origin and kind.",
+        type: "counter",
+        samples: errors,
+      },
+      {
+        name: "proxy_upstream_idle_connections",
+        help: "Idle keep-alive connections in the pool, by origin.",
+        type: "gauge",
+        samples: idle,
+      },
+    ];
+  }
+
+  close(): void {
+    this.#pools.close();
+  }
+}
+
+/** Creates a forwarder with its own keep-alive pools. */
+export function createForwarder(options: ForwarderOptions): Forwarder {
+  return new HttpForwarder(options);
+}

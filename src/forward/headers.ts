@@ -1,0 +1,132 @@
+/**
+ * Header hygiene for the upstream hop: hop-by-hop stripping (RFC 9110 §7.6.1),
+ * X-Forwarded-* and Via, and the request head the forwarder writes.
+ *
+ * @module
+ */
+
+/** Headers that describe one connection, never forwarded (plus whatever `Connection` names). */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authorization",
+  "proxy-authenticate",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+/** Lower-cased, trimmed tokens of a comma-separated header value (`Connection: close, X-Foo`). */
+export function headerTokens(value: string): string[] {
+  const out: string[] = [];
+  for (const part of value.split(",")) {
+    const t = part.trim().toLowerCase();
+    if (t !== "") out.push(t);
+  }
+  return out;
+}
+
+/** What the forwarder adds about the client (mirrors ForwardRequestInfo). */
+export interface ForwardingFacts {
+  clientIp: string;
+  forwardedFor?: string;
+  proto: "http" | "https";
+  host: string;
+  preserveHost: boolean;
+}
+
+/**
+ * Builds the request head sent upstream: origin-form request-target, Host, the
+ * client's end-to-end headers, X-Forwarded-*, Via and the body framing.
+ *
+ * `bodyLength` >= 0 sends Content-Length, -1 sends `Transfer-Encoding: chunked`,
+ * -2 sends no framing header (no body). With `upgrade`, the client's
+ * `Upgrade` header and `Connection: upgrade` are kept (WebSocket pass-through).
+ */
+export function buildRequestHead(
+  req: Request,
+  target: URL,
+  facts: ForwardingFacts,
+  via: string,
+  bodyLength: number,
+  upgrade: boolean,
+): string {
+  const reqHeaders = req.headers;
+  const connection = reqHeaders.get("connection");
+  // Tokens other than the usual keep-alive/close/upgrade name extra hop-by-hop headers.
+  let named: string[] | undefined;
+  if (connection !== null) {
+    for (const t of headerTokens(connection)) {
+      if (t !== "keep-alive" && t !== "close" && t !== "upgrade") (named ??= []).push(t);
+    }
+  }
+  const host = facts.preserveHost && facts.host !== "" ? facts.host : target.host;
+  let head = req.method + " " + target.pathname + target.search + " HTTP/1.1\r\nhost: " + host +
+    "\r\n";
+  let xff: string | undefined;
+  let priorVia: string | undefined;
+  let upgradeValue: string | undefined;
+  for (const [name, value] of reqHeaders) {
+    switch (name) {
+      case "host":
+      case "content-length":
+      case "x-forwarded-proto":
+      case "x-forwarded-host":
+      case "connection":
+      case "keep-alive":
+      case "proxy-connection":
+      case "proxy-authorization":
+      case "proxy-authenticate":
+      case "te":
+      case "trailer":
+      case "transfer-encoding":
+        continue;
+      case "upgrade":
+        upgradeValue = value;
+        continue;
+      case "x-forwarded-for":
+        xff = value;
+        continue;
+      case "via":
+        priorVia = value;
+        continue;
+    }
+    if (named !== undefined && named.includes(name)) continue;
+    head += name + ": " + value + "\r\n";
+  }
+  const forwardedFor = facts.forwardedFor ??
+    (xff !== undefined && xff !== "" ? xff + ", " + facts.clientIp : facts.clientIp);
+  head += "x-forwarded-for: " + forwardedFor + "\r\nx-forwarded-proto: " + facts.proto +
+    "\r\nx-forwarded-host: " + facts.host + "\r\nvia: " +
+    (priorVia !== undefined && priorVia !== "" ? priorVia + ", " + via : via) + "\r\n";
+  if (upgrade && upgradeValue !== undefined) {
+    head += "connection: upgrade\r\nupgrade: " + upgradeValue + "\r\n";
+  }
+  if (bodyLength >= 0) head += "content-length: " + bodyLength + "\r\n\r\n";
+  else if (bodyLength === -1) head += "transfer-encoding: chunked\r\n\r\n";
+  else head += "\r\n";
+  return head;
+}
+
+/** Encodes a head string byte-for-byte (header values are ByteStrings: every char is < 256). */
+export function encodeLatin1(s: string, extra = 0): Uint8Array {
+  const n = s.length;
+  const out = new Uint8Array(n + extra);
+  for (let i = 0; i < n; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+/** Decodes bytes as latin1 (the only lossless reading of a header block). */
+export function decodeLatin1(b: Uint8Array, start: number, end: number): string {
+  let s = "";
+  // fromCharCode.apply in slices keeps the argument count bounded.
+  for (let i = start; i < end; i += 8192) {
+    s += String.fromCharCode.apply(
+      null,
+      b.subarray(i, Math.min(end, i + 8192)) as unknown as number[],
+    );
+  }
+  return s;
+}

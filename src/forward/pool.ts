@@ -1,0 +1,154 @@
+/**
+ * Keep-alive pools, one per origin (scheme://host:port), with their counters.
+ * Idle connections are reused most-recent first and expire after the idle
+ * timeout (checked on take and by a sweeper that runs only while any are idle).
+ *
+ * @module
+ */
+
+import type { UpstreamConn } from "./conn.ts";
+import type { UpstreamErrorKind } from "./errors.ts";
+
+/** Per-origin state: idle connections and counters. */
+export class Origin {
+  readonly key: string;
+  readonly idle: UpstreamConn[] = [];
+  opened = 0;
+  reused = 0;
+  requests = 0;
+  errors = 0;
+  readonly errorsByKind = new Map<UpstreamErrorKind, number>();
+  constructor(key: string) {
+    this.key = key;
+  }
+}
+
+/** Most origins tracked individually; beyond that the quietest are folded into "other". */
+const MAX_ORIGINS = 512;
+const OTHER = "other";
+
+export interface PoolOptions {
+  idleTimeoutMs: number;
+  maxIdlePerOrigin: number;
+}
+
+export class Pools {
+  readonly origins = new Map<string, Origin>();
+  #opts: PoolOptions;
+  #idleCount = 0;
+  #sweeper: ReturnType<typeof setInterval> | undefined;
+  #closed = false;
+  readonly #sweep = (): void => this.sweep(Date.now());
+
+  constructor(opts: PoolOptions) {
+    this.#opts = opts;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get idleCount(): number {
+    return this.#idleCount;
+  }
+
+  origin(key: string): Origin {
+    let o = this.origins.get(key);
+    if (o !== undefined) return o;
+    o = new Origin(key);
+    if (this.origins.size >= MAX_ORIGINS) this.#foldQuietest();
+    this.origins.set(key, o);
+    return o;
+  }
+
+  /** A live idle connection for the origin, or undefined. */
+  take(o: Origin): UpstreamConn | undefined {
+    const now = Date.now();
+    while (o.idle.length > 0) {
+      const c = o.idle.pop()!;
+      this.#idleCount--;
+      if (c.closed || now - c.idleSince >= this.#opts.idleTimeoutMs) {
+        c.close();
+        continue;
+      }
+      return c;
+    }
+    return undefined;
+  }
+
+  /** Keeps a connection whose last response was fully read, or closes it when the pool is full. */
+  release(c: UpstreamConn): void {
+    const o = this.origins.get(c.key);
+    if (
+      this.#closed || c.closed || o === undefined || o.idle.length >= this.#opts.maxIdlePerOrigin
+    ) {
+      c.close();
+      return;
+    }
+    c.start = c.end = 0;
+    c.idleSince = Date.now();
+    o.idle.push(c);
+    this.#idleCount++;
+    if (this.#sweeper === undefined) {
+      const every = Math.min(5_000, Math.max(50, this.#opts.idleTimeoutMs >> 1));
+      const id = setInterval(this.#sweep, every);
+      // Idle connections alone must not keep the process alive.
+      Deno.unrefTimer(id);
+      this.#sweeper = id;
+    }
+  }
+
+  /** Closes idle connections past the idle timeout; stops the sweeper when none are left. */
+  sweep(now: number): void {
+    for (const o of this.origins.values()) {
+      if (o.idle.length === 0) continue;
+      const keep = o.idle.filter((c) => !c.closed && now - c.idleSince < this.#opts.idleTimeoutMs);
+      if (keep.length === o.idle.length) continue;
+      for (const c of o.idle) if (!keep.includes(c)) c.close();
+      this.#idleCount -= o.idle.length - keep.length;
+      o.idle.length = 0;
+      o.idle.push(...keep);
+    }
+    if (this.#idleCount === 0) this.#stopSweeper();
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const o of this.origins.values()) {
+      for (const c of o.idle) c.close();
+      o.idle.length = 0;
+    }
+    this.#idleCount = 0;
+    this.#stopSweeper();
+  }
+
+  #stopSweeper(): void {
+    if (this.#sweeper !== undefined) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
+    }
+  }
+
+  /** Folds the least-used origin without idle connections into the "other" entry. */
+  #foldQuietest(): void {
+    let victim: Origin | undefined;
+    for (const o of this.origins.values()) {
+      if (o.key === OTHER || o.idle.length > 0) continue;
+      if (victim === undefined || o.requests < victim.requests) victim = o;
+    }
+    if (victim === undefined) return;
+    this.origins.delete(victim.key);
+    let other = this.origins.get(OTHER);
+    if (other === undefined) {
+      other = new Origin(OTHER);
+      this.origins.set(OTHER, other);
+    }
+    other.opened += victim.opened;
+    other.reused += victim.reused;
+    other.requests += victim.requests;
+    other.errors += victim.errors;
+    for (const [k, v] of victim.errorsByKind) {
+      other.errorsByKind.set(k, (other.errorsByKind.get(k) ?? 0) + v);
+    }
+  }
+}
