@@ -48,9 +48,9 @@ Deno.test("proxies path and query to the backend and sets ctx.backend", async ()
   const balancer = createBalancer({
     backends: [{ url: a.url, weight: 1 }],
     strategy: "round-robin",
-    send: (req, target) => {
+    send: (req, target, ctx) => {
       seen.push(target.href);
-      return send(req, target);
+      return send(req, target, ctx);
     },
   });
   try {
@@ -250,6 +250,25 @@ Deno.test("in_flight covers the response body until it is read or cancelled", as
       const latency = b.metrics().find((m) => m.name === "proxy_backend_latency_seconds")!;
       assert.ok(latency.samples.some((s) => s.labels?.quantile === "0.99"));
       assert.equal(latency.samples.find((s) => s.suffix === "_count")?.value, 2);
+    });
+  } finally {
+    await a.close();
+  }
+});
+
+Deno.test("in_flight ends with ctx.conn.completed when the listener provides it", async () => {
+  const a = startOrigin("a");
+  try {
+    await withBalancer([a.url], {}, async (b) => {
+      const { promise, resolve } = Promise.withResolvers<void>();
+      const base = testContext();
+      const ctx = { ...base, conn: { ...base.conn, completed: promise } };
+      const res = await b.handler(get(), ctx);
+      assert.equal(await res.text(), "a");
+      assert.equal(b.snapshot().backends[0].in_flight, 1, "body read, but not yet sent");
+      resolve();
+      await promise;
+      assert.equal(b.snapshot().backends[0].in_flight, 0);
     });
   } finally {
     await a.close();

@@ -1,0 +1,320 @@
+/**
+ * Admission control: the event-loop counterpart of a threaded server's
+ * worker pool (MAX_CONCURRENCY ≈ THREAD_POOL_SIZE) and its accept queue
+ * (REQUEST_QUEUE_SIZE). At most `maxConcurrency` requests are processed at
+ * once; up to `queueSize` more wait in FIFO order for at most
+ * `queueTimeoutMs`; anything beyond is turned away with 503 and Retry-After
+ * right away, so overload sheds load instead of growing latency without
+ * bound. A slot is held until the response body has been sent, not just its
+ * headers.
+ *
+ * @module
+ */
+
+import type { Context, MiddlewareHandler } from "hono";
+import { Histogram } from "../stats/histogram.ts";
+import type { MetricFamily } from "../stats/metric.ts";
+import { Fifo, type QueueNode } from "./queue.ts";
+
+export interface AdmissionOptions {
+  /** Requests processed at once (MAX_CONCURRENCY). */
+  maxConcurrency: number;
+  /** Requests that may wait for a slot beyond that (REQUEST_QUEUE_SIZE; 0: none wait). */
+  queueSize: number;
+  /** Longest wait in the queue before 503 (QUEUE_TIMEOUT). */
+  queueTimeoutMs: number;
+}
+
+export type RejectReason = "queue-full" | "queue-timeout" | "closed" | "aborted";
+
+/** Thrown by `acquire()` when a request is not admitted; carries the answer to give. */
+export class AdmissionRejected extends Error {
+  readonly status = 503;
+  constructor(readonly reason: RejectReason, readonly retryAfter: number) {
+    super(
+      reason === "queue-full"
+        ? "server busy: request queue is full"
+        : reason === "queue-timeout"
+        ? "server busy: timed out waiting in the request queue"
+        : reason === "closed"
+        ? "server is shutting down"
+        : "client went away while queued",
+    );
+    this.name = "AdmissionRejected";
+  }
+}
+
+export interface AdmissionSnapshot {
+  in_flight: number;
+  max_concurrency: number;
+  queued: number;
+  queue_size: number;
+  queue_timeout_ms: number;
+  /** Requests let in (at once or after waiting). */
+  admitted: number;
+  /** Of those, requests that had to wait in the queue. */
+  waited: number;
+  /** Turned away because the queue was full. */
+  rejected: number;
+  /** Turned away after waiting `queue_timeout_ms`. */
+  timed_out: number;
+  /** Left the queue because their client disconnected. */
+  cancelled: number;
+  /** Time spent waiting for a slot, over all admitted requests. */
+  wait_ms: { p50: number; p99: number; max: number };
+}
+
+export interface Admission {
+  /** Section "admission" of /proxy-stats. */
+  readonly name: string;
+  /** Hono middleware: admits, queues or answers 503 with Retry-After. */
+  readonly middleware: MiddlewareHandler;
+  /**
+   * Waits for a slot; resolves to its release function (call it once when
+   * the response is done; extra calls are ignored). Rejects with
+   * {@linkcode AdmissionRejected} when the queue is full, the wait times out,
+   * `signal` aborts, or the admission is closed.
+   */
+  acquire(signal?: AbortSignal): Promise<() => void>;
+  snapshot(): AdmissionSnapshot;
+  metrics(): MetricFamily[];
+  /** Turns away everyone still queued and any later request; admitted ones finish. */
+  close(): void;
+}
+
+interface Waiter {
+  admit(): void;
+  reject(err: AdmissionRejected): void;
+}
+
+/** Smoothing of the average slot hold time behind the Retry-After estimate. */
+const EWMA_WEIGHT = 0.1;
+
+export function createAdmission(options: AdmissionOptions): Admission {
+  const max = Math.max(1, Math.floor(options.maxConcurrency));
+  const queueSize = Math.max(0, Math.floor(options.queueSize));
+  const queueTimeoutMs = Math.max(0, options.queueTimeoutMs);
+  const queue = new Fifo<Waiter>();
+  const waits = new Histogram();
+  let inFlight = 0;
+  let admitted = 0;
+  let waited = 0;
+  let rejected = 0;
+  let timedOut = 0;
+  let cancelled = 0;
+  let closed = false;
+  /** Average ms a slot is held, to estimate when the queue drains. */
+  let avgHoldMs = 0;
+
+  /** Seconds until a queued request would likely get a slot, 1–60. */
+  const retryAfter = () => {
+    const drainMs = avgHoldMs * (queue.size + 1) / max;
+    return Math.max(1, Math.min(60, Math.ceil(drainMs / 1000)));
+  };
+
+  const grant = (): () => void => {
+    inFlight++;
+    admitted++;
+    const since = performance.now();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      inFlight--;
+      avgHoldMs += (performance.now() - since - avgHoldMs) * EWMA_WEIGHT;
+      // Hand the freed slot straight to the oldest waiter (FIFO).
+      while (inFlight < max && queue.size > 0) queue.shift()!.admit();
+    };
+  };
+
+  /** A slot right away, or undefined when the caller would have to queue. */
+  const tryGrant = (): (() => void) | undefined => {
+    if (closed || inFlight >= max || queue.size > 0) return undefined;
+    waits.record(0);
+    return grant();
+  };
+
+  const acquire = (signal?: AbortSignal): Promise<() => void> => {
+    if (closed) return Promise.reject(new AdmissionRejected("closed", 1));
+    const now = tryGrant();
+    if (now) return Promise.resolve(now);
+    if (queue.size >= queueSize) {
+      rejected++;
+      return Promise.reject(new AdmissionRejected("queue-full", retryAfter()));
+    }
+    if (signal?.aborted) {
+      cancelled++;
+      return Promise.reject(new AdmissionRejected("aborted", 1));
+    }
+    return new Promise((resolve, reject) => {
+      const enqueued = performance.now();
+      let node: QueueNode<Waiter> | undefined = undefined;
+      const cleanup = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+      };
+      const leave = (reason: RejectReason) => {
+        queue.remove(node!);
+        cleanup();
+        reject(new AdmissionRejected(reason, retryAfter()));
+      };
+      const onAbort = () => {
+        cancelled++;
+        leave("aborted");
+      };
+      const timer = setTimeout(() => {
+        timedOut++;
+        leave("queue-timeout");
+      }, queueTimeoutMs);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      node = queue.push({
+        admit() {
+          cleanup();
+          waited++;
+          waits.record(performance.now() - enqueued);
+          resolve(grant());
+        },
+        reject(err) {
+          cleanup();
+          reject(err);
+        },
+      });
+    });
+  };
+
+  const middleware: MiddlewareHandler = async (c, next) => {
+    // The fast path (a free slot) does not touch the request's AbortSignal, which Deno creates lazily.
+    let release = tryGrant();
+    try {
+      release ??= await acquire(c.req.raw.signal);
+    } catch (err) {
+      if (!(err instanceof AdmissionRejected)) throw err;
+      return c.text(`${err.message}\n`, 503, { "Retry-After": String(err.retryAfter) });
+    }
+    try {
+      await next();
+    } catch (err) {
+      release();
+      throw err;
+    }
+    releaseWhenSent(c, release);
+  };
+
+  return {
+    name: "admission",
+    middleware,
+    acquire,
+    snapshot(): AdmissionSnapshot {
+      const r = (x: number) => Math.round(x * 1000) / 1000;
+      return {
+        in_flight: inFlight,
+        max_concurrency: max,
+        queued: queue.size,
+        queue_size: queueSize,
+        queue_timeout_ms: queueTimeoutMs,
+        admitted,
+        waited,
+        rejected,
+        timed_out: timedOut,
+        cancelled,
+        wait_ms: { p50: r(waits.percentile(50)), p99: r(waits.percentile(99)), max: r(waits.max) },
+      };
+    },
+    metrics(): MetricFamily[] {
+      return [
+        gauge("proxy_admission_in_flight", "Requests holding a processing slot.", inFlight),
+        gauge("proxy_admission_max_concurrency", "Processing slots (MAX_CONCURRENCY).", max),
+        gauge("proxy_admission_queued", "Requests waiting for a slot.", queue.size),
+        gauge("proxy_admission_queue_size", "Queue capacity (REQUEST_QUEUE_SIZE).", queueSize),
+        counter("proxy_admission_admitted_total", "Requests let in.", admitted),
+        counter("proxy_admission_waited_total", "Requests let in after waiting.", waited),
+        {
+          name: "proxy_admission_rejected_total",
+          help: "Requests turned away with 503, by reason.",
+          type: "counter",
+          samples: [
+            { labels: { reason: "queue_full" }, value: rejected },
+            { labels: { reason: "queue_timeout" }, value: timedOut },
+            { labels: { reason: "client_gone" }, value: cancelled },
+          ],
+        },
+        {
+          name: "proxy_admission_wait_seconds",
+          help: "Time admitted requests waited for a slot.",
+          type: "summary",
+          samples: [
+            ...[0.5, 0.99].map((q) => ({
+              labels: { quantile: String(q) },
+              value: waits.percentile(q * 100) / 1000,
+            })),
+            { suffix: "_sum", value: waits.sum / 1000 },
+            { suffix: "_count", value: waits.count },
+          ],
+        },
+      ];
+    },
+    close() {
+      closed = true;
+      while (queue.size > 0) queue.shift()!.reject(new AdmissionRejected("closed", 1));
+    },
+  };
+}
+
+/**
+ * Releases the slot once the response has been delivered. When Hono's
+ * `c.env` carries a `completed` promise (Deno.serve's handler info does, and
+ * so may the listener's ConnInfo), it settles once the body has been fully
+ * sent or the client left; using it keeps Deno's fast path for the body.
+ * Elsewhere the body is wrapped and the slot is released when it has been
+ * read to the end, cancelled or failed (about a third of the throughput of a
+ * small proxied response on Deno 2.9 goes to that wrapper).
+ */
+function releaseWhenSent(c: Context, release: () => void): void {
+  const completed = (c.env as { completed?: unknown } | undefined)?.completed;
+  if (completed instanceof Promise) {
+    completed.then(release, release);
+    return;
+  }
+  const res = c.res;
+  const source = res.body;
+  if (source === null) {
+    release();
+    return;
+  }
+  const reader = source.getReader();
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { value, done } = await reader.read();
+        if (done) {
+          release();
+          controller.close();
+        } else {
+          controller.enqueue(value);
+        }
+      } catch (err) {
+        release();
+        controller.error(err);
+      }
+    },
+    cancel(reason) {
+      release();
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+  // Clearing c.res first stops Hono from copying the old headers onto the new response.
+  c.res = undefined;
+  c.res = new Response(body, {
+    status: res.status,
+    statusText: res.statusText,
+    headers: res.headers,
+  });
+}
+
+function gauge(name: string, help: string, value: number): MetricFamily {
+  return { name, help, type: "gauge", samples: [{ value }] };
+}
+
+function counter(name: string, help: string, value: number): MetricFamily {
+  return { name, help, type: "counter", samples: [{ value }] };
+}

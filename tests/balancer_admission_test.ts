@@ -1,0 +1,161 @@
+/**
+ * Admission control in front of a real Hono app on Deno.serve, driven by
+ * real HTTP clients: a full queue answers 503 with Retry-After at once while
+ * the admitted requests still complete; slots last until the body is sent.
+ */
+import assert from "node:assert/strict";
+import { Hono } from "hono";
+import { type Admission, createAdmission } from "../src/admission/mod.ts";
+
+interface Gate {
+  wait: Promise<void>;
+  open(): void;
+}
+function gate(): Gate {
+  const { promise, resolve } = Promise.withResolvers<void>();
+  return { wait: promise, open: () => resolve() };
+}
+
+/** Serves `app` on a free port; `passInfo` hands Deno.serve's info to Hono as c.env. */
+function serve(app: Hono, passInfo: boolean) {
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    passInfo ? app.fetch : (req) => app.fetch(req),
+  );
+  return { server, base: `http://127.0.0.1:${server.addr.port}` };
+}
+
+async function waitFor(predicate: () => boolean, what: string) {
+  const deadline = Date.now() + 10_000;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+for (const passInfo of [true, false]) {
+  const how = passInfo ? "with Deno.serve's completed" : "with a wrapped body";
+  Deno.test(`admission (${how}): a full queue gives 503 + Retry-After; admitted and queued requests finish`, async () => {
+    const adm: Admission = createAdmission({
+      maxConcurrency: 2,
+      queueSize: 2,
+      queueTimeoutMs: 10_000,
+    });
+    const hold = gate();
+    const arrived: string[] = [];
+    const app = new Hono();
+    app.use("*", adm.middleware);
+    app.get("/work/:id", async (c) => {
+      arrived.push(c.req.param("id"));
+      await hold.wait;
+      return c.text(`done ${c.req.param("id")}`);
+    });
+    const { server, base } = serve(app, passInfo);
+    const client = Deno.createHttpClient({});
+    const get = (id: string) => fetch(`${base}/work/${id}`, { client });
+    try {
+      const admitted = [get("a"), get("b")];
+      await waitFor(() => arrived.length === 2, "two admitted requests");
+      const queued = [get("c")];
+      await waitFor(() => adm.snapshot().queued === 1, "c queued");
+      queued.push(get("d"));
+      await waitFor(() => adm.snapshot().queued === 2, "d queued");
+
+      const started = performance.now();
+      const busy = await get("e");
+      const ms = performance.now() - started;
+      assert.equal(busy.status, 503);
+      assert.ok(Number(busy.headers.get("retry-after")) >= 1);
+      assert.match(await busy.text(), /queue is full/);
+      assert.ok(ms < 1_000, `503 took ${ms} ms`);
+
+      hold.open();
+      const texts = await Promise.all([...admitted, ...queued].map(async (p) => {
+        const res = await p;
+        assert.equal(res.status, 200);
+        return res.text();
+      }));
+      assert.deepEqual(texts, ["done a", "done b", "done c", "done d"]);
+      assert.deepEqual(arrived.slice(2), ["c", "d"], "queued requests ran in FIFO order");
+      await waitFor(() => adm.snapshot().in_flight === 0, "all slots released");
+      const s = adm.snapshot();
+      assert.equal(s.admitted, 4);
+      assert.equal(s.waited, 2);
+      assert.equal(s.rejected, 1);
+      assert.ok(s.wait_ms.p99 > 0);
+    } finally {
+      adm.close();
+      client.close();
+      await server.shutdown();
+    }
+  });
+
+  Deno.test(`admission (${how}): a slot is held until the body has been sent`, async () => {
+    const adm = createAdmission({ maxConcurrency: 1, queueSize: 0, queueTimeoutMs: 1_000 });
+    let push!: ReadableStreamDefaultController<Uint8Array>;
+    const app = new Hono();
+    app.use("*", adm.middleware);
+    app.get("/stream", () =>
+      new Response(
+        new ReadableStream<Uint8Array>({
+          start(c) {
+            push = c;
+            c.enqueue(new TextEncoder().encode("first,"));
+          },
+        }),
+      ));
+    app.get("/quick", (c) => c.text("quick"));
+    const { server, base } = serve(app, passInfo);
+    const client = Deno.createHttpClient({});
+    try {
+      const res = await fetch(`${base}/stream`, { client });
+      assert.equal(res.status, 200);
+      // Headers are out, the body is not finished: the slot is still taken.
+      assert.equal(adm.snapshot().in_flight, 1);
+      const other = await fetch(`${base}/quick`, { client });
+      assert.equal(other.status, 503);
+      await other.body?.cancel();
+      push.enqueue(new TextEncoder().encode("last"));
+      push.close();
+      assert.equal(await res.text(), "first,last");
+      await waitFor(() => adm.snapshot().in_flight === 0, "slot released after the body");
+      const again = await fetch(`${base}/quick`, { client });
+      assert.equal(await again.text(), "quick");
+    } finally {
+      adm.close();
+      client.close();
+      await server.shutdown();
+    }
+  });
+}
+
+Deno.test("admission: a queued request times out with 503 while the admitted one completes", async () => {
+  const adm = createAdmission({ maxConcurrency: 1, queueSize: 5, queueTimeoutMs: 150 });
+  const hold = gate();
+  const app = new Hono();
+  app.use("*", adm.middleware);
+  app.get("/", async (c) => {
+    await hold.wait;
+    return c.text("ok");
+  });
+  const { server, base } = serve(app, true);
+  const client = Deno.createHttpClient({});
+  try {
+    const first = fetch(base, { client });
+    await waitFor(() => adm.snapshot().in_flight === 1, "first admitted");
+    const started = performance.now();
+    const late = await fetch(base, { client });
+    const waited = performance.now() - started;
+    assert.equal(late.status, 503);
+    assert.match(await late.text(), /timed out/);
+    assert.ok(late.headers.has("retry-after"));
+    assert.ok(waited >= 140, `gave up after ${waited} ms`);
+    hold.open();
+    assert.equal(await (await first).text(), "ok");
+    assert.equal(adm.snapshot().timed_out, 1);
+  } finally {
+    adm.close();
+    client.close();
+    await server.shutdown();
+  }
+});
