@@ -1,0 +1,60 @@
+/**
+ * nginx as a reverse proxy, configured in a private directory and started
+ * with `-p`/`-c`/`-e` so it never reads or writes the system-wide setup.
+ *
+ * @module
+ */
+import { type Proc, startProcess } from "./process.ts";
+
+export interface NginxReverseOptions {
+  dir: string;
+  listenPort: number;
+  upstreamPort: number;
+  /** Idle keep-alive connections to the upstream (default 64). */
+  keepalive?: number;
+}
+
+/** nginx.conf for one worker, upstream keep-alive, no access log. Exported for tests. */
+export function nginxReverseConfig(o: NginxReverseOptions): string {
+  // As root the workers would switch to "nobody" and could not use the
+  // private temp directories; as anyone else nginx ignores `user`.
+  const user = Deno.uid() === 0 ? "user root;\n" : "";
+  return `${user}worker_processes 1;
+daemon off;
+pid ${o.dir}/nginx.pid;
+error_log ${o.dir}/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path ${o.dir}/client_body;
+  proxy_temp_path ${o.dir}/proxy;
+  fastcgi_temp_path ${o.dir}/fastcgi;
+  uwsgi_temp_path ${o.dir}/uwsgi;
+  scgi_temp_path ${o.dir}/scgi;
+  upstream origin {
+    server 127.0.0.1:${o.upstreamPort};
+    keepalive ${o.keepalive ?? 64};
+  }
+  server {
+    listen 127.0.0.1:${o.listenPort};
+    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+`;
+}
+
+export async function startNginxReverse(o: NginxReverseOptions): Promise<Proc> {
+  await Deno.mkdir(o.dir, { recursive: true });
+  const conf = `${o.dir}/nginx.conf`;
+  await Deno.writeTextFile(conf, nginxReverseConfig(o));
+  return await startProcess({
+    name: "nginx",
+    cmd: "nginx",
+    args: ["-p", `${o.dir}/`, "-c", conf, "-e", `${o.dir}/error.log`],
+    readyPort: o.listenPort,
+  });
+}
