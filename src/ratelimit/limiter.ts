@@ -10,7 +10,7 @@
  */
 import type { MiddlewareHandler } from "hono";
 import type { Logger } from "@logtape/logtape";
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import type { RequestContext } from "../context/mod.ts";
 import type { MetricFamily, StatsSource } from "../stats/metric.ts";
 import { type Cidr, matchesAny } from "../security/mod.ts";
@@ -33,7 +33,7 @@ export type KeyBy = "ip" | "user" | { readonly header: string };
 
 /** The shared Redis connection as the app hands it around. */
 export interface RedisHandle {
-  readonly client: Redis;
+  readonly client: Redis | Cluster;
   /** "ok" when commands can be sent now; anything else means use the local limiter. */
   status(): string;
 }
@@ -201,7 +201,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   };
 
   return {
-    name: "ratelimit",
+    name: "rate_limit",
     middleware,
     check,
     decide,

@@ -5,7 +5,7 @@
  * clock, so instances whose clocks disagree still agree on the window.
  * @module
  */
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import type { Decision } from "./decision.ts";
 
 /**
@@ -34,7 +34,7 @@ return {allowed, limit - count, reset}
 
 const COMMAND = "proxyRateLimitSlidingWindow";
 
-type ScriptClient = Redis & {
+type ScriptClient = (Redis | Cluster) & {
   [COMMAND](
     key: string,
     windowMs: number,
@@ -44,7 +44,7 @@ type ScriptClient = Redis & {
 };
 
 export interface RedisWindowOptions {
-  readonly client: Redis;
+  readonly client: Redis | Cluster;
   readonly limit: number;
   readonly windowMs: number;
   /** Key prefix, e.g. "proxy:rl:". */
