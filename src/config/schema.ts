@@ -417,7 +417,7 @@ export const SCHEMA = {
   // ── security ────────────────────────────────────────────────────────
   allowedClients: setting({
     env: "ALLOWED_CLIENTS",
-    default: "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7,fe80::/10",
+    default: "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7,fe80::/10",
     group: "security",
     description: "Clients allowed to use the proxy at all (CIDRs); others get 403.",
     parser: list(cidr()),

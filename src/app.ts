@@ -1,0 +1,325 @@
+/**
+ * Composes the proxy: one Hono app whose phases run in Pingora's order.
+ *
+ *   observe (request id · stats · access log)
+ *   → own endpoints (/proxy-stats, /metrics, /healthz, purge) when addressed to the proxy
+ *   → admission (in-flight limit + bounded FIFO queue)
+ *   → client ACL · proxy auth (forward proxying only)
+ *   → rate limit → filter
+ *   → cache → compression → route (absolute-form: the destination; origin-form: the balancer)
+ *     → forwarder (pooled keep-alive, timeouts, streaming)
+ *
+ * Request filters are Hono middlewares; everything after them is a chain of
+ * plain `Handler`s (src/context), so the cache can call the inner chain for
+ * background revalidation and a hit costs no middleware hops.
+ *
+ * @module
+ */
+import { Hono, type MiddlewareHandler } from "hono";
+import type { LoadedConfig } from "./config/mod.ts";
+import type { ConnInfo, Handler, RequestContext } from "./context/mod.ts";
+import { createForwarder, UpstreamError } from "./forward/mod.ts";
+import { createBalancer } from "./balancer/mod.ts";
+import { logger } from "./log/mod.ts";
+import {
+  clientIpFrom,
+  createAddressPolicy,
+  createClientAcl,
+  forwardedForValue,
+  parseCidrList,
+} from "./security/mod.ts";
+import { PROMETHEUS_CONTENT_TYPE, ProxyStats, renderPrometheus } from "./stats/mod.ts";
+import type { Refusal, TunnelRequest } from "./server/tunnel.ts";
+import { VERSION } from "./version.ts";
+
+export type ProxyEnv = { Bindings: ConnInfo; Variables: { ctx: RequestContext } };
+
+/** Everything `serve` needs from the composed proxy. */
+export interface Proxy {
+  /** The app, for every listener. */
+  fetch(req: Request, conn: ConnInfo): Response | Promise<Response>;
+  /** Checks a CONNECT before a tunnel opens. */
+  admitTunnel(req: TunnelRequest): Promise<Refusal | undefined>;
+  /** SSRF check on the address actually connected to, for tunnels. */
+  checkAddress?(ip: string, host: string): string | undefined;
+  readonly stats: ProxyStats;
+  readonly mode: LoadedConfig["mode"];
+  /** Re-reads lists, certificates and auth files (SIGHUP). */
+  reload(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const text = (status: number, body: string, headers: Record<string, string> = {}) =>
+  new Response(`${body}\n`, {
+    status,
+    headers: { "content-type": "text/plain; charset=utf-8", ...headers },
+  });
+
+/** Paths of the proxy's own endpoints (origin-form requests only). */
+const OWN_PATHS = new Set(["/proxy-stats", "/metrics", "/healthz", "/proxy-reload"]);
+
+export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
+  const { config, mode } = loaded;
+  const listener = mode === "reverse" ? "deno.serve" : "node:http";
+  const stats = new ProxyStats({ mode, listener });
+  const accessLog = config.accessLog ? logger("access") : undefined;
+  const log = logger("app");
+  const instance = crypto.randomUUID().slice(0, 8);
+  const via = `1.1 proxy-${instance}`;
+  const closers: (() => unknown)[] = [];
+  const cidrs = (list: { text: string }[]) => parseCidrList(list.map((c) => c.text));
+
+  // ── security: who may use the proxy, where it may connect ──────────
+  const acl = createClientAcl({ allowed: cidrs(config.allowedClients) });
+  const trusted = cidrs(config.trustedProxies);
+  const checkAddress = createAddressPolicy({
+    allowPrivate: config.forwardAllowPrivate === "none" || config.forwardAllowPrivate === "all"
+      ? config.forwardAllowPrivate
+      : cidrs(config.forwardAllowPrivate),
+  });
+  // In a gateway the backends are the operator's own, so only forward proxying is
+  // limited to ALLOWED_CLIENTS unless the operator set it explicitly.
+  const aclForReverse = loaded.sources.allowedClients !== "default";
+
+  // ── upstream: forwarder and balancer ────────────────────────────────
+  const forwarder = createForwarder({
+    connectTimeoutMs: config.connectionTimeout,
+    responseTimeoutMs: config.connectionTimeout,
+    idleTimeoutMs: config.upstreamIdleTimeout,
+    maxIdlePerOrigin: config.upstreamKeepalive,
+    via,
+  });
+  // Forward requests are checked against the address actually connected to (DNS rebinding
+  // cannot bypass it); backends are the operator's choice and are not.
+  const forwardForwarder = createForwarder({
+    connectTimeoutMs: config.connectionTimeout,
+    responseTimeoutMs: config.connectionTimeout,
+    idleTimeoutMs: config.upstreamIdleTimeout,
+    maxIdlePerOrigin: config.upstreamKeepalive,
+    via,
+    checkAddress,
+  });
+  closers.push(() => forwardForwarder.close());
+  closers.push(() => forwarder.close());
+  stats.add({
+    name: "upstream",
+    snapshot: () => forwarder.snapshot(),
+    metrics: () => forwarder.metrics(),
+  });
+
+  const forwardInfo = (req: Request, ctx: RequestContext, preserveHost: boolean) => ({
+    clientIp: ctx.clientIp,
+    forwardedFor: forwardedForValue(
+      ctx.conn.remoteAddr,
+      req.headers.get("x-forwarded-for"),
+      trusted,
+    ),
+    proto: ctx.conn.secure ? "https" as const : "http" as const,
+    host: req.headers.get("host") ?? "",
+    preserveHost,
+  });
+
+  const balancer = createBalancer({
+    backends: config.backends,
+    strategy: config.lbStrategy,
+    healthCheck: {
+      path: config.healthCheckPath,
+      intervalMs: config.healthCheckInterval,
+      timeoutMs: config.healthCheckTimeout,
+      rise: config.healthCheckRise,
+      fall: config.healthCheckFall,
+    },
+    passive: { maxFails: config.maxFails, failTimeoutMs: config.failTimeout },
+    retries: config.retryAttempts,
+    retryBodyLimit: config.retryBodyLimit,
+    send: (req: Request, target: URL, ctx: RequestContext) =>
+      forwarder.forward(req, target, forwardInfo(req, ctx, true)),
+    logger: logger("balancer"),
+  });
+  closers.push(() => balancer.close());
+  stats.add(balancer);
+
+  /** Route phase: absolute-form to its destination, origin-form to the backends. */
+  const noBackend = () =>
+    Promise.resolve(text(
+      502,
+      "no backend configured: this port is a forward proxy (send absolute-form requests, " +
+        "e.g. curl -x), or set BACKEND_SERVERS to reverse-proxy origin-form requests",
+    ));
+  const route: Handler = (req, ctx) =>
+    ctx.target
+      ? forwardForwarder.forward(req, ctx.target, forwardInfo(req, ctx, false))
+      : config.backends.length > 0
+      ? balancer.handler(req, ctx)
+      : noBackend();
+
+  // cache: wraps compression which wraps route
+  // compression: wraps route
+  const pipeline: Handler = route;
+
+  // ── the Hono app ────────────────────────────────────────────────────
+  const app = new Hono<ProxyEnv>();
+  let sequence = 0;
+
+  app.use(observe());
+
+  function observe(): MiddlewareHandler<ProxyEnv> {
+    return async (c, next) => {
+      const req = c.req.raw;
+      const ctx: RequestContext = {
+        id: `${instance}-${(++sequence).toString(36)}`,
+        conn: c.env,
+        startedAt: performance.now(),
+        clientIp: trusted.length === 0
+          ? c.env.remoteAddr
+          : clientIpFrom(c.env.remoteAddr, req.headers.get("x-forwarded-for"), trusted),
+      };
+      c.set("ctx", ctx);
+      stats.begin(req.method);
+      await next();
+      const res = c.res;
+      const ms = performance.now() - ctx.startedAt;
+      stats.end(res.status, ms);
+      const length = res.headers.get("content-length");
+      if (length !== null) stats.bytesTransferred += Number(length);
+      else if (res.body && req.method !== "HEAD") {
+        c.res = countBody(res, (n) => stats.bytesTransferred += n);
+      }
+      if (accessLog) {
+        accessLog.info(
+          "{clientIp} {method} {target} {status} {bytes} {durationMs}ms {cache} {backend} {id}",
+          {
+            id: ctx.id,
+            clientIp: ctx.clientIp,
+            method: req.method,
+            target: ctx.conn.form === "absolute" ? req.url : c.req.path,
+            status: res.status,
+            bytes: length ?? "-",
+            durationMs: Math.round(ms * 1000) / 1000,
+            cache: ctx.cacheStatus ?? "-",
+            backend: ctx.backend ?? "-",
+            userAgent: req.headers.get("user-agent") ?? "",
+          },
+        );
+      }
+    };
+  }
+
+  // ── own endpoints ───────────────────────────────────────────────────
+  const own = new Hono<ProxyEnv>();
+  own.get("/healthz", (c) =>
+    c.json({
+      status: "ok",
+      mode,
+      listener,
+      version: VERSION,
+      uptime_seconds: Math.floor((Date.now() - stats.startTime.getTime()) / 1000),
+      backends: config.backends.length,
+    }));
+  own.get("/proxy-stats", (c) => c.json(stats.snapshot()));
+  own.get(
+    "/metrics",
+    () =>
+      new Response(renderPrometheus(stats.metrics()), {
+        headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
+      }),
+  );
+  own.post("/proxy-reload", async () => {
+    await proxy.reload();
+    return text(200, "reloaded");
+  });
+  own.all("*", () => text(405, "method not allowed on this endpoint"));
+
+  app.use(async (c, next) => {
+    if (c.env.form !== "origin" || !OWN_PATHS.has(c.req.path)) return next();
+    c.res = await own.fetch(c.req.raw, c.env);
+  });
+
+  // admission: in-flight limit and queue
+  // security: client ACL (and proxy auth) for forward proxying
+  app.use((c, next) => {
+    if (c.env.form === "origin" && !aclForReverse) return next();
+    return acl.middleware(c, next);
+  });
+  // ratelimit:
+  // filter:
+
+  app.all("*", (c) => {
+    const ctx = c.get("ctx");
+    if (c.env.form === "absolute") {
+      let target: URL;
+      try {
+        target = new URL(c.req.url);
+      } catch {
+        return text(400, "bad request-target");
+      }
+      if (target.protocol !== "http:" && target.protocol !== "https:") {
+        return text(
+          400,
+          `unsupported scheme ${target.protocol} (only http and https; use CONNECT for TLS)`,
+        );
+      }
+      if (c.req.raw.headers.get("via")?.includes(via)) return text(508, "loop detected");
+      ctx.target = target;
+    }
+    return pipeline(c.req.raw, ctx);
+  });
+
+  app.onError((err, c) => {
+    if (err instanceof UpstreamError) return text(err.status, `upstream error: ${err.message}`);
+    const status = (err as { status?: number }).status;
+    if (typeof status === "number" && status >= 400 && status < 600) {
+      return text(status, (err as Error).message);
+    }
+    log.error("unexpected error on {id}: {error}", { id: c.get("ctx")?.id, error: String(err) });
+    return text(500, "internal proxy error");
+  });
+
+  const proxy: Proxy = {
+    fetch: (req, conn) => app.fetch(req, conn),
+    checkAddress,
+    admitTunnel(req: TunnelRequest): Promise<Refusal | undefined> {
+      if (!acl.isAllowedClient(req.clientIp)) {
+        return Promise.resolve({
+          status: 403,
+          reason: `403 Forbidden: client ${req.clientIp} is not in ALLOWED_CLIENTS`,
+        });
+      }
+      if (!config.connectPorts.includes(req.authority.port)) {
+        return Promise.resolve({
+          status: 403,
+          reason: `CONNECT to port ${req.authority.port} is not allowed (CONNECT_PORTS: ${
+            config.connectPorts.join(",")
+          })`,
+        });
+      }
+      return Promise.resolve(undefined);
+    },
+    stats,
+    mode,
+    async reload() {
+      log.info("reloaded");
+    },
+    async close() {
+      for (const close of closers.reverse()) await close();
+    },
+  };
+  return proxy;
+}
+
+/** Counts body bytes as they stream to the client (responses without Content-Length). */
+function countBody(res: Response, add: (n: number) => void): Response {
+  const counted = res.body!.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        add(chunk.byteLength);
+        controller.enqueue(chunk);
+      },
+    }),
+  );
+  return new Response(counted, {
+    status: res.status,
+    statusText: res.statusText,
+    headers: res.headers,
+  });
+}
