@@ -39,7 +39,7 @@ function zstdOptions(): zlib.ZstdOptions {
 }
 
 /** Compresses a whole body at once (blocks the calling thread for its duration). */
-export function compressSync(encoding: Encoding, data: Uint8Array): Uint8Array {
+export function compressSync(encoding: Encoding, data: Uint8Array): Uint8Array<ArrayBuffer> {
   const input = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   let out: Buffer;
   switch (encoding) {
@@ -56,7 +56,7 @@ export function compressSync(encoding: Encoding, data: Uint8Array): Uint8Array {
       out = zlib.deflateSync(input, { level: GZIP_LEVEL });
       break;
   }
-  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  return new Uint8Array(out.buffer as ArrayBuffer, out.byteOffset, out.byteLength);
 }
 
 /** Copies `bytes` into an ArrayBuffer of its own, so it can be transferred whole. */
