@@ -1,0 +1,566 @@
+/**
+ * The cache phase: `wrap(next)` answers from the store when RFC 9111 allows,
+ * and otherwise asks `next` (compression → route → forwarder), storing what
+ * may be stored on the way back.
+ *
+ * Outcomes (X-Cache and `ctx.cacheStatus`):
+ * - HIT: a fresh stored response (the fast path: one Map lookup, precomputed
+ *   headers, only Age is computed);
+ * - STALE: a stale one, allowed by stale-while-revalidate (then refreshed once
+ *   in the background), max-stale, or stale-if-error when the origin fails;
+ * - REVALIDATED: a stale one confirmed by a conditional request (304);
+ * - MISS: fetched from the origin (concurrent misses for one key wait for the
+ *   first: one origin request; its body streams to the client while stored);
+ * - BYPASS: not a cacheable request (other methods, Range).
+ *
+ * @module
+ */
+import type { CacheStatus, Handler, RequestContext, Wrapper } from "../context/mod.ts";
+import { type CacheEntry, prepare, type StoredResponse } from "./entry.ts";
+import { capture } from "./capture.ts";
+import {
+  correctedInitialAge,
+  currentAge,
+  formatHttpDate,
+  NO_DIRECTIVES,
+  NOT_STORED,
+  NOT_UPDATED,
+  notModified,
+  onlyIfCached,
+  parseCacheControl,
+  parseHttpDate,
+  type RequestRules,
+  requestRules,
+  staleIfError,
+  storable,
+  UNSAFE_METHODS,
+  usability,
+} from "./policy.ts";
+import type { TieredStore } from "./tiered.ts";
+import { parseVary, secondaryKey } from "./vary.ts";
+
+export interface EngineOptions {
+  store: TieredStore;
+  /** Objects larger than this stream through unstored. */
+  maxObjectBytes: number;
+  /** Lifetime for cacheable responses without explicit freshness (0 = strict RFC 9111). */
+  defaultTtlSec: number;
+  /** How long a stale entry with validators is kept for revalidation (seconds). */
+  revalidateGraceSec: number;
+  logger?: (level: "debug" | "info" | "warn" | "error", msg: string) => void;
+}
+
+/** Counters the cache reports. */
+export interface EngineCounters {
+  hits: number;
+  misses: number;
+  stale: number;
+  revalidated: number;
+  bypass: number;
+  coalesced: number;
+  bytesServed: number;
+  stored: number;
+  tooBig: number;
+  refreshes: number;
+}
+
+interface Lock {
+  readonly promise: Promise<boolean>;
+  release(stored: boolean): void;
+}
+
+const NO_RULES: RequestRules = { directives: NO_DIRECTIVES, noCache: false };
+
+/** Request fields this cache answers itself, so they never go upstream on a GET. */
+const CLIENT_CONDITIONALS = ["if-none-match", "if-modified-since", "if-range"];
+
+/** The primary cache key: the effective request URL without fragment. */
+export function cacheKey(req: Request, ctx: RequestContext): string {
+  const url = ctx.target !== undefined ? ctx.target.href : req.url;
+  const hash = url.indexOf("#");
+  return hash < 0 ? url : url.slice(0, hash);
+}
+
+/** Sets X-Cache on a response, copying its headers when they are immutable. */
+function withStatus(res: Response, status: CacheStatus): Response {
+  try {
+    res.headers.set("x-cache", status);
+    return res;
+  } catch {
+    const headers = new Headers(res.headers);
+    headers.set("x-cache", status);
+    return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+  }
+}
+
+/** An error thrown by `next` that is a client error (status < 500) is not an origin failure. */
+function isOriginFailure(err: unknown): boolean {
+  const status = (err as { status?: unknown } | null)?.status;
+  return typeof status !== "number" || status >= 500;
+}
+
+/**
+ * Seconds a store should keep an entry from `now`: what is left of its
+ * freshness, plus its stale allowance (stale-while-revalidate,
+ * stale-if-error), plus a grace period for revalidation when it has
+ * validators. 0 means "not worth storing".
+ */
+export function storageTtl(e: CacheEntry, now: number, graceSec: number): number {
+  const f = e.freshness;
+  const left = Math.max(0, f.lifetime - currentAge(e.initialAge, e.responseTime, now));
+  const staleAllowance = f.mustRevalidate ? 0 : Math.max(f.swr, f.sie);
+  const grace = e.etag !== null || e.lastModified !== null ? graceSec : 0;
+  return Math.ceil(left + staleAllowance + grace);
+}
+
+export class CacheEngine {
+  readonly counters: EngineCounters = {
+    hits: 0,
+    misses: 0,
+    stale: 0,
+    revalidated: 0,
+    bypass: 0,
+    coalesced: 0,
+    bytesServed: 0,
+    stored: 0,
+    tooBig: 0,
+    refreshes: 0,
+  };
+  readonly store: TieredStore;
+  readonly #max: number;
+  readonly #defaultTtl: number;
+  readonly #grace: number;
+  readonly #log: EngineOptions["logger"];
+  readonly #inflight = new Map<string, Lock>();
+  readonly #refreshing = new Set<string>();
+  readonly #tasks = new Set<Promise<unknown>>();
+
+  constructor(options: EngineOptions) {
+    this.store = options.store;
+    this.#max = options.maxObjectBytes;
+    this.#defaultTtl = options.defaultTtlSec;
+    this.#grace = options.revalidateGraceSec;
+    this.#log = options.logger;
+  }
+
+  ttlOf = (e: CacheEntry, now: number): number => storageTtl(e, now, this.#grace);
+
+  wrap: Wrapper = (next: Handler): Handler => {
+    return (req, ctx) => {
+      const method = req.method;
+      if (method !== "GET" && method !== "HEAD") return this.#other(req, ctx, next);
+      const h = req.headers;
+      if (h.has("range")) {
+        this.counters.bypass++;
+        ctx.cacheStatus = "BYPASS";
+        return next(req, ctx).then((res) => withStatus(res, "BYPASS"));
+      }
+      const key = cacheKey(req, ctx);
+      const cc = h.get("cache-control");
+      const rules = cc === null && !h.has("pragma") ? NO_RULES : requestRules(cc, h.get("pragma"));
+      const now = Date.now();
+      const entry = this.store.lookup(key, h, now);
+      if (entry !== undefined && rules === NO_RULES) {
+        const f = entry.freshness;
+        const age = currentAge(entry.initialAge, entry.responseTime, now);
+        if (!f.noCache && f.lifetime > age) {
+          this.counters.hits++;
+          return Promise.resolve(this.#serve(entry, req, ctx, age, "HIT"));
+        }
+      }
+      return this.#slow(req, ctx, next, key, rules, entry);
+    };
+  };
+
+  /** Serves a stored response (or a 304 when the client's validators match). */
+  #serve(
+    entry: CacheEntry,
+    req: Request,
+    ctx: RequestContext,
+    age: number,
+    status: CacheStatus,
+  ): Response {
+    ctx.cacheStatus = status;
+    const h = req.headers;
+    const inm = h.get("if-none-match");
+    const ims = inm === null ? h.get("if-modified-since") : null;
+    const ageStr = String(Math.floor(age));
+    if (
+      (inm !== null || ims !== null) && entry.status === 200 &&
+      notModified(inm, ims, entry.etag, entry.lastModified)
+    ) {
+      return new Response(null, {
+        status: 304,
+        headers: [...entry.notModifiedHeaders, ["age", ageStr], ["x-cache", status]],
+      });
+    }
+    const headers = [...entry.serveHeaders, ["age", ageStr], ["x-cache", status]];
+    const noBody = req.method === "HEAD" || entry.status === 204 || entry.status === 304;
+    if (!noBody) this.counters.bytesServed += entry.body.byteLength;
+    return new Response(noBody ? null : entry.body, { status: entry.status, headers });
+  }
+
+  async #slow(
+    req: Request,
+    ctx: RequestContext,
+    next: Handler,
+    key: string,
+    rules: RequestRules,
+    entry: CacheEntry | undefined,
+  ): Promise<Response> {
+    let l2Checked = this.store.l2 === undefined;
+    for (let attempt = 0;; attempt++) {
+      if (entry !== undefined) {
+        const now = Date.now();
+        const age = currentAge(entry.initialAge, entry.responseTime, now);
+        const use = usability(entry.freshness, age, rules);
+        if (use === "fresh") {
+          this.counters.hits++;
+          return this.#serve(entry, req, ctx, age, "HIT");
+        }
+        if (use === "stale" || use === "swr") {
+          this.counters.stale++;
+          if (use === "swr") this.#refresh(req, ctx, next, key, entry);
+          return this.#serve(entry, req, ctx, age, "STALE");
+        }
+      }
+      if (req.method === "HEAD") {
+        if (!l2Checked && entry === undefined) {
+          l2Checked = true;
+          entry = await this.store.get(key, req.headers);
+          if (entry !== undefined) continue;
+        }
+        if (onlyIfCached(rules)) return this.#gatewayTimeout(ctx);
+        // HEAD has no body to store: ask the origin directly, without taking the lock.
+        return this.#forward(req, ctx, next, key, rules, entry, null, true);
+      }
+      const lock = this.#inflight.get(key);
+      if (lock !== undefined && attempt < 2) {
+        this.counters.coalesced++;
+        const storedByLeader = await lock.promise;
+        const again = this.store.lookup(key, req.headers);
+        if (again !== undefined) {
+          entry = again;
+          continue;
+        }
+        // The leader's response was not stored (private, too big, failed): go on our own.
+        if (!storedByLeader) {
+          if (onlyIfCached(rules)) return this.#gatewayTimeout(ctx);
+          return this.#forward(req, ctx, next, key, rules, entry, null, true);
+        }
+        continue;
+      }
+      const mine = lock === undefined ? this.#lock(key) : null;
+      try {
+        if (!l2Checked) {
+          l2Checked = true;
+          const found = await this.store.get(key, req.headers);
+          if (found !== undefined) {
+            mine?.release(true);
+            entry = found;
+            continue;
+          }
+        }
+        if (onlyIfCached(rules)) {
+          mine?.release(false);
+          return this.#gatewayTimeout(ctx);
+        }
+        return await this.#forward(req, ctx, next, key, rules, entry, mine, true);
+      } catch (err) {
+        mine?.release(false);
+        throw err;
+      }
+    }
+  }
+
+  #gatewayTimeout(ctx: RequestContext): Response {
+    ctx.cacheStatus = "MISS";
+    this.counters.misses++;
+    return new Response("504 Gateway Timeout: not in cache (only-if-cached)\n", {
+      status: 504,
+      headers: { "content-type": "text/plain; charset=utf-8", "x-cache": "MISS" },
+    });
+  }
+
+  #lock(key: string): Lock {
+    let resolve!: (stored: boolean) => void;
+    const promise = new Promise<boolean>((r) => resolve = r);
+    const lock: Lock = {
+      promise,
+      release: (stored) => {
+        if (this.#inflight.get(key) === lock) this.#inflight.delete(key);
+        resolve(stored);
+      },
+    };
+    this.#inflight.set(key, lock);
+    return lock;
+  }
+
+  #track(p: Promise<unknown>): void {
+    const q = p.catch((err) => this.#log?.("warn", `cache: background task failed: ${err}`));
+    this.#tasks.add(q);
+    q.finally(() => this.#tasks.delete(q));
+  }
+
+  /** Goes to the origin: conditionally when a stored entry has validators; stores the result. */
+  async #forward(
+    req: Request,
+    ctx: RequestContext,
+    next: Handler,
+    key: string,
+    rules: RequestRules,
+    entry: CacheEntry | undefined,
+    lock: Lock | null,
+    count: boolean,
+  ): Promise<Response> {
+    const isGet = req.method === "GET";
+    const conditional = isGet && entry !== undefined &&
+      (entry.etag !== null || entry.lastModified !== null);
+    let upstream = req;
+    if (isGet) {
+      const headers = new Headers(req.headers);
+      for (const f of CLIENT_CONDITIONALS) headers.delete(f);
+      if (conditional) {
+        if (entry.etag !== null) headers.set("if-none-match", entry.etag);
+        if (entry.lastModified !== null) headers.set("if-modified-since", entry.lastModified);
+      }
+      upstream = new Request(req.url, { method: "GET", headers });
+    }
+    const requestTime = Date.now();
+    let res: Response;
+    try {
+      res = await next(upstream, ctx);
+    } catch (err) {
+      lock?.release(false);
+      if (entry !== undefined && isOriginFailure(err)) {
+        const age = currentAge(entry.initialAge, entry.responseTime, Date.now());
+        if (staleIfError(entry.freshness, age, rules, true)) {
+          if (count) this.counters.stale++;
+          return this.#serve(entry, req, ctx, age, "STALE");
+        }
+      }
+      throw err;
+    }
+    const responseTime = Date.now();
+    if (entry !== undefined && res.status >= 500) {
+      const age = currentAge(entry.initialAge, entry.responseTime, responseTime);
+      if (staleIfError(entry.freshness, age, rules, false)) {
+        lock?.release(false);
+        res.body?.cancel().catch(() => {});
+        if (count) this.counters.stale++;
+        return this.#serve(entry, req, ctx, age, "STALE");
+      }
+    }
+    if (conditional && res.status === 304) {
+      const updated = this.#merge(entry, res, requestTime, responseTime);
+      if (updated !== null) {
+        res.body?.cancel().catch(() => {});
+        const ttl = this.ttlOf(updated, responseTime);
+        if (ttl > 0) this.store.set(key, updated, ttl);
+        else this.store.l1.remove(key);
+        lock?.release(true);
+        if (count) this.counters.revalidated++;
+        const age = currentAge(updated.initialAge, updated.responseTime, Date.now());
+        return this.#serve(updated, req, ctx, age, "REVALIDATED");
+      }
+      // The 304 is for another representation than ours: fetch it afresh.
+      res.body?.cancel().catch(() => {});
+      return this.#forward(req, ctx, next, key, rules, undefined, lock, count);
+    }
+    if (count) this.counters.misses++;
+    return this.#storeAndServe(req, ctx, key, rules, res, requestTime, responseTime, lock);
+  }
+
+  /** Applies a 304's header fields to the stored response (RFC 9111 §3.2, §4.3.4). */
+  #merge(
+    entry: CacheEntry,
+    res: Response,
+    requestTime: number,
+    responseTime: number,
+  ): CacheEntry | null {
+    const etag = res.headers.get("etag");
+    if (etag !== null && entry.etag !== null && etag !== entry.etag) return null;
+    const replaced = new Set<string>();
+    const fresh: [string, string][] = [];
+    for (const [k, v] of res.headers) {
+      if (NOT_UPDATED.has(k)) continue;
+      replaced.add(k);
+      fresh.push([k, v]);
+    }
+    const headers = entry.headers.filter(([k]) => !replaced.has(k)).concat(fresh);
+    const date = res.headers.get("date");
+    const dateMs = parseHttpDate(date) ?? responseTime;
+    if (date === null) headers.push(["date", formatHttpDate(responseTime)]);
+    const s: StoredResponse = {
+      url: entry.url,
+      status: entry.status,
+      headers,
+      body: entry.body,
+      requestTime,
+      responseTime,
+      varyNames: entry.varyNames,
+      varyKey: entry.varyKey,
+      initialAge: correctedInitialAge(res.headers.get("age"), dateMs, requestTime, responseTime),
+    };
+    return prepare(s, this.#defaultTtl);
+  }
+
+  #storeAndServe(
+    req: Request,
+    ctx: RequestContext,
+    key: string,
+    rules: RequestRules,
+    res: Response,
+    requestTime: number,
+    responseTime: number,
+    lock: Lock | null,
+  ): Response {
+    const pass = () => {
+      lock?.release(false);
+      ctx.cacheStatus = "MISS";
+      return withStatus(res, "MISS");
+    };
+    const rh = res.headers;
+    const verdict = storable({
+      method: req.method,
+      requestDirectives: rules.directives,
+      authorization: req.headers.has("authorization"),
+      status: res.status,
+      responseDirectives: parseCacheControl(rh.get("cache-control")),
+      responseHeaders: rh,
+    });
+    if (!verdict.storable) return pass();
+    const length = rh.get("content-length");
+    if (length !== null && Number(length) > this.#max) {
+      this.counters.tooBig++;
+      return pass();
+    }
+    const drop = new Set(verdict.strip);
+    const connection = rh.get("connection");
+    if (connection !== null) {
+      for (const t of connection.split(",")) drop.add(t.trim().toLowerCase());
+    }
+    const headers: [string, string][] = [];
+    for (const [k, v] of rh) if (!NOT_STORED.has(k) && !drop.has(k)) headers.push([k, v]);
+    const date = rh.get("date");
+    const dateMs = parseHttpDate(date) ?? responseTime;
+    if (date === null) headers.push(["date", formatHttpDate(responseTime)]);
+    const varyNames = parseVary(rh.get("vary"));
+    const base: StoredResponse = {
+      url: key,
+      status: res.status,
+      headers,
+      body: new Uint8Array(0),
+      requestTime,
+      responseTime,
+      varyNames,
+      varyKey: secondaryKey(varyNames, req.headers) ?? "",
+      initialAge: correctedInitialAge(rh.get("age"), dateMs, requestTime, responseTime),
+    };
+    const probe = prepare(base, this.#defaultTtl);
+    const ttl = this.ttlOf(probe, responseTime);
+    if (ttl <= 0) return pass();
+
+    const finish = (body: Uint8Array<ArrayBuffer> | null) => {
+      if (body === null) {
+        this.counters.tooBig++;
+        lock?.release(false);
+        return;
+      }
+      const entry = body.byteLength === 0 ? probe : prepare({ ...base, body }, this.#defaultTtl);
+      const now = Date.now();
+      this.store.set(key, entry, this.ttlOf(entry, now));
+      this.counters.stored++;
+      lock?.release(true);
+    };
+    ctx.cacheStatus = "MISS";
+    const out = new Headers(rh);
+    out.set("x-cache", "MISS");
+    let body: ReadableStream<Uint8Array> | null = null;
+    if (res.body === null) {
+      finish(new Uint8Array(0));
+    } else {
+      const cap = capture(res.body, this.#max);
+      body = cap.stream;
+      this.#track(cap.done.then(finish));
+    }
+    const h = req.headers;
+    const inm = h.get("if-none-match");
+    const ims = inm === null ? h.get("if-modified-since") : null;
+    if (
+      (inm !== null || ims !== null) && res.status === 200 &&
+      notModified(inm, ims, probe.etag, probe.lastModified)
+    ) {
+      // Keep reading upstream into the store; the client only needs the 304.
+      body?.cancel().catch(() => {});
+      return new Response(null, {
+        status: 304,
+        headers: [...probe.notModifiedHeaders, ["x-cache", "MISS"]],
+      });
+    }
+    return new Response(body, { status: res.status, statusText: res.statusText, headers: out });
+  }
+
+  /** stale-while-revalidate: one background refresh per key at a time; never throws. */
+  #refresh(req: Request, ctx: RequestContext, next: Handler, key: string, entry: CacheEntry) {
+    if (this.#refreshing.has(key) || this.#inflight.has(key)) return;
+    this.#refreshing.add(key);
+    this.counters.refreshes++;
+    const headers = new Headers(req.headers);
+    for (const f of ["cache-control", "pragma", ...CLIENT_CONDITIONALS]) headers.delete(f);
+    const bg = new Request(req.url, { method: "GET", headers });
+    const task = (async () => {
+      try {
+        const res = await this.#forward(bg, { ...ctx }, next, key, NO_RULES, entry, null, false);
+        // Cancelling a captured body keeps reading it into the store.
+        await res.body?.cancel();
+      } finally {
+        this.#refreshing.delete(key);
+      }
+    })();
+    this.#track(task);
+  }
+
+  /** Other methods: pass through; a successful unsafe one invalidates (RFC 9111 §4.4). */
+  async #other(req: Request, ctx: RequestContext, next: Handler): Promise<Response> {
+    this.counters.bypass++;
+    ctx.cacheStatus = "BYPASS";
+    const res = await next(req, ctx);
+    if (UNSAFE_METHODS.has(req.method) && res.status >= 200 && res.status < 400) {
+      const key = cacheKey(req, ctx);
+      this.invalidate(key, res.headers);
+    }
+    return withStatus(res, "BYPASS");
+  }
+
+  /**
+   * Drops stored responses for `url` and, when given the response of an unsafe
+   * request, for its same-origin Location and Content-Location. The memory
+   * copy goes at once; the Redis deletion is queued before this returns.
+   */
+  invalidate(url: string, headers?: Headers): void {
+    const keys = [url];
+    if (headers) {
+      let origin: string | undefined;
+      try {
+        origin = new URL(url).origin;
+      } catch { /* not a URL: only the key itself */ }
+      for (const f of ["location", "content-location"]) {
+        const v = headers.get(f);
+        if (v === null || origin === undefined) continue;
+        try {
+          const u = new URL(v, url);
+          u.hash = "";
+          if (u.origin === origin) keys.push(u.href);
+        } catch { /* malformed: ignore */ }
+      }
+    }
+    for (const k of keys) this.#track(this.store.delete(k));
+  }
+
+  /** Resolves when background refreshes and stores have finished. */
+  async settle(): Promise<void> {
+    while (this.#tasks.size > 0) await Promise.all([...this.#tasks]);
+    await this.store.settle();
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * A stored response, and what is derived from it once so that serving a hit
+ * does almost nothing: precomputed header tuples, freshness, validators.
+ *
+ * @module
+ */
+import {
+  type Freshness,
+  freshness,
+  NOT_MODIFIED_FIELDS,
+  parseCacheControl,
+  parseHttpDate,
+} from "./policy.ts";
+
+/** What a store keeps for one response variant. */
+export interface StoredResponse {
+  /** Primary key: the effective request URL. */
+  readonly url: string;
+  readonly status: number;
+  /** Stored header fields, lower-case names, without hop-by-hop fields, Age or Content-Length. */
+  readonly headers: readonly [string, string][];
+  readonly body: Uint8Array<ArrayBuffer>;
+  /** When the request that produced it was sent / its headers arrived (epoch ms). */
+  readonly requestTime: number;
+  readonly responseTime: number;
+  /** Vary names of the response (sorted, lower case); empty when it has no Vary. */
+  readonly varyNames: readonly string[];
+  /** Secondary key computed from the request with `varyNames`. */
+  readonly varyKey: string;
+  /** corrected_initial_age (RFC 9111 §4.2.3) in seconds, computed when it was received. */
+  readonly initialAge: number;
+}
+
+/** A stored response plus values derived from it (computed once per copy in memory). */
+export interface CacheEntry extends StoredResponse {
+  readonly freshness: Freshness;
+  readonly etag: string | null;
+  readonly lastModified: string | null;
+  /** Headers to serve (everything stored plus Content-Length). */
+  readonly serveHeaders: readonly [string, string][];
+  /** Headers of a 304 answered from this entry. */
+  readonly notModifiedHeaders: readonly [string, string][];
+  /** Approximate bytes held in memory. */
+  readonly size: number;
+}
+
+/** Derives a {@linkcode CacheEntry} from a stored response. */
+export function prepare(s: StoredResponse, defaultTtlSec: number): CacheEntry {
+  let cc: string | null = null;
+  let date: string | null = null;
+  let etag: string | null = null;
+  let lastModified: string | null = null;
+  let headerBytes = 0;
+  const notModifiedHeaders: [string, string][] = [];
+  for (const [k, v] of s.headers) {
+    headerBytes += k.length + v.length + 16;
+    if (k === "cache-control") cc = cc === null ? v : cc + ", " + v;
+    else if (k === "date") date = v;
+    else if (k === "etag") etag = v;
+    else if (k === "last-modified") lastModified = v;
+    if (NOT_MODIFIED_FIELDS.has(k)) notModifiedHeaders.push([k, v]);
+  }
+  const headers = new Headers(s.headers as [string, string][]);
+  const dateMs = parseHttpDate(date) ?? s.responseTime;
+  const f = freshness(s.status, parseCacheControl(cc), headers, dateMs, defaultTtlSec);
+  const serveHeaders: [string, string][] = s.headers.map(([k, v]) => [k, v]);
+  // 204 and 304 never carry Content-Length for a body (RFC 9110 §8.6).
+  if (s.status !== 204 && s.status !== 304) {
+    serveHeaders.push(["content-length", String(s.body.byteLength)]);
+  }
+  return {
+    ...s,
+    freshness: f,
+    etag,
+    lastModified,
+    serveHeaders,
+    notModifiedHeaders,
+    size: s.body.byteLength + headerBytes + s.url.length + 256,
+  };
+}
+
+/** Strips the derived fields (for serialisation). */
+export function stored(e: StoredResponse): StoredResponse {
+  return {
+    url: e.url,
+    status: e.status,
+    headers: e.headers,
+    body: e.body,
+    requestTime: e.requestTime,
+    responseTime: e.responseTime,
+    varyNames: e.varyNames,
+    varyKey: e.varyKey,
+    initialAge: e.initialAge,
+  };
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * Packs a stored response as one binary value: a 4-byte big-endian length,
+ * compact JSON metadata, then the raw body (no base64).
+ */
+export function pack(e: StoredResponse): Uint8Array {
+  const meta = encoder.encode(JSON.stringify([
+    1,
+    e.url,
+    e.status,
+    e.headers,
+    e.requestTime,
+    e.responseTime,
+    e.varyNames,
+    e.varyKey,
+    e.initialAge,
+  ]));
+  const out = new Uint8Array(4 + meta.byteLength + e.body.byteLength);
+  new DataView(out.buffer).setUint32(0, meta.byteLength);
+  out.set(meta, 4);
+  out.set(e.body, 4 + meta.byteLength);
+  return out;
+}
+
+/** Inverse of {@linkcode pack}; `undefined` for anything malformed. */
+export function unpack(buf: Uint8Array<ArrayBufferLike>): StoredResponse | undefined {
+  if (buf.byteLength < 4) return undefined;
+  const len = new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getUint32(0);
+  if (4 + len > buf.byteLength) return undefined;
+  try {
+    const m = JSON.parse(decoder.decode(buf.subarray(4, 4 + len)));
+    if (!Array.isArray(m) || m[0] !== 1) return undefined;
+    return {
+      url: m[1],
+      status: m[2],
+      headers: m[3],
+      requestTime: m[4],
+      responseTime: m[5],
+      varyNames: m[6],
+      varyKey: m[7],
+      initialAge: m[8],
+      body: buf.subarray(4 + len) as Uint8Array<ArrayBuffer>,
+    };
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,304 @@
+/**
+ * RFC 9111 shared HTTP cache: an in-process LRU (L1) in front of Redis (L2).
+ *
+ * ```ts
+ * const cache = await createCache({
+ *   backend: "auto", memoryBytes: 64 << 20, maxObjectBytes: 8 << 20,
+ *   defaultTtlSec: 0, prefix: "proxy:", redis: connectRedis({ host: "127.0.0.1", port: 6379, db: 0 }),
+ * });
+ * const handler = cache.wrap(compression.wrap(route));
+ * ```
+ *
+ * `defaultTtlSec` (CACHE_EXPIRATION) is the freshness lifetime given to
+ * cacheable responses that carry no explicit freshness (no s-maxage, max-age
+ * or Expires), like Varnish's default_ttl; explicit freshness always wins. With
+ * 0 the cache is strictly RFC 9111: such responses are only reused after
+ * validation, or for 10 % of their Last-Modified age (heuristic freshness).
+ *
+ * @module
+ */
+import type { Handler, Wrapper } from "../context/mod.ts";
+import type { MetricFamily, StatsSource } from "../stats/metric.ts";
+import type { RedisHandle } from "../redis/mod.ts";
+import type { Redis } from "ioredis";
+import { CacheEngine, storageTtl } from "./cache.ts";
+import { MemoryStore } from "./memory.ts";
+import { RedisStore } from "./redis_store.ts";
+import { TieredStore } from "./tiered.ts";
+
+export { purgeRoutes } from "./purge.ts";
+export { cacheKey } from "./cache.ts";
+
+export type CacheBackend = "auto" | "memory" | "redis" | "off";
+
+export interface CacheOptions {
+  /** "auto": Redis when it answers PING at start-up (within ~500 ms), else memory. */
+  backend: CacheBackend;
+  /** L1 byte budget (CACHE_MEMORY_SIZE). */
+  memoryBytes: number;
+  /** Larger objects stream through unstored (CACHE_MAX_OBJECT_SIZE). */
+  maxObjectBytes: number;
+  /** CACHE_EXPIRATION in seconds; see the module doc. */
+  defaultTtlSec: number;
+  /** Redis key prefix (CACHE_PREFIX); nothing outside it is touched. */
+  prefix: string;
+  /** Shared Redis connection; needed for "redis", optional for "auto". */
+  redis?: RedisHandle;
+  /** Seconds a stale entry with validators stays stored for revalidation (default 3600). */
+  revalidateGraceSec?: number;
+  logger?: (level: "debug" | "info" | "warn" | "error", msg: string) => void;
+}
+
+export type PurgeTarget = { url: string } | { prefix: string } | { all: true };
+
+export interface CacheSnapshot {
+  cache_hits: number;
+  cache_misses: number;
+  cache_hit_ratio: number;
+  stale_served: number;
+  revalidations: number;
+  coalesced_waiters: number;
+  bypassed: number;
+  stored: number;
+  not_stored_too_big: number;
+  background_refreshes: number;
+  bytes_served_from_cache: number;
+  redis_errors: number;
+  l1_bytes: number;
+  l1_entries: number;
+  l1_evictions: number;
+  backend: "memory" | "redis" | "off";
+  status: "ok" | "degraded" | "off";
+}
+
+export interface Cache extends StatsSource {
+  readonly name: "cache";
+  readonly backendName: "memory" | "redis" | "off";
+  /** The cache phase; put it outside compression: `cache.wrap(compression.wrap(route))`. */
+  readonly wrap: Wrapper;
+  /** Drops stored responses for an effective request URL (all its variants). */
+  invalidate(url: string): Promise<void>;
+  /** Purges by exact URL, URL prefix, or everything under the prefix; returns keys removed. */
+  purge(target: PurgeTarget): Promise<number>;
+  /** "degraded" while Redis is unreachable (requests are then served from L1 / the origin). */
+  status(): "ok" | "degraded" | "off";
+  snapshot(): CacheSnapshot;
+  metrics(): MetricFamily[];
+  /** Resolves when background refreshes and writes have finished (for tests and shutdown). */
+  settle(): Promise<void>;
+  /** Waits for background work, then releases the stores (not the shared Redis handle). */
+  close(): Promise<void>;
+}
+
+/** Normalises a URL the way request URLs are (lower-case host, default port dropped). */
+function normalizeUrl(url: string): string {
+  const u = new URL(url);
+  u.hash = "";
+  return u.href;
+}
+
+/**
+ * Purge prefixes match keys as typed; a prefix with a path is normalised like
+ * a URL, a bare (possibly partial) authority only lower-cased.
+ */
+function normalizePrefix(prefix: string): string {
+  const m = /^([a-z][a-z0-9+.-]*:\/\/[^/?#]*)(.*)$/i.exec(prefix);
+  if (m === null) return prefix;
+  if (m[2] === "") return prefix.toLowerCase();
+  try {
+    return new URL(prefix).href;
+  } catch {
+    return prefix;
+  }
+}
+
+export async function createCache(options: CacheOptions): Promise<Cache> {
+  const log = options.logger;
+  if (options.backend === "off") return offCache();
+  let useRedis = false;
+  if (options.backend === "redis") {
+    if (!options.redis) throw new Error("CACHE_BACKEND=redis needs a Redis connection");
+    useRedis = true;
+  } else if (options.backend === "auto" && options.redis) {
+    useRedis = await options.redis.ping(500);
+  }
+  const redis = useRedis ? options.redis : undefined;
+  const l1 = new MemoryStore({ maxBytes: options.memoryBytes });
+  const l2 = redis
+    ? new RedisStore({
+      client: redis.client,
+      prefix: options.prefix,
+      defaultTtlSec: options.defaultTtlSec,
+    })
+    : undefined;
+  let subscriber: Redis | undefined;
+  if (redis && !("nodes" in redis.client && typeof redis.client.nodes === "function")) {
+    // A dedicated connection for pub/sub; its subscribe waits for the connection
+    // and is renewed on every reconnect.
+    subscriber = (redis.client as Redis).duplicate({
+      enableOfflineQueue: true,
+      commandTimeout: 0,
+      connectionName: "proxy-cache-invalidation",
+    });
+    subscriber.on("error", () => {/* the shared handle reports Redis trouble */});
+  }
+  const grace = options.revalidateGraceSec ?? 3600;
+  const store = new TieredStore({
+    l1,
+    l2,
+    ttlOf: (e, now) => storageTtl(e, now, grace),
+    pubsub: subscriber && redis
+      ? {
+        publisher: redis.client as Redis,
+        subscriber,
+        channel: options.prefix + "invalidate",
+      }
+      : undefined,
+  });
+  const engine = new CacheEngine({
+    store,
+    maxObjectBytes: options.maxObjectBytes,
+    defaultTtlSec: options.defaultTtlSec,
+    revalidateGraceSec: grace,
+    logger: log,
+  });
+  const backendName = redis ? "redis" : "memory";
+  log?.(
+    "info",
+    `cache: ${backendName} backend` +
+      (options.backend === "auto" && !redis && options.redis ? " (redis did not answer)" : ""),
+  );
+  const status = () => (redis && redis.status() !== "ok" ? "degraded" : "ok") as "ok" | "degraded";
+  const snapshot = (): CacheSnapshot => {
+    const c = engine.counters;
+    const hits = c.hits + c.stale + c.revalidated;
+    return {
+      cache_hits: hits,
+      cache_misses: c.misses,
+      cache_hit_ratio: hits + c.misses === 0 ? 0 : hits / (hits + c.misses),
+      stale_served: c.stale,
+      revalidations: c.revalidated,
+      coalesced_waiters: c.coalesced,
+      bypassed: c.bypass,
+      stored: c.stored,
+      not_stored_too_big: c.tooBig,
+      background_refreshes: c.refreshes,
+      bytes_served_from_cache: c.bytesServed,
+      redis_errors: l2?.errors ?? 0,
+      l1_bytes: l1.bytes,
+      l1_entries: l1.entries,
+      l1_evictions: l1.evictions,
+      backend: backendName,
+      status: status(),
+    };
+  };
+  let closed = false;
+  return {
+    name: "cache",
+    backendName,
+    wrap: engine.wrap,
+    invalidate(url) {
+      engine.invalidate(normalizeUrl(url));
+      return engine.settle();
+    },
+    async purge(target) {
+      if ("url" in target) return (await store.delete(normalizeUrl(target.url))) ? 1 : 0;
+      if ("prefix" in target) return await store.purgePrefix(normalizePrefix(target.prefix));
+      return await store.clear();
+    },
+    status,
+    snapshot,
+    metrics: () => cacheMetrics(snapshot()),
+    settle: () => engine.settle(),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await engine.settle();
+      await store.close();
+      subscriber?.disconnect();
+    },
+  };
+}
+
+function offCache(): Cache {
+  const snapshot = (): CacheSnapshot => ({
+    cache_hits: 0,
+    cache_misses: 0,
+    cache_hit_ratio: 0,
+    stale_served: 0,
+    revalidations: 0,
+    coalesced_waiters: 0,
+    bypassed: 0,
+    stored: 0,
+    not_stored_too_big: 0,
+    background_refreshes: 0,
+    bytes_served_from_cache: 0,
+    redis_errors: 0,
+    l1_bytes: 0,
+    l1_entries: 0,
+    l1_evictions: 0,
+    backend: "off",
+    status: "off",
+  });
+  return {
+    name: "cache",
+    backendName: "off",
+    wrap: (next: Handler) => next,
+    invalidate: () => Promise.resolve(),
+    purge: () => Promise.resolve(0),
+    status: () => "off",
+    snapshot,
+    metrics: () => cacheMetrics(snapshot()),
+    settle: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+  };
+}
+
+function cacheMetrics(s: CacheSnapshot): MetricFamily[] {
+  const counter = (name: string, help: string, value: number): MetricFamily => ({
+    name,
+    help,
+    type: "counter",
+    samples: [{ value }],
+  });
+  const gauge = (name: string, help: string, value: number): MetricFamily => ({
+    name,
+    help,
+    type: "gauge",
+    samples: [{ value }],
+  });
+  return [
+    {
+      name: "proxy_cache_requests_total",
+      help: "Cacheable requests by outcome (hit includes stale and revalidated).",
+      type: "counter",
+      samples: [
+        { labels: { result: "hit" }, value: s.cache_hits },
+        { labels: { result: "miss" }, value: s.cache_misses },
+        { labels: { result: "bypass" }, value: s.bypassed },
+      ],
+    },
+    counter("proxy_cache_stale_served_total", "Stale responses served.", s.stale_served),
+    counter("proxy_cache_revalidations_total", "Stale entries revalidated (304).", s.revalidations),
+    counter(
+      "proxy_cache_coalesced_waiters_total",
+      "Requests that waited for another request's origin fetch.",
+      s.coalesced_waiters,
+    ),
+    counter("proxy_cache_stored_total", "Responses stored.", s.stored),
+    counter(
+      "proxy_cache_bytes_served_total",
+      "Body bytes served from the cache.",
+      s.bytes_served_from_cache,
+    ),
+    counter("proxy_cache_redis_errors_total", "Failed Redis cache commands.", s.redis_errors),
+    gauge("proxy_cache_l1_bytes", "Bytes held by the in-process cache.", s.l1_bytes),
+    gauge("proxy_cache_l1_entries", "Responses held by the in-process cache.", s.l1_entries),
+    counter("proxy_cache_l1_evictions_total", "In-process cache evictions.", s.l1_evictions),
+    gauge(
+      "proxy_cache_up",
+      "1 when the cache backend is healthy, 0 when degraded (Redis unreachable).",
+      s.status === "degraded" ? 0 : 1,
+    ),
+  ];
+}
