@@ -1,0 +1,43 @@
+/** nginx and HAProxy started from private configs really proxy to the origin. */
+import assert from "node:assert/strict";
+import { patternBytes, startBackend } from "../../src/backend/mod.ts";
+import { startHaproxyReverse } from "./haproxy.ts";
+import { startNginxReverse } from "./nginx.ts";
+import { freePort, type Proc } from "./process.ts";
+import { hasTool } from "./tools.ts";
+
+const cases: [string, (dir: string, port: number, up: number) => Promise<Proc>][] = [
+  [
+    "nginx",
+    (dir, listenPort, upstreamPort) => startNginxReverse({ dir, listenPort, upstreamPort }),
+  ],
+  [
+    "haproxy",
+    (dir, listenPort, upstreamPort) => startHaproxyReverse({ dir, listenPort, upstreamPort }),
+  ],
+];
+
+for (const [tool, start] of cases) {
+  Deno.test({
+    name: `${tool} reverse proxy from a private directory forwards exact bytes`,
+    ignore: !hasTool(tool),
+    async fn() {
+      const dir = await Deno.makeTempDir();
+      const b = await startBackend({ host: "127.0.0.1", port: 0, name: "origin" });
+      const port = freePort();
+      const p = await start(dir, port, b.port);
+      try {
+        for (let i = 0; i < 3; i++) {
+          const res = await fetch(`http://127.0.0.1:${port}/bytes/1024?seed=5`);
+          assert.equal(res.status, 200);
+          assert.equal(res.headers.get("x-backend"), "origin");
+          assert.deepEqual(new Uint8Array(await res.arrayBuffer()), patternBytes(1024, 5));
+        }
+      } finally {
+        await p.stop();
+        await b.close();
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  });
+}
