@@ -110,6 +110,7 @@ const DEFAULT_PASSIVE: PassiveOptions = {
   failTimeoutMs: 10_000,
   countServerErrors: false,
 };
+const NO_BODY: PreparedBody = { kind: "none" };
 /** Error kinds that say nothing about the backend's health. */
 const NOT_BACKEND_FAULT = new Set(["forbidden-address"]);
 
@@ -169,6 +170,13 @@ export function createBalancer(options: BalancerOptions): Balancer {
     }
   };
 
+  const unavailable = () => {
+    unavailableCount++;
+    return textResponse(503, "no backend available: all backends are down\n", {
+      "retry-after": String(retryAfterSeconds(backends, health)),
+    });
+  };
+
   const handler: Handler = async (req: Request, ctx: RequestContext): Promise<Response> => {
     if (backends.length === 0) return textResponse(502, "no backend configured\n");
     const url = new URL(req.url);
@@ -176,13 +184,16 @@ export function createBalancer(options: BalancerOptions): Balancer {
     const key = strategy === "ip-hash" ? ctx.clientIp : strategy === "url-hash" ? pathAndQuery : "";
     const idempotent = IDEMPOTENT_METHODS.has(req.method);
     const tried = new Set<Backend>();
-    let body: PreparedBody | undefined;
+    // "All down" answers at once, without waiting for an upload.
+    const now = Date.now();
+    if (!backends.some((c) => c.available(now))) return unavailable();
+    const body: PreparedBody = req.body === null ? NO_BODY : await prepareBody(req, bodyLimit);
     let lastError: unknown;
     let lastBackend: Backend | undefined;
 
     for (let attempt = 0; attempt <= retries; attempt++) {
-      const now = Date.now();
-      const b = pick(key, (c) => !tried.has(c) && c.available(now));
+      const at = Date.now();
+      const b = pick(key, (c) => !tried.has(c) && c.available(at));
       if (!b) break;
       if (attempt > 0) {
         retryCount++;
@@ -193,9 +204,8 @@ export function createBalancer(options: BalancerOptions): Balancer {
           error: describe(lastError),
         });
       }
-      // Read (or decide not to keep) the body only once a backend is known,
-      // so "all down" answers without waiting for an upload.
-      body ??= await prepareBody(req, bodyLimit);
+      // No await between the pick and the in-flight count: concurrent
+      // requests must see each other for least-connections to work.
       tried.add(b);
       lastBackend = b;
       ctx.backend = b.origin;
@@ -236,12 +246,7 @@ export function createBalancer(options: BalancerOptions): Balancer {
       });
     }
 
-    if (lastBackend === undefined) {
-      unavailableCount++;
-      return textResponse(503, "no backend available: all backends are down\n", {
-        "retry-after": String(retryAfterSeconds(backends, health)),
-      });
-    }
+    if (lastBackend === undefined) return unavailable(); // all went down while the body was read
     failedCount++;
     const status = errorStatus(lastError);
     const text = status === 504 ? "gateway timeout" : "bad gateway";

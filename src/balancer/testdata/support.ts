@@ -175,3 +175,59 @@ export function startResetter(): Resetter {
     },
   };
 }
+
+/** An origin in a child process, so a test can kill it like a crash (SIGKILL) and restart it. */
+export interface ProcessOrigin {
+  readonly name: string;
+  readonly port: number;
+  readonly url: URL;
+  /** SIGKILL: no goodbye, connections die with the process. */
+  kill(): Promise<void>;
+  /** Starts it again on the same port and waits until it accepts connections. */
+  restart(): Promise<void>;
+}
+
+export async function startProcessOrigin(name: string, port: number): Promise<ProcessOrigin> {
+  const script = new URL("./origin.ts", import.meta.url).pathname;
+  let child: Deno.ChildProcess | undefined;
+  const spawn = async () => {
+    child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-net", script, String(port), name],
+      stdout: "null",
+      stderr: "inherit",
+    }).spawn();
+    const deadline = Date.now() + 30_000;
+    while (true) {
+      try {
+        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+        return;
+      } catch (err) {
+        if (Date.now() > deadline) throw new Error(`origin ${name} did not start: ${err}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  };
+  await spawn();
+  return {
+    name,
+    port,
+    url: new URL(`http://127.0.0.1:${port}`),
+    async kill() {
+      if (!child) return;
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already gone */ }
+      await child.status;
+      child = undefined;
+    },
+    restart: spawn,
+  };
+}
+
+/** A port that was free a moment ago. */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = l.addr as Deno.NetAddr;
+  l.close();
+  return port;
+}
