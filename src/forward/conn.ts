@@ -31,6 +31,10 @@ export class UpstreamConn {
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
   /** The request body was completely written (false while a streamed upload runs). */
   requestDone = true;
+  /** The final response head of the current exchange arrived (the upload must not touch the timer). */
+  headDone = false;
+  /** Idle lifetime the origin announced with `Keep-Alive: timeout=N`, in ms (Infinity when none). */
+  keepAliveMs = Infinity;
   /** Set when reading the client's request body failed (the upload was aborted). */
   bodyError: unknown = undefined;
   /** Framing and Connection headers allow keeping this connection after the current response. */

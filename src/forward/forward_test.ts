@@ -792,3 +792,52 @@ Deno.test("upgrade() returns 101 and the raw connection exchanges bytes", async 
     await server.close();
   }
 });
+
+Deno.test("Keep-Alive: timeout from the origin shortens how long a connection stays pooled", async () => {
+  const server = new RawServer(async (conn) => {
+    const r = new Reader(conn);
+    while (await r.request() !== null) {
+      await write(
+        conn,
+        "HTTP/1.1 200 OK\r\nKeep-Alive: timeout=1, max=100\r\ncontent-length: 2\r\n\r\nok",
+      );
+    }
+  });
+  const fwd = createForwarder(testOptions());
+  try {
+    for (let i = 0; i < 2; i++) {
+      const res = await fwd.forward(new Request("http://x/"), server.url, testInfo());
+      assert.equal(await res.text(), "ok");
+      assert.equal(res.headers.get("keep-alive"), null);
+    }
+    // A one-second promise leaves no safe idle time: never pooled.
+    assert.equal(fwd.snapshot().connections_opened, 2);
+    assert.equal(fwd.snapshot().idle, 0);
+  } finally {
+    fwd.close();
+    await server.close();
+  }
+});
+
+Deno.test("a slow upload is not cut by the response timeout (it starts once the request is sent)", async () => {
+  const origin = serveOrigin(async (req) =>
+    new Response(String((await req.arrayBuffer()).byteLength))
+  );
+  const fwd = createForwarder(testOptions({ responseTimeoutMs: 300 }));
+  try {
+    let pulls = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(c) {
+        if (++pulls > 4) return c.close();
+        await new Promise((r) => setTimeout(r, 150));
+        c.enqueue(new Uint8Array(1000));
+      },
+    }, { highWaterMark: 0 });
+    const req = new Request("http://x/", { method: "POST", body, duplex: "half" } as RequestInit);
+    const res = await fwd.forward(req, origin.url, testInfo());
+    assert.equal(await res.text(), "4000");
+  } finally {
+    fwd.close();
+    await origin.close();
+  }
+});

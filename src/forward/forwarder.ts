@@ -286,10 +286,14 @@ class HttpForwarder implements Forwarder {
       );
     }
     c.requestDone = stream === null;
-    c.armTimer(this.#o.responseTimeoutMs);
-    if (stream !== null) this.#pump(c, stream, head.endsWith("chunked\r\n\r\n"));
+    c.headDone = false;
+    // The response timeout starts once the request is sent; a streamed upload starts it at its end.
+    if (stream === null) c.armTimer(this.#o.responseTimeoutMs);
+    else this.#pump(c, stream, head.endsWith("chunked\r\n\r\n"));
     const h = await this.#readResponseHead(c, pooled && mayRetry, false);
+    c.headDone = true;
     c.disarmTimer();
+    if (h.keepAliveMs !== undefined) c.keepAliveMs = h.keepAliveMs;
     if (pooled) origin.reused++;
 
     const via = h.via !== undefined ? h.via + ", " + this.#o.via : this.#o.via;
@@ -438,18 +442,27 @@ class HttpForwarder implements Forwarder {
           out.set(v, size.length + 2);
           out[out.length - 2] = 13;
           out[out.length - 1] = 10;
-          await writeAll(c.conn, out);
+          await this.#upload(c, out);
         } else {
-          await writeAll(c.conn, v);
+          await this.#upload(c, v);
         }
       }
-      if (chunked) await writeAll(c.conn, LAST_CHUNK);
+      if (chunked) await this.#upload(c, LAST_CHUNK);
       c.requestDone = true;
+      if (!c.headDone && !c.closed) c.armTimer(this.#o.responseTimeoutMs);
     } catch {
       // The upstream stopped reading (it may have answered already, e.g. 413): stop uploading.
       // requestDone stays false, so this connection is not reused.
       reader.cancel().catch(() => {});
     }
+  }
+
+  /** One upload write; an upstream that stops reading for responseTimeoutMs fails it (connection closed). */
+  async #upload(c: UpstreamConn, data: Uint8Array): Promise<void> {
+    if (c.headDone) return await writeAll(c.conn, data);
+    c.armTimer(this.#o.responseTimeoutMs);
+    await writeAll(c.conn, data);
+    if (!c.headDone) c.disarmTimer();
   }
 
   #countError(origin: Origin | undefined, err: UpstreamError): void {

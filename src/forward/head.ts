@@ -40,6 +40,8 @@ export interface ResponseHead {
   close: boolean;
   /** The origin's Via value, if any (the caller appends its own). */
   via: string | undefined;
+  /** Idle lifetime announced by `Keep-Alive: timeout=N` (ms), if any. */
+  keepAliveMs: number | undefined;
 }
 
 function protocol(message: string): UpstreamError {
@@ -47,6 +49,7 @@ function protocol(message: string): UpstreamError {
 }
 
 const DIGITS = /^[0-9]+$/;
+const KEEP_ALIVE_TIMEOUT = /timeout\s*=\s*(\d{1,6})/i;
 
 function parseLength(value: string, prior: number): number {
   let n = prior;
@@ -93,6 +96,7 @@ export function parseResponseHead(text: string, keepUpgrade = false): ResponseHe
   let close = false;
   let keepAlive = false;
   let named: string[] | undefined;
+  let keepAliveMs: number | undefined;
   let pos = lineEnd + 1;
   const n = text.length;
   while (pos < n) {
@@ -138,7 +142,11 @@ export function parseResponseHead(text: string, keepUpgrade = false): ResponseHe
       case "via":
         via = via === undefined ? value : via + ", " + value;
         continue;
-      case "keep-alive":
+      case "keep-alive": {
+        const m = KEEP_ALIVE_TIMEOUT.exec(value);
+        if (m !== null) keepAliveMs = Number(m[1]) * 1000;
+        continue;
+      }
       case "proxy-connection":
       case "proxy-authenticate":
       case "proxy-authorization":
@@ -166,5 +174,5 @@ export function parseResponseHead(text: string, keepUpgrade = false): ResponseHe
   }
   if (http10 && !keepAlive) close = true;
   const filtered = named === undefined ? headers : headers.filter((h) => !named.includes(h[0]));
-  return { status, headers: filtered, contentLength, chunked, close, via };
+  return { status, headers: filtered, contentLength, chunked, close, via, keepAliveMs };
 }

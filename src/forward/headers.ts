@@ -98,9 +98,10 @@ export function buildRequestHead(
   }
   const forwardedFor = facts.forwardedFor ??
     (xff !== undefined && xff !== "" ? xff + ", " + facts.clientIp : facts.clientIp);
-  head += "x-forwarded-for: " + forwardedFor + "\r\nx-forwarded-proto: " + facts.proto +
-    "\r\nx-forwarded-host: " + facts.host + "\r\nvia: " +
-    (priorVia !== undefined && priorVia !== "" ? priorVia + ", " + via : via) + "\r\n";
+  head += "x-forwarded-for: " + forwardedFor + "\r\nx-forwarded-proto: " + facts.proto + "\r\n";
+  if (facts.host !== "") head += "x-forwarded-host: " + facts.host + "\r\n";
+  head += "via: " + (priorVia !== undefined && priorVia !== "" ? priorVia + ", " + via : via) +
+    "\r\n";
   if (upgrade && upgradeValue !== undefined) {
     head += "connection: upgrade\r\nupgrade: " + upgradeValue + "\r\n";
   }

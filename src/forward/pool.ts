@@ -67,7 +67,7 @@ export class Pools {
     while (o.idle.length > 0) {
       const c = o.idle.pop()!;
       this.#idleCount--;
-      if (c.closed || now - c.idleSince >= this.#opts.idleTimeoutMs) {
+      if (c.closed || now - c.idleSince >= this.#lifetime(c)) {
         c.close();
         continue;
       }
@@ -80,7 +80,8 @@ export class Pools {
   release(c: UpstreamConn): void {
     const o = this.origins.get(c.key);
     if (
-      this.#closed || c.closed || o === undefined || o.idle.length >= this.#opts.maxIdlePerOrigin
+      this.#closed || c.closed || o === undefined || o.idle.length >= this.#opts.maxIdlePerOrigin ||
+      this.#lifetime(c) <= 0
     ) {
       c.close();
       return;
@@ -102,7 +103,7 @@ export class Pools {
   sweep(now: number): void {
     for (const o of this.origins.values()) {
       if (o.idle.length === 0) continue;
-      const keep = o.idle.filter((c) => !c.closed && now - c.idleSince < this.#opts.idleTimeoutMs);
+      const keep = o.idle.filter((c) => !c.closed && now - c.idleSince < this.#lifetime(c));
       if (keep.length === o.idle.length) continue;
       for (const c of o.idle) if (!keep.includes(c)) c.close();
       this.#idleCount -= o.idle.length - keep.length;
@@ -110,6 +111,14 @@ export class Pools {
       o.idle.push(...keep);
     }
     if (this.#idleCount === 0) this.#stopSweeper();
+  }
+
+  /**
+   * How long `c` may stay idle: our idle timeout, shortened to a second less than the
+   * origin's announced `Keep-Alive: timeout` so we never reuse one the origin is closing.
+   */
+  #lifetime(c: UpstreamConn): number {
+    return Math.min(this.#opts.idleTimeoutMs, c.keepAliveMs - 1000);
   }
 
   close(): void {
