@@ -109,7 +109,15 @@ export function requestHygiene(options: RequestHygieneOptions = {}): MiddlewareH
   const maxSize = options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE;
   return async (c, next) => {
     const h = c.req.raw.headers;
-    const refusal = checkHeaderCount(h, maxCount) ?? checkHeaderSize(h, maxSize) ?? checkFraming(h);
+    // One pass for both limits: this runs on every request, the cache-hit path included.
+    let count = 0, size = 0;
+    for (const [k, v] of h) {
+      count++;
+      size += k.length + v.length + 4;
+    }
+    const refusal = (count > maxCount ? checkHeaderCount(count, maxCount) : undefined) ??
+      (size > maxSize ? checkHeaderSize(h, maxSize) : undefined) ??
+      (h.has("content-length") || h.has("transfer-encoding") ? checkFraming(h) : undefined);
     if (refusal) return refusal;
     await next();
   };

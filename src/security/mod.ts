@@ -24,6 +24,7 @@ export {
   checkConnectPort,
   createAddressPolicy,
   DEFAULT_CONNECT_PORTS,
+  literalHostRefusal,
   parseAllowPrivate,
   parseConnectPorts,
 } from "./ssrf.ts";

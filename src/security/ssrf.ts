@@ -114,3 +114,16 @@ export function checkConnectPort(
     allowed.join(",") || "none"
   } (CONNECT_PORTS)`;
 }
+
+/**
+ * Refusal reason when `hostname` is an IP literal the policy refuses, else undefined.
+ * Lets a forward request or CONNECT to `http://10.0.0.1/` be refused before any
+ * connection attempt, so the proxy cannot be used to probe which internal ports
+ * are open (names are still checked on the connected address).
+ */
+export function literalHostRefusal(policy: AddressPolicy, hostname: string): string | undefined {
+  const host = hostname.startsWith("[") && hostname.endsWith("]")
+    ? hostname.slice(1, -1)
+    : hostname;
+  return parseIp(host) ? policy(host, hostname) : undefined;
+}

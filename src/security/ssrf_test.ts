@@ -3,6 +3,7 @@ import { parseCidrList } from "./cidr.ts";
 import {
   checkConnectPort,
   createAddressPolicy,
+  literalHostRefusal,
   parseAllowPrivate,
   parseConnectPorts,
 } from "./ssrf.ts";
@@ -68,4 +69,13 @@ Deno.test("parseAllowPrivate and parseConnectPorts read settings and name bad va
   assert.equal(checkConnectPort(443, [443, 8443]), undefined);
   assert.match(checkConnectPort(22, [443, 8443])!, /port 22 is refused; allowed ports: 443,8443/);
   assert.equal(checkConnectPort(22, "*"), undefined);
+});
+
+Deno.test("literalHostRefusal refuses internal IP literals before any connection, not names", () => {
+  const policy = createAddressPolicy({ allowPrivate: "none" });
+  assert.match(literalHostRefusal(policy, "10.0.0.1")!, /private/);
+  assert.match(literalHostRefusal(policy, "[::1]")!, /loopback/);
+  assert.match(literalHostRefusal(policy, "[::ffff:169.254.169.254]")!, /link-local/);
+  assert.equal(literalHostRefusal(policy, "8.8.8.8"), undefined);
+  assert.equal(literalHostRefusal(policy, "localhost"), undefined); // checked once connected
 });
