@@ -30,6 +30,7 @@ import {
 } from "./security/mod.ts";
 import { PROMETHEUS_CONTENT_TYPE, ProxyStats, renderPrometheus } from "./stats/mod.ts";
 import type { Refusal, TunnelRequest } from "./server/tunnel.ts";
+import { isWebSocketUpgrade, relayWebSocket } from "./server/websocket.ts";
 import { VERSION } from "./version.ts";
 
 export type ProxyEnv = { Bindings: ConnInfo; Variables: { ctx: RequestContext } };
@@ -107,6 +108,9 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
     metrics: () => forwarder.metrics(),
   });
 
+  /** WebSocket upgrades (Deno.serve only): the original request, which Deno must upgrade itself. */
+  const upgrades = new WeakMap<RequestContext, Request>();
+
   const forwardInfo = (req: Request, ctx: RequestContext, preserveHost: boolean) => ({
     clientIp: ctx.clientIp,
     forwardedFor: forwardedForValue(
@@ -132,8 +136,12 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
     passive: { maxFails: config.maxFails, failTimeoutMs: config.failTimeout },
     retries: config.retryAttempts,
     retryBodyLimit: config.retryBodyLimit,
-    send: (req: Request, target: URL, ctx: RequestContext) =>
-      forwarder.forward(req, target, forwardInfo(req, ctx, true)),
+    send: (req: Request, target: URL, ctx: RequestContext) => {
+      const upgrade = upgrades.get(ctx);
+      return upgrade
+        ? relayWebSocket(upgrade, target, config.connectionTimeout)
+        : forwarder.forward(req, target, forwardInfo(req, ctx, true));
+    },
     logger: logger("balancer"),
   });
   closers.push(() => balancer.close());
@@ -146,12 +154,12 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
       "no backend configured: this port is a forward proxy (send absolute-form requests, " +
         "e.g. curl -x), or set BACKEND_SERVERS to reverse-proxy origin-form requests",
     ));
-  const route: Handler = (req, ctx) =>
-    ctx.target
-      ? forwardForwarder.forward(req, ctx.target, forwardInfo(req, ctx, false))
-      : config.backends.length > 0
-      ? balancer.handler(req, ctx)
-      : noBackend();
+  const route: Handler = (req, ctx) => {
+    if (ctx.target) return forwardForwarder.forward(req, ctx.target, forwardInfo(req, ctx, false));
+    if (config.backends.length === 0) return noBackend();
+    if (listener === "deno.serve" && isWebSocketUpgrade(req)) upgrades.set(ctx, req);
+    return balancer.handler(req, ctx);
+  };
 
   // cache: wraps compression which wraps route
   // compression: wraps route

@@ -71,3 +71,24 @@ Deno.test("a bad setting stops start-up with one line naming it", async () => {
   assert.equal(lines.length, 1, proxy.output());
   assert.match(lines[0], /PORT: invalid value "not-a-port"/);
 });
+
+Deno.test("reverse proxy: WebSocket upgrades pass through to a backend", async () => {
+  const a = await startTestBackend("a");
+  const proxy = await startProxy({ env: { BACKEND_SERVERS: a.url } });
+  try {
+    const ws = new WebSocket(`ws://127.0.0.1:${proxy.port}/ws`);
+    const echoed = await new Promise<string>((resolve, reject) => {
+      ws.onopen = () => ws.send("hello through the proxy");
+      ws.onmessage = (e) => resolve(String(e.data));
+      ws.onerror = () => reject(new Error("websocket failed"));
+      setTimeout(() => reject(new Error("no echo within 10 s")), 10_000);
+    });
+    assert.equal(echoed, "hello through the proxy");
+    const closed = new Promise((r) => ws.onclose = r);
+    ws.close();
+    await closed;
+  } finally {
+    await proxy.stop();
+    await a.close();
+  }
+});
