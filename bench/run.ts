@@ -45,7 +45,9 @@ export async function loadScenarios(dir = SCENARIO_DIR): Promise<Scenario[]> {
   const out: Scenario[] = [];
   for (const f of files) {
     const mod = await import(`file://${dir}/${f}`);
-    const s = mod.scenario ?? mod.default;
+    // `export const scenario`, `export default`, or the module itself
+    // (`export const name`, `export const description`, `export function run`).
+    const s = mod.scenario ?? mod.default ?? mod;
     if (!isScenario(s)) {
       throw new Error(`bench/scenarios/${f} exports no scenario ({ name, description, run })`);
     }

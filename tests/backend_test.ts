@@ -110,6 +110,12 @@ Deno.test("backend: /bytes/:n returns the exact seeded pattern with Content-Leng
       const got = new Uint8Array(await (await fetch(`${b.url}/bytes/1024`)).arrayBuffer());
       assert.deepEqual(got, patternBytes(1024, 0));
     }
+    const plain = await fetch(`${b.url}/bytes/8`);
+    assert.equal(plain.headers.get("cache-control"), null);
+    await plain.body?.cancel();
+    const cacheable = await fetch(`${b.url}/bytes/8?max_age=3600`);
+    assert.equal(cacheable.headers.get("cache-control"), "public, max-age=3600");
+    assert.deepEqual(new Uint8Array(await cacheable.arrayBuffer()), patternBytes(8));
     const bad = await fetch(`${b.url}/bytes/abc`);
     assert.deepEqual(bad.status, 400);
     await bad.body?.cancel();

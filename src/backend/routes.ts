@@ -175,14 +175,20 @@ export function createBackendHandler(name: string, cut: AbortSignal): BackendHan
     const params = query === "" ? undefined : new URLSearchParams(query);
     const seed = Number(params?.get("seed") ?? 0) & 0xff;
     const chunked = params?.get("chunked") === "1";
+    const maxAge = params?.get("max_age");
+    if (maxAge != null && !DIGITS.test(maxAge)) {
+      return badRequest("max_age needs a whole number of seconds");
+    }
     const chunk = chunkFor(seed);
-    const type = "application/octet-stream";
+    const headers: [string, string][] = [
+      ["content-type", "application/octet-stream"],
+      ["x-backend", name],
+    ];
+    if (maxAge != null) headers.push(["cache-control", `public, max-age=${maxAge}`]);
     if (!chunked && n <= CHUNK_SIZE) {
       // A view of the shared block, not a copy: Deno.serve does not detach
       // body buffers (the test suite checks repeated requests stay intact).
-      return new Response(chunk.subarray(0, n), {
-        headers: [["content-type", type], ["x-backend", name]],
-      });
+      return new Response(chunk.subarray(0, n), { headers });
     }
     let left = n;
     const body = new ReadableStream<Uint8Array>({
@@ -195,7 +201,6 @@ export function createBackendHandler(name: string, cut: AbortSignal): BackendHan
         if (left <= 0) c.close();
       },
     });
-    const headers: [string, string][] = [["content-type", type], ["x-backend", name]];
     if (!chunked) headers.push(["content-length", String(n)]);
     return new Response(body, { headers });
   }
