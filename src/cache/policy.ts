@@ -287,7 +287,8 @@ export function freshness(
   }
   const expires = headers.get("expires");
   if (expires !== null) {
-    const e = parseHttpDate(firstMember(expires));
+    // HTTP-dates contain a comma; repeated Expires lines (combined) do not parse: stale.
+    const e = parseHttpDate(expires);
     const lifetime = e === undefined ? 0 : Math.max(0, Math.floor((e - dateMs) / 1000));
     return { ...base, lifetime, explicit: true, defaulted: false };
   }

@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import type { Cluster, Redis } from "ioredis";
 import { type CacheEntry, pack, prepare, stored, unpack } from "./entry.ts";
 import type { CacheStore } from "./store.ts";
@@ -35,7 +36,7 @@ type ScriptClient = (Redis | Cluster) & {
     key: string,
     names: string,
     field: string,
-    packed: Uint8Array,
+    packed: Buffer,
     ttl: number,
     maxVariants: number,
   ): Promise<number>;
@@ -127,12 +128,14 @@ export class RedisStore implements CacheStore {
   async set(key: string, entry: CacheEntry, ttlSec: number): Promise<void> {
     if (!this.ready || ttlSec <= 0) return;
     const names = entry.varyNames.join(",");
+    // ioredis sends Buffers as bytes but stringifies other typed arrays.
+    const packed = pack(stored(entry));
     try {
       await this.#client.proxyCacheSet(
         this.#prefix + key,
         names,
         "b:" + entry.varyKey,
-        pack(stored(entry)),
+        Buffer.from(packed.buffer, packed.byteOffset, packed.byteLength),
         Math.ceil(ttlSec),
         this.#maxVariants,
       );
