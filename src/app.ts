@@ -20,14 +20,22 @@ import type { LoadedConfig } from "./config/mod.ts";
 import type { ConnInfo, Handler, RequestContext } from "./context/mod.ts";
 import { createForwarder, UpstreamError } from "./forward/mod.ts";
 import { createBalancer } from "./balancer/mod.ts";
+import { createAdmission } from "./admission/mod.ts";
 import { logger } from "./log/mod.ts";
 import {
+  adminGuard,
+  bodyLimit,
   clientIpFrom,
   createAddressPolicy,
   createClientAcl,
+  createProxyAuth,
   forwardedForValue,
+  literalHostRefusal,
   parseCidrList,
+  requestHygiene,
 } from "./security/mod.ts";
+import { createRateLimiter, rateLimitHeaders } from "./ratelimit/mod.ts";
+import { connectRedis } from "./redis/mod.ts";
 import { PROMETHEUS_CONTENT_TYPE, ProxyStats, renderPrometheus } from "./stats/mod.ts";
 import type { Refusal, TunnelRequest } from "./server/tunnel.ts";
 import { isWebSocketUpgrade, relayWebSocket } from "./server/websocket.ts";
@@ -81,6 +89,42 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
   // In a gateway the backends are the operator's own, so only forward proxying is
   // limited to ALLOWED_CLIENTS unless the operator set it explicitly.
   const aclForReverse = loaded.sources.allowedClients !== "default";
+  const auth = config.proxyAuthFile
+    ? createProxyAuth({ file: config.proxyAuthFile, logger: logger("auth") })
+    : undefined;
+  if (auth) {
+    stats.add(auth);
+    closers.push(() => auth.close());
+  }
+  const guardAdmin = adminGuard({ token: config.adminToken });
+  const hygiene = requestHygiene({
+    maxHeaderCount: config.maxHeaderCount,
+    maxHeaderSize: config.maxHeaderSize,
+  });
+  const limitBody = bodyLimit(config.maxBodySize);
+
+  // ── ratelimit: per client, shared through Redis when REDIS_URL is set ──
+  const rateRedis = config.redisUrl
+    ? connectRedis({
+      url: config.redisUrl,
+      commandTimeoutMs: config.redisTimeout,
+      name: "proxy-ratelimit",
+      logger: (level, msg) => logger("redis")[level](msg),
+    })
+    : undefined;
+  const rateLimiter = createRateLimiter({
+    limit: config.rateLimitRequests,
+    windowSec: config.rateLimitWindow,
+    redis: rateRedis,
+    prefix: `${config.cachePrefix}rl:`,
+    keyBy: config.rateLimitBy,
+    exempt: cidrs(config.rateLimitExempt),
+    redisTimeoutMs: config.redisTimeout,
+    logger: logger("ratelimit"),
+  });
+  stats.add(rateLimiter);
+  closers.push(() => rateLimiter.close());
+  if (rateRedis) closers.push(() => rateRedis.close());
 
   // ── upstream: forwarder and balancer ────────────────────────────────
   const forwarder = createForwarder({
@@ -238,18 +282,36 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
   });
   own.all("*", () => text(405, "method not allowed on this endpoint"));
 
-  app.use(async (c, next) => {
+  // security: header count/size and ambiguous framing (431/400) before anything else reads them
+  app.use(hygiene);
+  app.use((c, next) => {
     if (c.env.form !== "origin" || !OWN_PATHS.has(c.req.path)) return next();
-    c.res = await own.fetch(c.req.raw, c.env);
+    const serveOwn = async () => {
+      c.res = await own.fetch(c.req.raw, c.env);
+    };
+    // /healthz stays open for load balancers; the rest needs loopback or ADMIN_TOKEN.
+    if (c.req.path === "/healthz") return serveOwn();
+    return guardAdmin(c, serveOwn);
   });
 
-  // admission: in-flight limit and queue
+  // admission: in-flight limit and queue (after the own endpoints, so /metrics answers under load)
+  const admission = createAdmission({
+    maxConcurrency: config.maxConcurrency,
+    queueSize: config.requestQueueSize,
+    queueTimeoutMs: config.queueTimeout,
+  });
+  closers.push(() => admission.close());
+  stats.add(admission);
+  app.use(admission.middleware);
   // security: client ACL (and proxy auth) for forward proxying
   app.use((c, next) => {
     if (c.env.form === "origin" && !aclForReverse) return next();
     return acl.middleware(c, next);
   });
+  if (auth) app.use(auth.middleware); // forward proxying only; strips Proxy-Authorization
+  app.use(limitBody);
   // ratelimit:
+  app.use(rateLimiter.middleware);
   // filter:
 
   app.all("*", (c) => {
@@ -268,6 +330,8 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
         );
       }
       if (c.req.raw.headers.get("via")?.includes(via)) return text(508, "loop detected");
+      const refused = literalHostRefusal(checkAddress, target.hostname);
+      if (refused) return text(403, `403 Forbidden: ${refused}`);
       ctx.target = target;
     }
     return pipeline(c.req.raw, ctx);
@@ -286,7 +350,7 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
   const proxy: Proxy = {
     fetch: (req, conn) => app.fetch(req, conn),
     checkAddress,
-    admitTunnel(req: TunnelRequest): Promise<Refusal | undefined> {
+    async admitTunnel(req: TunnelRequest): Promise<Refusal | undefined> {
       if (!acl.isAllowedClient(req.clientIp)) {
         return Promise.resolve({
           status: 403,
@@ -301,11 +365,43 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
           })`,
         });
       }
-      return Promise.resolve(undefined);
+      const literal = literalHostRefusal(checkAddress, req.authority.host);
+      if (literal) return { status: 403, reason: `403 Forbidden: ${literal}` };
+      let user: string | undefined;
+      if (auth) {
+        const h = req.headers["proxy-authorization"];
+        user = await auth.verify(Array.isArray(h) ? h[0] : h);
+        if (user === undefined) {
+          return {
+            status: 407,
+            reason: `407 Proxy Authentication Required: ${
+              h ? "wrong user name or password" : "credentials required"
+            }`,
+            headers: { "Proxy-Authenticate": 'Basic realm="proxy", charset="UTF-8"' },
+          };
+        }
+      }
+      const decision = await rateLimiter.decide({
+        id: "tunnel",
+        conn: { remoteAddr: req.clientIp, remotePort: 0, form: "authority", secure: false },
+        startedAt: performance.now(),
+        clientIp: req.clientIp,
+        user,
+      });
+      if (!decision.allowed) {
+        return {
+          status: 429,
+          reason:
+            `429 Too Many Requests: rate limit of ${decision.limit} requests reached; retry later`,
+          headers: rateLimitHeaders(decision),
+        };
+      }
+      return undefined;
     },
     stats,
     mode,
     async reload() {
+      auth?.reload();
       log.info("reloaded");
     },
     async close() {
