@@ -1,0 +1,317 @@
+/**
+ * Request filtering by category blocklists: loading (files, URLs, the built-in lists),
+ * parsing (in the worker pool for big lists), atomic reloads, verdicts and the Hono
+ * middleware that answers 403.
+ *
+ * @module
+ */
+import type { Context, MiddlewareHandler } from "hono";
+import type { MetricFamily, StatsSource } from "../stats/metric.ts";
+import { INLINE_MAX_BYTES, type WorkerPool } from "../workers/mod.ts";
+import { buildTable, RuleTable, type Verdict } from "./matcher.ts";
+import { isValidHost, type ParsedList, type ParseError, parseList } from "./parse.ts";
+
+/** Built-in categories and their data files (embed them with `deno compile --include`). */
+export const BUILTIN_LISTS: Readonly<Record<string, URL>> = {
+  ads: new URL("./lists/ads.txt", import.meta.url),
+  trackers: new URL("./lists/trackers.txt", import.meta.url),
+  malware: new URL("./lists/malware.txt", import.meta.url),
+};
+
+/** Category of the lists given in FILTER_LISTS. */
+export const CUSTOM_CATEGORY = "custom";
+
+/** Anything with `warn` and `info` taking a plain message (a LogTape logger fits). */
+export interface FilterLogger {
+  warn(message: string): void;
+  info(message: string): void;
+}
+
+/** Host (and path with query) of the request to check; undefined to let it pass. */
+export type HostOf = (c: Context) => { host: string; path?: string } | undefined;
+
+export interface FilterOptions {
+  /** REQUEST_FILTERS: built-in categories, in priority order (`ads`, `trackers`, `malware`). */
+  categories: readonly string[];
+  /** FILTER_LISTS: extra lists (file paths or http(s) URLs), category `custom`. */
+  lists?: readonly string[];
+  /** FILTER_ALLOW: domains never blocked, subdomains included. */
+  allow?: readonly string[];
+  /** Parses lists larger than `inlineMaxBytes` off the main thread. */
+  pool?: WorkerPool;
+  logger?: FilterLogger;
+  /** Default: INLINE_MAX_BYTES. */
+  inlineMaxBytes?: number;
+  /** Where the middleware finds the host. Default: the request URL's host and path. */
+  hostOf?: HostOf;
+  /** Deadline for fetching a URL list. Default 15 s. */
+  fetchTimeoutMs?: number;
+}
+
+export interface FilterSnapshot {
+  categories: string[];
+  rules: Record<string, number>;
+  allow_rules: number;
+  blocked: Record<string, number>;
+  ignored_lines: number;
+  last_reload: string | null;
+  reload_ms: number;
+  reloads: number;
+  errors: { count: number; recent: string[] };
+}
+
+export interface Filter extends StatsSource {
+  /** The verdict for a host (port and case ignored), counted as a block when there is one. */
+  check(host: string, path?: string): Verdict | undefined;
+  /** Answers 403 for blocked requests; passes the rest on. */
+  readonly middleware: MiddlewareHandler;
+  /** Re-reads every list, parses off the main thread, swaps the tables at once. */
+  reload(): Promise<void>;
+  snapshot(): FilterSnapshot;
+  metrics(): MetricFamily[];
+  close(): void;
+}
+
+/** `blocked; category=ads; rule=||doubleclick.net^` (visible ASCII only). */
+export function xFilterValue(v: Verdict): string {
+  return `blocked; category=${v.category}; rule=${v.rule}`.replace(/[^\x20-\x7e]/g, "?");
+}
+
+/** The 403 a blocked request gets. */
+export function blockedResponse(v: Verdict): Response {
+  return new Response(`blocked by proxy filter: category=${v.category} rule=${v.rule}\n`, {
+    status: 403,
+    headers: {
+      "content-type": "text/plain; charset=utf-8",
+      "x-filter": xFilterValue(v),
+      "cache-control": "no-store",
+    },
+  });
+}
+
+const defaultHostOf: HostOf = (c) => {
+  const url = new URL(c.req.url);
+  return { host: url.hostname, path: url.pathname + url.search };
+};
+
+interface Source {
+  category: string;
+  location: string;
+  url?: URL;
+}
+
+const MAX_WARNINGS_PER_LIST = 20;
+const MAX_RECENT_ERRORS = 50;
+
+export async function createFilter(options: FilterOptions): Promise<Filter> {
+  const log = options.logger;
+  const inlineMax = options.inlineMaxBytes ?? INLINE_MAX_BYTES;
+  const hostOf = options.hostOf ?? defaultHostOf;
+
+  for (const c of options.categories) {
+    if (!(c in BUILTIN_LISTS)) {
+      throw new Error(
+        `REQUEST_FILTERS: unknown category "${c}" (known: ${
+          Object.keys(BUILTIN_LISTS).join(", ")
+        })`,
+      );
+    }
+  }
+  const allow: string[] = [];
+  for (const raw of options.allow ?? []) {
+    const d = raw.trim().toLowerCase().replace(/^\*\./, "").replace(/\.$/, "");
+    if (d === "") continue;
+    if (!isValidHost(d)) throw new Error(`FILTER_ALLOW: "${raw}" is not a domain name`);
+    allow.push(d);
+  }
+  const sources: Source[] = [
+    ...options.categories.map((c) => ({
+      category: c,
+      location: BUILTIN_LISTS[c].protocol === "file:"
+        ? decodeURIComponent(BUILTIN_LISTS[c].pathname)
+        : BUILTIN_LISTS[c].href,
+      url: BUILTIN_LISTS[c],
+    })),
+    ...(options.lists ?? []).filter((l) => l.trim() !== "").map((l) => ({
+      category: CUSTOM_CATEGORY,
+      location: l.trim(),
+      url: /^https?:\/\//i.test(l.trim()) ? new URL(l.trim()) : undefined,
+    })),
+  ];
+
+  let table = new RuleTable();
+  const blocked: Record<string, number> = {};
+  const recentErrors: string[] = [];
+  let errorCount = 0;
+  let ignored = 0;
+  let lastReload: Date | null = null;
+  let reloadMs = 0;
+  let reloads = 0;
+  /** Last good bytes of each URL list, used when a later fetch fails. */
+  const urlCache = new Map<string, Uint8Array>();
+  let chain: Promise<void> = Promise.resolve();
+  let closed = false;
+
+  function recordError(message: string): void {
+    errorCount++;
+    recentErrors.push(message);
+    if (recentErrors.length > MAX_RECENT_ERRORS) recentErrors.shift();
+  }
+
+  async function read(source: Source): Promise<Uint8Array | undefined> {
+    if (source.url && source.url.protocol !== "file:") {
+      try {
+        const res = await fetch(source.url, {
+          signal: AbortSignal.timeout(options.fetchTimeoutMs ?? 15_000),
+        });
+        if (!res.ok) {
+          await res.body?.cancel();
+          throw new Error(`HTTP ${res.status}`);
+        }
+        const bytes = new Uint8Array(await res.arrayBuffer());
+        urlCache.set(source.location, bytes);
+        return bytes;
+      } catch (err) {
+        const cached = urlCache.get(source.location);
+        const msg = `filter list ${source.location} could not be fetched (${
+          err instanceof Error ? err.message : err
+        }); ${cached ? "keeping the previous copy" : "skipped"}`;
+        log?.warn(msg);
+        recordError(msg);
+        return cached;
+      }
+    }
+    const path = source.url ?? source.location;
+    try {
+      return await Deno.readFile(path);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) {
+        throw new Error(`filter list not found: ${source.location}`);
+      }
+      throw new Error(`filter list ${source.location} could not be read: ${err}`);
+    }
+  }
+
+  async function parse(source: Source, bytes: Uint8Array): Promise<ParsedList> {
+    if (options.pool && bytes.byteLength > inlineMax) {
+      const data = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+        ? bytes.buffer as ArrayBuffer
+        : bytes.slice().buffer;
+      try {
+        return await options.pool.run<ParsedList>(
+          { kind: "filter.parse", data, source: source.location, idempotent: true },
+          [data],
+        );
+      } catch (err) {
+        log?.warn(`parsing ${source.location} in the worker pool failed (${err}); parsing inline`);
+      }
+    }
+    return parseList(new TextDecoder().decode(bytes), source.location);
+  }
+
+  function report(parsed: ParsedList): void {
+    ignored += parsed.ignored;
+    parsed.errors.forEach((e: ParseError, i: number) => {
+      const msg = `${e.source}:${e.line}: ${e.reason}: ${e.text}`;
+      if (i < MAX_WARNINGS_PER_LIST) log?.warn(`skipping bad filter line ${msg}`);
+      recentErrors.push(msg);
+      if (recentErrors.length > MAX_RECENT_ERRORS) recentErrors.shift();
+    });
+    errorCount += parsed.errorCount;
+    if (parsed.errorCount > MAX_WARNINGS_PER_LIST) {
+      log?.warn(`${parsed.source}: ${parsed.errorCount} bad lines in all, skipped`);
+    }
+  }
+
+  async function load(): Promise<void> {
+    const started = performance.now();
+    const loaded = await Promise.all(sources.map(async (s) => {
+      const bytes = await read(s);
+      return bytes ? { category: s.category, parsed: await parse(s, bytes) } : undefined;
+    }));
+    const lists = loaded.filter((l) => l !== undefined);
+    ignored = 0;
+    for (const l of lists) report(l.parsed);
+    const next = await buildTable(lists, allow);
+    if (closed) return;
+    table = next; // the swap: checks see the old table or the new one, never half of one
+    lastReload = new Date();
+    reloadMs = performance.now() - started;
+    reloads++;
+    log?.info(
+      `filter lists loaded in ${Math.round(reloadMs)} ms: ${
+        Object.entries(table.rulesPerCategory).map(([c, n]) => `${c}=${n}`).join(" ") ||
+        "no rules"
+      }, allow=${table.allowRules}`,
+    );
+  }
+
+  function check(host: string, path?: string): Verdict | undefined {
+    const v = table.match(host, path);
+    if (v) blocked[v.category] = (blocked[v.category] ?? 0) + 1;
+    return v;
+  }
+
+  const middleware: MiddlewareHandler = async (c, next) => {
+    const target = hostOf(c);
+    const v = target && check(target.host, target.path);
+    if (v) return blockedResponse(v);
+    await next();
+  };
+
+  await load();
+
+  return {
+    name: "filter",
+    check,
+    middleware,
+    reload(): Promise<void> {
+      // Serialised: a reload asked for during another runs after it, on fresh files.
+      const run = chain.then(load);
+      chain = run.catch(() => {});
+      return run;
+    },
+    snapshot(): FilterSnapshot {
+      return {
+        categories: [...new Set(sources.map((s) => s.category))],
+        rules: { ...table.rulesPerCategory },
+        allow_rules: table.allowRules,
+        blocked: { ...blocked },
+        ignored_lines: ignored,
+        last_reload: lastReload?.toISOString() ?? null,
+        reload_ms: Math.round(reloadMs),
+        reloads,
+        errors: { count: errorCount, recent: [...recentErrors] },
+      };
+    },
+    metrics(): MetricFamily[] {
+      const cats = [...new Set([...sources.map((s) => s.category), ...Object.keys(blocked)])];
+      return [
+        {
+          name: "proxy_filter_blocked_total",
+          help: "Requests and tunnels refused by the filter, by category.",
+          type: "counter",
+          samples: cats.map((c) => ({ labels: { category: c }, value: blocked[c] ?? 0 })),
+        },
+        {
+          name: "proxy_filter_rules",
+          help: "Blocking rules loaded, by category.",
+          type: "gauge",
+          samples: cats.map((c) => ({
+            labels: { category: c },
+            value: table.rulesPerCategory[c] ?? 0,
+          })),
+        },
+        {
+          name: "proxy_filter_list_errors_total",
+          help: "Bad list lines skipped and list fetch failures.",
+          type: "counter",
+          samples: [{ value: errorCount }],
+        },
+      ];
+    },
+    close(): void {
+      closed = true;
+    },
+  };
+}
