@@ -8,7 +8,7 @@
  * @module
  */
 import { installHint } from "./tools.ts";
-import { StartError } from "./process.ts";
+import { freePort, StartError } from "./process.ts";
 import { median } from "./stats.ts";
 import { runWrk, type WrkResult } from "./wrk.ts";
 import type { BenchContext, Ratio, TargetRow } from "./types.ts";
@@ -36,6 +36,12 @@ export interface CompareOptions {
    */
   verify?: (res: Response, body: Uint8Array) => string | undefined;
   headers?: Record<string, string>;
+  /**
+   * Reads a counter of requests that reached the origin (e.g. from the test
+   * origin's /__stats). Read before and after each measured run, so a cache
+   * scenario can show how many requests really were hits.
+   */
+  originCounter?: () => Promise<number>;
 }
 
 export async function compareTargets(
@@ -44,7 +50,7 @@ export async function compareTargets(
   opts: CompareOptions,
 ): Promise<TargetRow[]> {
   const rows = new Map<string, TargetRow>();
-  const live: { target: Target; url: string; results: WrkResult[] }[] = [];
+  const live: { target: Target; url: string; results: WrkResult[]; origin: number }[] = [];
 
   for (const t of targets) {
     const missing = ["wrk", ...(t.requires ?? [])].find((tool) => !ctx.tools[tool]);
@@ -83,7 +89,7 @@ export async function compareTargets(
         continue;
       }
     }
-    live.push({ target: t, url: started.url, results: [] });
+    live.push({ target: t, url: started.url, results: [], origin: 0 });
   }
 
   for (let round = 1; round <= ctx.rounds; round++) {
@@ -91,7 +97,10 @@ export async function compareTargets(
       if (rows.has(l.target.label)) continue; // failed in an earlier round
       ctx.log(`round ${round}/${ctx.rounds}: ${l.target.label}`);
       try {
+        const before = await opts.originCounter?.();
         l.results.push(await runWrk({ ...wrkBase(ctx, opts), url: l.url + opts.path }));
+        const after = await opts.originCounter?.();
+        if (before !== undefined && after !== undefined) l.origin += after - before;
       } catch (err) {
         rows.set(l.target.label, {
           target: l.target.label,
@@ -107,6 +116,18 @@ export async function compareTargets(
     const rs = l.results;
     const errors = rs.reduce((s, r) => s + r.socketErrors + r.non2xx, 0);
     const requests = rs.reduce((s, r) => s + r.requests, 0);
+    const notes: string[] = [];
+    if (errors > 0) {
+      notes.push(`${errors} of ${requests} requests failed (socket errors or non-2xx/3xx)`);
+    }
+    if (opts.originCounter) {
+      // wrk does not count requests still in flight when it stops, the
+      // origin does: clamp so a cache-less target reads 0%, not -0.1%.
+      const hit = requests > 0 ? Math.max(0, 1 - l.origin / requests) * 100 : 0;
+      notes.push(
+        `origin served ${l.origin} requests for ${requests} completed (hits ${hit.toFixed(1)}%)`,
+      );
+    }
     rows.set(l.target.label, {
       target: l.target.label,
       status: "ok",
@@ -115,9 +136,9 @@ export async function compareTargets(
       p99Ms: median(rs.map((r) => r.p99Ms)),
       errors,
       roundsRps: rs.map((r) => Math.round(r.rps)),
-      note: errors > 0
-        ? `${errors} of ${requests} requests failed (socket errors or non-2xx/3xx)`
-        : undefined,
+      requests,
+      originRequests: opts.originCounter ? l.origin : undefined,
+      note: notes.length ? notes.join("; ") : undefined,
     });
   }
   return targets.map((t) => rows.get(t.label)!);
@@ -162,4 +183,24 @@ export function ratiosAgainst(rows: TargetRow[], subject: string, others: string
     out.push({ label: `${subject}/${name} p99`, value: s.p99Ms! / o.p99Ms });
   }
   return out;
+}
+
+/** Checks status and exact bytes, so a proxy answering errors fast is not measured. */
+export function verifyBytes(path: string, expected: Uint8Array) {
+  return (res: Response, body: Uint8Array): string | undefined => {
+    if (res.status !== 200) return `GET ${path} answered ${res.status}, want 200`;
+    if (body.length !== expected.length || !body.every((b, i) => b === expected[i])) {
+      return `GET ${path} returned ${body.length} bytes that differ from the origin's`;
+    }
+    return undefined;
+  };
+}
+
+/** Turns "start something on this port" into a compare Target's start(). */
+export function onFreePort(start: (port: number) => Promise<{ stop(): Promise<void> }>) {
+  return async (): Promise<Started> => {
+    const port = freePort();
+    const p = await start(port);
+    return { url: `http://127.0.0.1:${port}`, stop: () => p.stop() };
+  };
 }

@@ -37,13 +37,20 @@ Deno.test({
           start: () => Promise.resolve({ url: `${b.url}/status/502?x=`, stop: async () => {} }),
         },
         { label: "needs-nginx", requires: ["nginx"], start: () => Promise.reject(new Error()) },
-      ], { path: "/bytes/1024" });
+      ], {
+        path: "/bytes/1024",
+        originCounter: async () =>
+          (await (await fetch(`${b.url}/__stats`)).json()).paths["/bytes/1024"] ?? 0,
+      });
 
       const byName = Object.fromEntries(rows.map((r) => [r.target, r]));
       assert.equal(byName.good.status, "ok");
       assert.equal(byName.good.roundsRps!.length, 2);
       assert.ok(byName.good.rps! > 0 && byName.good.p99Ms! > 0);
       assert.equal(byName.good.errors, 0);
+      // The good target is the origin itself: everything reaches it, nothing is a hit.
+      assert.ok(byName.good.originRequests! >= byName.good.requests!);
+      assert.match(byName.good.note!, /hits 0\.0%/);
       assert.equal(byName.broken.status, "failed");
       assert.match(byName.broken.note!, /broken failed to start: .*\nError: no/);
       assert.equal(byName.wrong.status, "failed");

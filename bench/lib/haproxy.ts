@@ -10,10 +10,18 @@ export interface HaproxyReverseOptions {
   dir: string;
   listenPort: number;
   upstreamPort: number;
+  /** Cache responses in HAProxy's small object cache (64 MB, objects up to 1 MB). */
+  cache?: boolean;
 }
 
 /** haproxy.cfg for one thread with server-side keep-alive reuse. Exported for tests. */
 export function haproxyReverseConfig(o: HaproxyReverseOptions): string {
+  const cacheUse = o.cache
+    ? "  http-request cache-use bench\n  http-response cache-store bench\n"
+    : "";
+  const cacheSection = o.cache
+    ? "\ncache bench\n  total-max-size 64\n  max-object-size 1048576\n  max-age 3600\n"
+    : "";
   return `global
   nbthread 1
   maxconn 8000
@@ -31,8 +39,8 @@ frontend bench
 
 backend origin
   http-reuse always
-  server s1 127.0.0.1:${o.upstreamPort}
-`;
+${cacheUse}  server s1 127.0.0.1:${o.upstreamPort}
+${cacheSection}`;
 }
 
 export async function startHaproxyReverse(o: HaproxyReverseOptions): Promise<Proc> {

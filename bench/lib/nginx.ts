@@ -12,6 +12,8 @@ export interface NginxReverseOptions {
   upstreamPort: number;
   /** Idle keep-alive connections to the upstream (default 64). */
   keepalive?: number;
+  /** Cache responses (proxy_cache in the private directory, honouring Cache-Control). */
+  cache?: boolean;
 }
 
 /** nginx.conf for one worker, upstream keep-alive, no access log. Exported for tests. */
@@ -19,6 +21,13 @@ export function nginxReverseConfig(o: NginxReverseOptions): string {
   // As root the workers would switch to "nobody" and could not use the
   // private temp directories; as anyone else nginx ignores `user`.
   const user = Deno.uid() === 0 ? "user root;\n" : "";
+  const cachePath = o.cache
+    ? `  proxy_cache_path ${o.dir}/cache levels=1:2 keys_zone=bench:10m max_size=256m ` +
+      `inactive=60m use_temp_path=off;\n`
+    : "";
+  const cacheUse = o.cache
+    ? "      proxy_cache bench;\n      add_header X-Cache $upstream_cache_status;\n"
+    : "";
   return `${user}worker_processes 1;
 daemon off;
 pid ${o.dir}/nginx.pid;
@@ -31,7 +40,7 @@ http {
   fastcgi_temp_path ${o.dir}/fastcgi;
   uwsgi_temp_path ${o.dir}/uwsgi;
   scgi_temp_path ${o.dir}/scgi;
-  upstream origin {
+${cachePath}  upstream origin {
     server 127.0.0.1:${o.upstreamPort};
     keepalive ${o.keepalive ?? 64};
   }
@@ -41,7 +50,7 @@ http {
       proxy_pass http://origin;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
-    }
+${cacheUse}    }
   }
 }
 `;

@@ -41,3 +41,41 @@ for (const [tool, start] of cases) {
     },
   });
 }
+
+const cachingCases: [string, (dir: string, port: number, up: number) => Promise<Proc>][] = [
+  [
+    "nginx",
+    (dir, listenPort, upstreamPort) =>
+      startNginxReverse({ dir, listenPort, upstreamPort, cache: true }),
+  ],
+  [
+    "haproxy",
+    (dir, listenPort, upstreamPort) =>
+      startHaproxyReverse({ dir, listenPort, upstreamPort, cache: true }),
+  ],
+];
+
+for (const [tool, start] of cachingCases) {
+  Deno.test({
+    name: `${tool} with cache: on answers repeated requests without the origin`,
+    ignore: !hasTool(tool),
+    async fn() {
+      const dir = await Deno.makeTempDir();
+      const b = await startBackend({ host: "127.0.0.1", port: 0, name: "origin" });
+      const port = freePort();
+      const p = await start(dir, port, b.port);
+      try {
+        for (let i = 0; i < 5; i++) {
+          const res = await fetch(`http://127.0.0.1:${port}/bytes/1024?max_age=3600`);
+          assert.deepEqual(new Uint8Array(await res.arrayBuffer()), patternBytes(1024));
+        }
+        const stats = await (await fetch(`${b.url}/__stats`)).json();
+        assert.equal(stats.paths["/bytes/1024"], 1);
+      } finally {
+        await p.stop();
+        await b.close();
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  });
+}

@@ -6,6 +6,7 @@ const APT: Record<string, string> = {
   haproxy: "haproxy",
   node: "nodejs",
   npm: "npm",
+  "redis-server": "redis-server",
 };
 
 /** True when `name` is an executable file in a PATH directory. */

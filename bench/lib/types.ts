@@ -17,6 +17,10 @@ export interface TargetRow {
   p99Ms?: number;
   /** Socket errors plus non-2xx/3xx responses summed over all rounds. */
   errors?: number;
+  /** Requests wrk completed over all rounds. */
+  requests?: number;
+  /** Requests that reached the origin during the rounds (when the scenario counts them). */
+  originRequests?: number;
   /** Requests/s of each round, in order. */
   roundsRps?: number[];
   /** Why it was skipped or failed, or a remark (e.g. error counts). */

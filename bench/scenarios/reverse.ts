@@ -7,84 +7,46 @@
  * @module
  */
 import { patternBytes } from "../../src/backend/mod.ts";
-import { compareTargets, ratiosAgainst, type Started, type Target } from "../lib/compare.ts";
+import {
+  compareTargets,
+  onFreePort,
+  ratiosAgainst,
+  type Target,
+  verifyBytes,
+} from "../lib/compare.ts";
 import { startHaproxyReverse } from "../lib/haproxy.ts";
 import { startNginxReverse } from "../lib/nginx.ts";
 import { ensurePeersInstalled, REVERSE_PEERS, startPeer } from "../lib/peers.ts";
-import { freePort, startProcess } from "../lib/process.ts";
+import { proxyEnv, startOrigin, startProxy } from "../lib/proxy.ts";
 import type { BenchContext, Scenario, ScenarioResult } from "../lib/types.ts";
 
 const PATH = "/bytes/1024";
 const EXPECTED = patternBytes(1024);
 
-/** Settings the proxy runs with: reverse mode only, no cache, no logging, no rate limit. */
-export function proxyEnv(port: number, backendUrl: string): Record<string, string> {
-  return {
-    PORT: String(port),
-    HOST: "127.0.0.1",
-    BACKEND_SERVERS: backendUrl,
-    CACHE_BACKEND: "off",
-    ACCESS_LOG: "false",
-    RATE_LIMIT_REQUESTS: "0",
-    LOG_LEVEL: "warn",
-  };
-}
-
-function verify(res: Response, body: Uint8Array): string | undefined {
-  if (res.status !== 200) return `GET ${PATH} answered ${res.status}, want 200`;
-  if (body.length !== EXPECTED.length || !body.every((b, i) => b === EXPECTED[i])) {
-    return `GET ${PATH} returned ${body.length} bytes that differ from the origin's`;
-  }
-  return undefined;
-}
-
-const url = (port: number) => `http://127.0.0.1:${port}`;
-
 export const scenario: Scenario = {
   name: "reverse",
   description: "1 KiB responses via reverse proxy: backend direct, proxy, nginx, haproxy, JS peers",
   async run(ctx: BenchContext): Promise<ScenarioResult> {
-    const backendPort = freePort();
-    ctx.log(`starting the origin (src/backend) on port ${backendPort}`);
-    const backend = await startProcess({
-      name: "backend",
-      cmd: Deno.execPath(),
-      args: ["run", "-A", `${ctx.root}/src/backend/cli.ts`, "--port", String(backendPort)],
-      readyPort: backendPort,
-      readyPath: "/health",
-    });
-    ctx.defer(() => backend.stop());
-    const origin = url(backendPort);
-
-    const onPort = (start: (port: number) => Promise<{ stop(): Promise<void> }>) => async () => {
-      const port = freePort();
-      const p = await start(port);
-      return { url: url(port), stop: () => p.stop() } satisfies Started;
-    };
+    ctx.log("starting the origin (src/backend)");
+    const origin = await startOrigin(ctx.root);
+    ctx.defer(() => origin.proc.stop());
 
     const targets: Target[] = [
-      { label: "backend", start: () => Promise.resolve({ url: origin, stop: async () => {} }) },
+      { label: "backend", start: () => Promise.resolve({ url: origin.url, stop: async () => {} }) },
       {
         label: "proxy",
-        start: onPort((port) =>
-          startProcess({
-            name: "proxy",
-            cmd: Deno.execPath(),
-            args: ["run", "-A", `${ctx.root}/main.ts`, "serve"],
-            env: proxyEnv(port, origin),
-            cwd: ctx.root,
-            readyPort: port,
-          })
+        start: onFreePort((port) =>
+          startProxy(ctx.root, "proxy", port, proxyEnv(port, origin.url))
         ),
       },
       {
         label: "nginx",
         requires: ["nginx"],
-        start: onPort((port) =>
+        start: onFreePort((port) =>
           startNginxReverse({
             dir: `${ctx.tmpDir}/nginx`,
             listenPort: port,
-            upstreamPort: backendPort,
+            upstreamPort: origin.port,
             keepalive: 64,
           })
         ),
@@ -92,25 +54,28 @@ export const scenario: Scenario = {
       {
         label: "haproxy",
         requires: ["haproxy"],
-        start: onPort((port) =>
+        start: onFreePort((port) =>
           startHaproxyReverse({
             dir: `${ctx.tmpDir}/haproxy`,
             listenPort: port,
-            upstreamPort: backendPort,
+            upstreamPort: origin.port,
           })
         ),
       },
       ...REVERSE_PEERS.map((peer): Target => ({
         label: peer.label,
         requires: ["node", "npm"],
-        start: onPort(async (port) => {
+        start: onFreePort(async (port) => {
           await ensurePeersInstalled(ctx.root, ctx.log);
-          return await startPeer(ctx.root, peer, port, origin);
+          return await startPeer(ctx.root, peer, port, origin.url);
         }),
       })),
     ];
 
-    const rows = await compareTargets(ctx, targets, { path: PATH, verify });
+    const rows = await compareTargets(ctx, targets, {
+      path: PATH,
+      verify: verifyBytes(PATH, EXPECTED),
+    });
     const others = ["nginx", "haproxy", ...REVERSE_PEERS.map((p) => p.label), "backend"];
     return {
       rows,

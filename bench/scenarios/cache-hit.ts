@@ -1,0 +1,104 @@
+/**
+ * cache-hit: requests/s and p99 when every request is a cache hit — a 1 KiB
+ * response with `Cache-Control: public, max-age=3600` (`/bytes/1024?max_age=3600`)
+ * served by this proxy from its in-process LRU, and from the LRU in front of
+ * a private Redis, against nginx proxy_cache and the HAProxy cache. The
+ * origin counts what reaches it, so each row shows how many requests really
+ * were answered from a cache.
+ *
+ * @module
+ */
+import { patternBytes } from "../../src/backend/mod.ts";
+import {
+  compareTargets,
+  onFreePort,
+  ratiosAgainst,
+  type Target,
+  verifyBytes,
+} from "../lib/compare.ts";
+import { startHaproxyReverse } from "../lib/haproxy.ts";
+import { startNginxReverse } from "../lib/nginx.ts";
+import { proxyEnv, startOrigin, startProxy } from "../lib/proxy.ts";
+import { startRedis } from "../lib/redis.ts";
+import type { BenchContext, Scenario, ScenarioResult } from "../lib/types.ts";
+
+const PATH = "/bytes/1024?max_age=3600";
+
+export const scenario: Scenario = {
+  name: "cache-hit",
+  description:
+    "1 KiB cache hits: proxy memory LRU, proxy LRU+Redis, nginx proxy_cache, haproxy cache",
+  async run(ctx: BenchContext): Promise<ScenarioResult> {
+    ctx.log("starting the origin (src/backend)");
+    const origin = await startOrigin(ctx.root);
+    ctx.defer(() => origin.proc.stop());
+
+    const targets: Target[] = [
+      { label: "backend", start: () => Promise.resolve({ url: origin.url, stop: async () => {} }) },
+      {
+        label: "proxy (memory)",
+        start: onFreePort((port) =>
+          startProxy(ctx.root, "proxy (memory)", port, {
+            ...proxyEnv(port, origin.url),
+            CACHE_BACKEND: "memory",
+          })
+        ),
+      },
+      {
+        label: "proxy (redis)",
+        requires: ["redis-server"],
+        start: onFreePort(async (port) => {
+          const redis = await startRedis();
+          ctx.defer(() => redis.proc.stop());
+          return await startProxy(ctx.root, "proxy (redis)", port, {
+            ...proxyEnv(port, origin.url),
+            CACHE_BACKEND: "redis",
+            REDIS_URL: redis.url,
+          });
+        }),
+      },
+      {
+        label: "nginx",
+        requires: ["nginx"],
+        start: onFreePort((port) =>
+          startNginxReverse({
+            dir: `${ctx.tmpDir}/nginx`,
+            listenPort: port,
+            upstreamPort: origin.port,
+            cache: true,
+          })
+        ),
+      },
+      {
+        label: "haproxy",
+        requires: ["haproxy"],
+        start: onFreePort((port) =>
+          startHaproxyReverse({
+            dir: `${ctx.tmpDir}/haproxy`,
+            listenPort: port,
+            upstreamPort: origin.port,
+            cache: true,
+          })
+        ),
+      },
+    ];
+
+    const rows = await compareTargets(ctx, targets, {
+      path: PATH,
+      verify: verifyBytes(PATH, patternBytes(1024)),
+      originCounter: () => origin.count("/bytes/1024"),
+    });
+    const others = ["nginx", "haproxy", "backend"];
+    return {
+      rows,
+      ratios: [
+        ...ratiosAgainst(rows, "proxy (memory)", others),
+        ...ratiosAgainst(rows, "proxy (redis)", ["nginx", "haproxy"]),
+      ],
+      notes: [
+        `wrk -t${ctx.threads} -c${ctx.connections} -d${ctx.durationSec}s ${PATH}, ` +
+        `${ctx.rounds} alternating round(s), medians`,
+      ],
+    };
+  },
+};
