@@ -56,6 +56,8 @@ export interface Report {
   /** Human-readable warnings (rate limit, errors, missed rate). */
   warnings: string[];
   timeline: TimelinePoint[];
+  /** Latency by percentile (p from 0 to 100), for a percentile chart. */
+  latency_percentiles: { p: number; ms: number }[];
 }
 
 const ms = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));

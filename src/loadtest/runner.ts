@@ -362,9 +362,35 @@ class Run {
       rate_limited_responses: this.#rateLimited,
       warnings,
       timeline,
+      latency_percentiles: PERCENTILES.map((p) => ({
+        p,
+        ms: round(p === 0 ? this.#hist.min : this.#hist.percentile(p), 3),
+      })),
     };
   }
 }
+
+const PERCENTILES = [
+  0,
+  10,
+  20,
+  30,
+  40,
+  50,
+  60,
+  70,
+  75,
+  80,
+  85,
+  90,
+  95,
+  97.5,
+  99,
+  99.5,
+  99.9,
+  99.99,
+  100,
+];
 
 /** The proxy URL without its password, for reports. */
 function redact(u: URL): string {
