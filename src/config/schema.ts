@@ -49,8 +49,6 @@ function setting<T>(s: Setting<T>): Setting<T> {
   return s;
 }
 
-const CPUS = String(navigator.hardwareConcurrency || 1);
-
 export const SCHEMA = {
   // ── server ──────────────────────────────────────────────────────────
   host: setting({
@@ -121,7 +119,7 @@ export const SCHEMA = {
     default: "auto",
     group: "server",
     description:
-      `Web Workers for CPU-heavy work (compression, list compilation); auto = CPUs (${CPUS} here).`,
+      "Web Workers for CPU-heavy work (compression, list compilation); auto = the number of CPUs.",
     parser: threadCount(),
   }),
   shutdownTimeout: setting({
@@ -417,7 +415,8 @@ export const SCHEMA = {
   // ── security ────────────────────────────────────────────────────────
   allowedClients: setting({
     env: "ALLOWED_CLIENTS",
-    default: "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7,fe80::/10",
+    default:
+      "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7,fe80::/10",
     group: "security",
     description: "Clients allowed to use the proxy at all (CIDRs); others get 403.",
     parser: list(cidr()),
