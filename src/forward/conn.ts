@@ -11,6 +11,15 @@ const INITIAL_BUFFER = 16 * 1024;
 /** Largest response head accepted (status line + fields). */
 export const MAX_HEAD = 64 * 1024;
 
+/**
+ * Where connections register while open, so one coarse clock enforces every
+ * deadline (cheaper than a timer per request on the hot path).
+ */
+export interface ConnRegistry {
+  add(c: UpstreamConn): void;
+  delete(c: UpstreamConn): void;
+}
+
 /** A TCP or TLS connection to one origin, with the bytes read but not yet consumed. */
 export class UpstreamConn {
   readonly conn: Deno.Conn;
@@ -27,8 +36,8 @@ export class UpstreamConn {
   uses = 0;
   /** Date.now() when the connection went idle in the pool. */
   idleSince = 0;
-  /** Timer of the running read, if any. */
-  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** Date.now() by which the running read must finish (0: none); enforced by the registry's clock. */
+  deadline = 0;
   /** The request body was completely written (false while a streamed upload runs). */
   requestDone = true;
   /** The final response head of the current exchange arrived (the upload must not touch the timer). */
@@ -39,24 +48,20 @@ export class UpstreamConn {
   bodyError: unknown = undefined;
   /** Framing and Connection headers allow keeping this connection after the current response. */
   reusable = false;
-  /** Created once per connection so timers need no per-request closure. */
-  readonly onTimeout = (): void => {
-    this.timedOut = true;
-    this.close();
-  };
+  readonly #registry: ConnRegistry | undefined;
 
-  constructor(conn: Deno.Conn, key: string) {
+  constructor(conn: Deno.Conn, key: string, registry?: ConnRegistry) {
     this.conn = conn;
     this.key = key;
+    this.#registry = registry;
+    registry?.add(this);
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.timer !== undefined) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
+    this.deadline = 0;
+    this.#registry?.delete(this);
     try {
       this.conn.close();
     } catch {
@@ -64,16 +69,28 @@ export class UpstreamConn {
     }
   }
 
+  /** Hands the socket over to a caller (upgrade): no more deadlines, no more tracking. */
+  detach(): Deno.Conn {
+    this.deadline = 0;
+    this.#registry?.delete(this);
+    return this.conn;
+  }
+
+  /** Starts the clock for the next read(s): past `ms` the connection is closed as timed out. */
   armTimer(ms: number): void {
     this.timedOut = false;
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = setTimeout(this.onTimeout, ms);
+    this.deadline = Date.now() + ms;
   }
 
   disarmTimer(): void {
-    if (this.timer !== undefined) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
+    this.deadline = 0;
+  }
+
+  /** Called by the registry's clock. */
+  checkDeadline(now: number): void {
+    if (this.deadline !== 0 && now >= this.deadline) {
+      this.timedOut = true;
+      this.close();
     }
   }
 

@@ -12,7 +12,7 @@ import { type BodyDone, BodySource, type Framing, takeChunkedFromBuffer } from "
 import { MAX_HEAD, openConnection, UpstreamConn, writeAll } from "./conn.ts";
 import { UpstreamError, type UpstreamErrorKind } from "./errors.ts";
 import { findHeadEnd, parseResponseHead, type ResponseHead } from "./head.ts";
-import { buildRequestHead, decodeLatin1, encodeLatin1 } from "./headers.ts";
+import { buildRequestHead, decodeLatin1, encodeHead, encodeLatin1 } from "./headers.ts";
 import { type Origin, Pools } from "./pool.ts";
 
 export interface ForwarderOptions {
@@ -150,6 +150,7 @@ class HttpForwarder implements Forwarder {
     this.#pools = new Pools({
       idleTimeoutMs: options.idleTimeoutMs,
       maxIdlePerOrigin: options.maxIdlePerOrigin,
+      shortestDeadlineMs: options.responseTimeoutMs,
     });
   }
 
@@ -233,7 +234,7 @@ class HttpForwarder implements Forwarder {
           true,
         );
       }
-      return { status: h.status, headers, conn: c.conn, head: c.buf.slice(c.start, c.end) };
+      return { status: h.status, headers, conn: c.detach(), head: c.buf.slice(c.start, c.end) };
     } catch (err) {
       if (err instanceof UpstreamError) this.#countError(origin, err);
       throw err;
@@ -250,7 +251,7 @@ class HttpForwarder implements Forwarder {
       checkAddress: this.#o.checkAddress,
     });
     origin.opened++;
-    return new UpstreamConn(conn, ep.key);
+    return new UpstreamConn(conn, ep.key, this.#pools);
   }
 
   /** One request/response on `c`; with `mayRetry`, a dead pooled connection throws StaleConnection. */
@@ -269,7 +270,7 @@ class HttpForwarder implements Forwarder {
       bytes = encodeLatin1(head, body.length);
       bytes.set(body, head.length);
     } else {
-      bytes = encodeLatin1(head);
+      bytes = encodeHead(head);
     }
     try {
       await writeAll(c.conn, bytes);

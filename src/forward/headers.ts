@@ -119,6 +119,17 @@ export function encodeLatin1(s: string, extra = 0): Uint8Array {
   return out;
 }
 
+const utf8 = new TextEncoder();
+
+/**
+ * Encodes a head: the native UTF-8 encoder is fastest and identical for ASCII,
+ * which equal lengths prove; any latin1 byte falls back to encodeLatin1.
+ */
+export function encodeHead(s: string): Uint8Array {
+  const b = utf8.encode(s);
+  return b.length === s.length ? b : encodeLatin1(s);
+}
+
 /** Decodes bytes as latin1 (the only lossless reading of a header block). */
 export function decodeLatin1(b: Uint8Array, start: number, end: number): string {
   let s = "";

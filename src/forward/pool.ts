@@ -1,12 +1,12 @@
 /**
  * Keep-alive pools, one per origin (scheme://host:port), with their counters.
  * Idle connections are reused most-recent first and expire after the idle
- * timeout (checked on take and by a sweeper that runs only while any are idle).
+ * timeout (checked on take and by the clock tick).
  *
  * @module
  */
 
-import type { UpstreamConn } from "./conn.ts";
+import type { ConnRegistry, UpstreamConn } from "./conn.ts";
 import type { UpstreamErrorKind } from "./errors.ts";
 
 /** Per-origin state: idle connections and counters. */
@@ -30,18 +30,54 @@ const OTHER = "other";
 export interface PoolOptions {
   idleTimeoutMs: number;
   maxIdlePerOrigin: number;
+  /** Shortest deadline any connection gets (the response timeout): sets the clock's resolution. */
+  shortestDeadlineMs: number;
 }
 
-export class Pools {
+/**
+ * All origins' pools, and the registry of open connections whose clock
+ * enforces read deadlines and idle expiry. The clock runs only while some
+ * connection is open and never keeps the process alive by itself.
+ */
+export class Pools implements ConnRegistry {
   readonly origins = new Map<string, Origin>();
   #opts: PoolOptions;
+  readonly #open = new Set<UpstreamConn>();
   #idleCount = 0;
-  #sweeper: ReturnType<typeof setInterval> | undefined;
+  #clock: ReturnType<typeof setInterval> | undefined;
+  readonly #tickMs: number;
   #closed = false;
-  readonly #sweep = (): void => this.sweep(Date.now());
+  readonly #tick = (): void => this.tick(Date.now());
 
   constructor(opts: PoolOptions) {
     this.#opts = opts;
+    // Deadlines fire at most a quarter late (and within a second); idle expiry is as coarse.
+    this.#tickMs = Math.min(
+      1_000,
+      Math.max(20, Math.min(opts.shortestDeadlineMs, opts.idleTimeoutMs) >> 2),
+    );
+  }
+
+  add(c: UpstreamConn): void {
+    this.#open.add(c);
+    if (this.#clock === undefined) {
+      const id = setInterval(this.#tick, this.#tickMs);
+      Deno.unrefTimer(id);
+      this.#clock = id;
+    }
+  }
+
+  delete(c: UpstreamConn): void {
+    this.#open.delete(c);
+    if (this.#open.size === 0 && this.#clock !== undefined) {
+      clearInterval(this.#clock);
+      this.#clock = undefined;
+    }
+  }
+
+  /** Open connections (busy and idle). */
+  get openCount(): number {
+    return this.#open.size;
   }
 
   get closed(): boolean {
@@ -90,17 +126,12 @@ export class Pools {
     c.idleSince = Date.now();
     o.idle.push(c);
     this.#idleCount++;
-    if (this.#sweeper === undefined) {
-      const every = Math.min(5_000, Math.max(50, this.#opts.idleTimeoutMs >> 1));
-      const id = setInterval(this.#sweep, every);
-      // Idle connections alone must not keep the process alive.
-      Deno.unrefTimer(id);
-      this.#sweeper = id;
-    }
   }
 
-  /** Closes idle connections past the idle timeout; stops the sweeper when none are left. */
-  sweep(now: number): void {
+  /** One clock tick: time out overdue reads, close idle connections past their lifetime. */
+  tick(now: number): void {
+    for (const c of this.#open) c.checkDeadline(now);
+    if (this.#idleCount === 0) return;
     for (const o of this.origins.values()) {
       if (o.idle.length === 0) continue;
       const keep = o.idle.filter((c) => !c.closed && now - c.idleSince < this.#lifetime(c));
@@ -110,7 +141,6 @@ export class Pools {
       o.idle.length = 0;
       o.idle.push(...keep);
     }
-    if (this.#idleCount === 0) this.#stopSweeper();
   }
 
   /**
@@ -128,14 +158,6 @@ export class Pools {
       o.idle.length = 0;
     }
     this.#idleCount = 0;
-    this.#stopSweeper();
-  }
-
-  #stopSweeper(): void {
-    if (this.#sweeper !== undefined) {
-      clearInterval(this.#sweeper);
-      this.#sweeper = undefined;
-    }
   }
 
   /** Folds the least-used origin without idle connections into the "other" entry. */
