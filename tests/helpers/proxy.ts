@@ -13,7 +13,8 @@ export interface TestProxy {
   readonly process: Deno.ChildProcess;
   /** Everything the process printed so far (stdout and stderr). */
   output(): string;
-  /** GET /proxy-stats as JSON. */
+  /** GET /proxy-stats as JSON (loosely typed: tests read whichever fields they check). */
+  // deno-lint-ignore no-explicit-any
   stats(): Promise<Record<string, any>>;
   /** Sends a signal and waits for exit; returns the exit code. */
   signal(sig: Deno.Signal): Promise<number>;
