@@ -35,6 +35,9 @@ import {
   requestHygiene,
 } from "./security/mod.ts";
 import { createRateLimiter, rateLimitHeaders } from "./ratelimit/mod.ts";
+import { createCompression } from "./compress/mod.ts";
+import { createFilter, xFilterValue } from "./filter/mod.ts";
+import { createWorkerPool, TASK_WORKER } from "./workers/mod.ts";
 import { connectRedis } from "./redis/mod.ts";
 import { PROMETHEUS_CONTENT_TYPE, ProxyStats, renderPrometheus } from "./stats/mod.ts";
 import type { Refusal, TunnelRequest } from "./server/tunnel.ts";
@@ -206,8 +209,24 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
   };
 
   // cache: wraps compression which wraps route
-  // compression: wraps route
-  const pipeline: Handler = route;
+  // compression: wraps route; bodies above 64 KiB are compressed in the worker pool
+  const pool = createWorkerPool({
+    size: config.threadPoolSize,
+    queueSize: 1024,
+    taskTimeoutMs: 30_000,
+    entry: TASK_WORKER,
+    logger: logger("workers"),
+  });
+  closers.push(() => pool.close());
+  stats.add(pool);
+  const compression = createCompression({
+    enabled: config.enableCompression,
+    encodings: config.compressionEncodings,
+    minSize: config.compressionMinSize,
+    pool,
+  });
+  stats.add(compression);
+  const pipeline: Handler = compression.wrap(route);
 
   // ── the Hono app ────────────────────────────────────────────────────
   const app = new Hono<ProxyEnv>();
@@ -312,7 +331,21 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
   app.use(limitBody);
   // ratelimit:
   app.use(rateLimiter.middleware);
-  // filter:
+  // filter: lists parsed in the pool; verdicts are hash lookups on this thread
+  const filter = await createFilter({
+    categories: config.requestFilters,
+    lists: config.filterLists,
+    allow: config.filterAllow,
+    pool,
+    logger: logger("filter"),
+  }).catch(async (err) => {
+    // A missing list stops start-up: end the workers and connections opened so far.
+    for (const close of closers.reverse()) await close();
+    throw err;
+  });
+  closers.push(() => filter.close());
+  stats.add(filter);
+  app.use(filter.middleware);
 
   app.all("*", (c) => {
     const ctx = c.get("ctx");
@@ -396,12 +429,22 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
           headers: rateLimitHeaders(decision),
         };
       }
+      // filter: the CONNECT target, never reaching the network when blocked
+      const blocked = filter.check(req.authority.host);
+      if (blocked) {
+        return {
+          status: 403,
+          reason: `blocked by proxy filter: category=${blocked.category} rule=${blocked.rule}`,
+          headers: { "X-Filter": xFilterValue(blocked) },
+        };
+      }
       return undefined;
     },
     stats,
     mode,
     async reload() {
       auth?.reload();
+      await filter.reload();
       log.info("reloaded");
     },
     async close() {
