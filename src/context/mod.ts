@@ -26,6 +26,13 @@ export interface ConnInfo {
   readonly form: TargetForm;
   /** True when the client reached the proxy over TLS. */
   readonly secure: boolean;
+  /**
+   * Settles once the response has been fully sent or the client went away.
+   * Per-request accounting that must cover the body (in-flight slots,
+   * least-connections counts) waits on this instead of wrapping the body,
+   * which would cost Deno.serve its fast path for byte bodies.
+   */
+  readonly completed?: Promise<void>;
 }
 
 /** Value of the X-Cache header the cache phase reports. */

@@ -33,6 +33,7 @@ export function listenDeno(app: AppFetch, options: DenoListenOptions): Promise<L
           remotePort: addr.port,
           form: "origin",
           secure,
+          completed: info.completed,
         };
         return app(req, conn);
       });
@@ -42,7 +43,7 @@ export function listenDeno(app: AppFetch, options: DenoListenOptions): Promise<L
         hostname: addr.hostname,
         port: addr.port,
         async close(timeoutMs: number) {
-          let timer: number | undefined;
+          let timer: ReturnType<typeof setTimeout> | undefined;
           await Promise.race([
             server.shutdown(),
             new Promise<void>((r) => timer = setTimeout(r, timeoutMs)),

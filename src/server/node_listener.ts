@@ -162,6 +162,7 @@ export function listenNode(app: AppFetch, options: NodeListenOptions): Promise<L
         remotePort: req.socket.remotePort ?? 0,
         form: absolute ? "absolute" : "origin",
         secure,
+        completed: new Promise<void>((resolve) => res.once("close", resolve)),
       };
       response = await app(request, conn);
     } catch (err) {
