@@ -841,3 +841,67 @@ Deno.test("a slow upload is not cut by the response timeout (it starts once the 
     await origin.close();
   }
 });
+
+Deno.test("an origin answering before the upload ends: the answer reaches the client, the connection is dropped", async () => {
+  const server = new RawServer(async (conn) => {
+    const r = new Reader(conn);
+    await r.head();
+    await write(conn, "HTTP/1.1 413 Content Too Large\r\ncontent-length: 8\r\n\r\ntoo big!");
+    await r.eof(); // lingering close: drain until the proxy gives up the upload
+  });
+  const fwd = createForwarder(testOptions());
+  try {
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (sent >= 5_000_000) return c.close();
+        sent += 65536;
+        c.enqueue(new Uint8Array(65536));
+      },
+    }, { highWaterMark: 0 });
+    const req = new Request("http://x/", {
+      method: "POST",
+      body,
+      headers: { "content-length": "5046272" }, // 77 * 65536
+      duplex: "half",
+    } as RequestInit);
+    const res = await fwd.forward(req, server.url, testInfo());
+    assert.equal(res.status, 413);
+    assert.equal(await res.text(), "too big!");
+    assert.equal(fwd.snapshot().idle, 0, "a connection with an unfinished upload is never reused");
+  } finally {
+    fwd.close();
+    await server.close();
+  }
+});
+
+Deno.test("concurrent requests open parallel connections; the pool keeps at most maxIdlePerOrigin", async () => {
+  let inFlight = 0;
+  let release!: () => void;
+  const gate = new Promise<void>((r) => release = r);
+  const origin = serveOrigin(async () => {
+    if (++inFlight === 10) release();
+    await gate;
+    return new Response("ok");
+  });
+  const fwd = createForwarder(testOptions({ maxIdlePerOrigin: 4 }));
+  try {
+    const all = await Promise.all(
+      Array.from(
+        { length: 10 },
+        () => fwd.forward(new Request("http://x/"), origin.url, testInfo()),
+      ),
+    );
+    for (const res of all) assert.equal(await res.text(), "ok");
+    const snap = fwd.snapshot();
+    assert.equal(snap.connections_opened, 10);
+    assert.equal(snap.idle, 4);
+    const idle = fwd.metrics().find((f) => f.name === "proxy_upstream_idle_connections");
+    assert.equal(idle?.type, "gauge");
+    assert.equal(idle?.samples[0].value, 4);
+  } finally {
+    fwd.close();
+    await origin.close();
+  }
+  assert.equal(fwd.snapshot().idle, 0, "close() empties the pool");
+});
