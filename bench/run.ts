@@ -35,25 +35,36 @@ function isScenario(x: unknown): x is Scenario {
   return !!s && typeof s.name === "string" && typeof s.run === "function";
 }
 
-/** Every bench/scenarios/*.ts (except *_test.ts), sorted by file name. */
-export async function loadScenarios(dir = SCENARIO_DIR): Promise<Scenario[]> {
+/**
+ * Every bench/scenarios/*.ts (except *_test.ts), sorted by file name. A file
+ * that fails to load is reported in `broken` and skipped, so one scenario
+ * under construction does not stop the others from running.
+ */
+export async function loadScenarios(
+  dir = SCENARIO_DIR,
+): Promise<{ scenarios: Scenario[]; broken: string[] }> {
   const files: string[] = [];
   for await (const e of Deno.readDir(dir)) {
     if (e.isFile && e.name.endsWith(".ts") && !e.name.endsWith("_test.ts")) files.push(e.name);
   }
   files.sort();
-  const out: Scenario[] = [];
+  const scenarios: Scenario[] = [];
+  const broken: string[] = [];
   for (const f of files) {
-    const mod = await import(`file://${dir}/${f}`);
+    let mod;
+    try {
+      mod = await import(`file://${dir}/${f}`);
+    } catch (err) {
+      broken.push(`bench/scenarios/${f}: ${(err as Error).message.split("\n")[0]}`);
+      continue;
+    }
     // `export const scenario`, `export default`, or the module itself
     // (`export const name`, `export const description`, `export function run`).
     const s = mod.scenario ?? mod.default ?? mod;
-    if (!isScenario(s)) {
-      throw new Error(`bench/scenarios/${f} exports no scenario ({ name, description, run })`);
-    }
-    out.push(s);
+    if (isScenario(s)) scenarios.push(s);
+    else broken.push(`bench/scenarios/${f} exports no scenario ({ name, description, run })`);
   }
-  return out;
+  return { scenarios, broken };
 }
 
 function parseOptions(args: string[]) {
@@ -135,7 +146,8 @@ export async function main(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const all = await loadScenarios();
+  const { scenarios: all, broken } = await loadScenarios();
+  for (const b of broken) console.error(`bench: cannot load ${b}`);
   if (parsed.list) {
     for (const s of all) console.log(`${s.name.padEnd(16)} ${s.description}`);
     return 0;

@@ -10,7 +10,7 @@
 import { installHint } from "./tools.ts";
 import { freePort, StartError } from "./process.ts";
 import { median } from "./stats.ts";
-import { runWrk, type WrkResult } from "./wrk.ts";
+import { forwardProxyPrelude, runWrk, type WrkResult } from "./wrk.ts";
 import type { BenchContext, Ratio, TargetRow } from "./types.ts";
 
 export interface Started {
@@ -42,6 +42,11 @@ export interface CompareOptions {
    * scenario can show how many requests really were hits.
    */
   originCounter?: () => Promise<number>;
+  /**
+   * Origin base URL when the targets are forward proxies: wrk and the check
+   * then send absolute-form requests for `forwardTo + path` to each target.
+   */
+  forwardTo?: string;
 }
 
 export async function compareTargets(
@@ -72,7 +77,7 @@ export async function compareTargets(
       continue;
     }
     ctx.defer(() => started.stop());
-    const wrong = await check(started.url + opts.path, opts);
+    const wrong = await check(started.url, opts);
     if (wrong) {
       rows.set(t.label, { target: t.label, status: "failed", note: wrong });
       continue;
@@ -151,20 +156,31 @@ function wrkBase(ctx: BenchContext, opts: CompareOptions) {
     threads: ctx.threads,
     headers: opts.headers,
     tmpDir: ctx.tmpDir,
+    prelude: opts.forwardTo ? forwardProxyPrelude(opts.forwardTo + opts.path) : undefined,
   };
 }
 
-async function check(url: string, opts: CompareOptions): Promise<string | undefined> {
+async function check(targetUrl: string, opts: CompareOptions): Promise<string | undefined> {
+  const client = opts.forwardTo ? Deno.createHttpClient({ proxy: { url: targetUrl } }) : undefined;
+  const url = (opts.forwardTo ?? targetUrl) + opts.path;
+  const via = client ? ` via ${targetUrl}` : "";
   try {
     const res = await fetch(url, {
       headers: { "accept-encoding": "identity", ...opts.headers },
       signal: AbortSignal.timeout(10_000),
+      client,
     });
     const body = new Uint8Array(await res.arrayBuffer());
-    if (opts.verify) return opts.verify(res, body);
-    return res.ok ? undefined : `GET ${url} answered ${res.status}`;
+    const wrong = opts.verify
+      ? opts.verify(res, body)
+      : res.ok
+      ? undefined
+      : `GET ${url} answered ${res.status}`;
+    return wrong && via ? `${wrong}${via}` : wrong;
   } catch (err) {
-    return `GET ${url} failed: ${(err as Error).message}`;
+    return `GET ${url}${via} failed: ${(err as Error).message}`;
+  } finally {
+    client?.close();
   }
 }
 

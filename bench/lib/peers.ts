@@ -19,6 +19,11 @@ export const REVERSE_PEERS: PeerSpec[] = [
   { label: "fastify-http-proxy (node)", script: "fastify-proxy.mjs" },
 ];
 
+/** Forward proxies (absolute-form requests); TARGET is ignored by them. */
+export const FORWARD_PEERS: PeerSpec[] = [
+  { label: "npm:proxy (node)", script: "forward-proxy.mjs" },
+];
+
 let installing: Promise<void> | undefined;
 
 /** Runs `npm ci --prefix bench/peers` once when node_modules is missing; throws with npm's tail. */

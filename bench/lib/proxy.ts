@@ -22,6 +22,24 @@ export function proxyEnv(port: number, backendUrl: string): Record<string, strin
   };
 }
 
+/**
+ * Settings for a forward-proxy run: absolute-form requests to any origin
+ * (loopback allowed, since benchmark origins live there), no cache, no
+ * access log, no rate limit, warnings only.
+ */
+export function forwardProxyEnv(port: number): Record<string, string> {
+  return {
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    PROXY_MODE: "forward",
+    FORWARD_ALLOW_PRIVATE: "true",
+    CACHE_BACKEND: "off",
+    ACCESS_LOG: "false",
+    RATE_LIMIT_REQUESTS: "0",
+    LOG_LEVEL: "warn",
+  };
+}
+
 /** `deno run -A main.ts serve` from the repository root with `env` on top of ours. */
 export async function startProxy(
   root: string,

@@ -4,7 +4,9 @@ import { patternBytes, startBackend } from "../../src/backend/mod.ts";
 import { startHaproxyReverse } from "./haproxy.ts";
 import { startNginxReverse } from "./nginx.ts";
 import { freePort, type Proc } from "./process.ts";
+import { startSquidForward } from "./squid.ts";
 import { hasTool } from "./tools.ts";
+import { startVarnish } from "./varnish.ts";
 
 const cases: [string, (dir: string, port: number, up: number) => Promise<Proc>][] = [
   [
@@ -79,3 +81,48 @@ for (const [tool, start] of cachingCases) {
     },
   });
 }
+
+Deno.test({
+  name: "squid forward proxy from a private directory forwards absolute-form requests",
+  ignore: !hasTool("squid"),
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const b = await startBackend({ host: "127.0.0.1", port: 0, name: "origin" });
+    const port = freePort();
+    const p = await startSquidForward({ dir, listenPort: port });
+    const client = Deno.createHttpClient({ proxy: { url: `http://127.0.0.1:${port}` } });
+    try {
+      const res = await fetch(`${b.url}/bytes/1024?seed=3`, { client });
+      assert.equal(res.headers.get("x-backend"), "origin");
+      assert.deepEqual(new Uint8Array(await res.arrayBuffer()), patternBytes(1024, 3));
+    } finally {
+      client.close();
+      await p.stop();
+      await b.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "varnish from a private work directory caches by max-age",
+  ignore: !hasTool("varnishd"),
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const b = await startBackend({ host: "127.0.0.1", port: 0, name: "origin" });
+    const port = freePort();
+    const p = await startVarnish({ dir, listenPort: port, upstreamPort: b.port });
+    try {
+      for (let i = 0; i < 4; i++) {
+        const res = await fetch(`http://127.0.0.1:${port}/bytes/1024?max_age=3600`);
+        assert.deepEqual(new Uint8Array(await res.arrayBuffer()), patternBytes(1024));
+      }
+      const stats = await (await fetch(`${b.url}/__stats`)).json();
+      assert.equal(stats.paths["/bytes/1024"], 1);
+    } finally {
+      await p.stop();
+      await b.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

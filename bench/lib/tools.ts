@@ -7,6 +7,8 @@ const APT: Record<string, string> = {
   node: "nodejs",
   npm: "npm",
   "redis-server": "redis-server",
+  squid: "squid",
+  varnishd: "varnish",
 };
 
 /** True when `name` is an executable file in a PATH directory. */

@@ -29,6 +29,22 @@ export interface WrkOptions {
   headers?: Record<string, string>;
   /** Directory for the Lua script (the scenario's tmpDir). */
   tmpDir: string;
+  /**
+   * Lua run before the report hook, e.g. `wrk.path = "http://origin/p"` to
+   * send absolute-form requests to a forward proxy.
+   */
+  prelude?: string;
+}
+
+/**
+ * Lua that makes wrk talk to a forward proxy: absolute-form request-target
+ * and the origin's Host header (wrk would send the proxy's).
+ */
+export function forwardProxyPrelude(absoluteUrl: string): string {
+  const u = new URL(absoluteUrl);
+  return `wrk.path = ${JSON.stringify(absoluteUrl)}\nwrk.headers["Host"] = ${
+    JSON.stringify(u.host)
+  }\n`;
 }
 
 export interface WrkResult {
@@ -87,7 +103,7 @@ export function parseWrkOutput(stdout: string): WrkResult {
 
 export async function runWrk(opts: WrkOptions): Promise<WrkResult> {
   const script = `${opts.tmpDir}/wrk-report.lua`;
-  await Deno.writeTextFile(script, LUA);
+  await Deno.writeTextFile(script, (opts.prelude ?? "") + LUA);
   // wrk takes whole seconds; at least one.
   const sec = Math.max(1, Math.round(opts.durationSec));
   const args = [

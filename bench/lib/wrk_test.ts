@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { startBackend } from "../../src/backend/mod.ts";
 import { hasTool } from "./tools.ts";
-import { parseWrkOutput, runWrk } from "./wrk.ts";
+import { forwardProxyPrelude, parseWrkOutput, runWrk } from "./wrk.ts";
 
 Deno.test("parseWrkOutput reads the Lua summary line", () => {
   const r = parseWrkOutput(
@@ -48,6 +48,34 @@ Deno.test({
 
       const bad = await runWrk({ ...base, url: `${b.url}/status/503` });
       assert.equal(bad.non2xx, bad.requests);
+    } finally {
+      await b.close();
+      await Deno.remove(tmpDir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "runWrk with forwardProxyPrelude sends absolute-form requests with the origin's Host",
+  ignore: !hasTool("wrk"),
+  async fn() {
+    const tmpDir = await Deno.makeTempDir();
+    // The origin answers absolute-form requests itself, so it can stand in
+    // for the proxy: its counter shows the path wrk put in the request line.
+    const b = await startBackend({ host: "127.0.0.1", port: 0, name: "w" });
+    try {
+      const r = await runWrk({
+        durationSec: 1,
+        connections: 1,
+        threads: 1,
+        tmpDir,
+        url: b.url,
+        prelude: forwardProxyPrelude("http://example.test:81/json"),
+      });
+      assert.ok(r.requests > 0);
+      assert.equal(r.non2xx, 0);
+      const stats = await (await fetch(`${b.url}/__stats`)).json();
+      assert.equal(stats.paths["/json"], stats.requests_total);
     } finally {
       await b.close();
       await Deno.remove(tmpDir, { recursive: true });

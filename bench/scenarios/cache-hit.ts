@@ -2,7 +2,7 @@
  * cache-hit: requests/s and p99 when every request is a cache hit — a 1 KiB
  * response with `Cache-Control: public, max-age=3600` (`/bytes/1024?max_age=3600`)
  * served by this proxy from its in-process LRU, and from the LRU in front of
- * a private Redis, against nginx proxy_cache and the HAProxy cache. The
+ * a private Redis, against nginx proxy_cache, the HAProxy cache and Varnish. The
  * origin counts what reaches it, so each row shows how many requests really
  * were answered from a cache.
  *
@@ -20,14 +20,14 @@ import { startHaproxyReverse } from "../lib/haproxy.ts";
 import { startNginxReverse } from "../lib/nginx.ts";
 import { proxyEnv, startOrigin, startProxy } from "../lib/proxy.ts";
 import { startRedis } from "../lib/redis.ts";
+import { startVarnish } from "../lib/varnish.ts";
 import type { BenchContext, Scenario, ScenarioResult } from "../lib/types.ts";
 
 const PATH = "/bytes/1024?max_age=3600";
 
 export const scenario: Scenario = {
   name: "cache-hit",
-  description:
-    "1 KiB cache hits: proxy memory LRU, proxy LRU+Redis, nginx proxy_cache, haproxy cache",
+  description: "1 KiB cache hits: proxy LRU, proxy LRU+Redis, nginx proxy_cache, haproxy, varnish",
   async run(ctx: BenchContext): Promise<ScenarioResult> {
     ctx.log("starting the origin (src/backend)");
     const origin = await startOrigin(ctx.root);
@@ -81,6 +81,17 @@ export const scenario: Scenario = {
           })
         ),
       },
+      {
+        label: "varnish",
+        requires: ["varnishd"],
+        start: onFreePort((port) =>
+          startVarnish({
+            dir: `${ctx.tmpDir}/varnish`,
+            listenPort: port,
+            upstreamPort: origin.port,
+          })
+        ),
+      },
     ];
 
     const rows = await compareTargets(ctx, targets, {
@@ -88,12 +99,12 @@ export const scenario: Scenario = {
       verify: verifyBytes(PATH, patternBytes(1024)),
       originCounter: () => origin.count("/bytes/1024"),
     });
-    const others = ["nginx", "haproxy", "backend"];
+    const others = ["nginx", "haproxy", "varnish", "backend"];
     return {
       rows,
       ratios: [
         ...ratiosAgainst(rows, "proxy (memory)", others),
-        ...ratiosAgainst(rows, "proxy (redis)", ["nginx", "haproxy"]),
+        ...ratiosAgainst(rows, "proxy (redis)", ["nginx", "haproxy", "varnish"]),
       ],
       notes: [
         `wrk -t${ctx.threads} -c${ctx.connections} -d${ctx.durationSec}s ${PATH}, ` +
