@@ -905,3 +905,39 @@ Deno.test("concurrent requests open parallel connections; the pool keeps at most
   }
   assert.equal(fwd.snapshot().idle, 0, "close() empties the pool");
 });
+
+Deno.test("an upload that does not match its Content-Length never looks complete upstream", async () => {
+  const received: number[] = [];
+  const server = new RawServer(async (conn) => {
+    const r = new Reader(conn);
+    const head = await r.head();
+    assert.ok(head?.includes("content-length: 70000"));
+    await r.eof();
+    received.push(r.buffered);
+  });
+  const fwd = createForwarder(testOptions());
+  try {
+    // Above 64 KiB the body is streamed, so the mismatch is found while sending.
+    for (const size of [4, 100_000]) {
+      const body = new ReadableStream<Uint8Array>({
+        start(c) {
+          c.enqueue(new Uint8Array(size));
+          c.close();
+        },
+      });
+      const req = new Request("http://x/", {
+        method: "PUT",
+        body,
+        headers: { "content-length": "70000" },
+        duplex: "half",
+      } as RequestInit);
+      await assert.rejects(fwd.forward(req, server.url, testInfo()), /Content-Length/);
+    }
+    while (received.length < 2) await new Promise((r) => setTimeout(r, 10));
+  } finally {
+    fwd.close();
+    await server.close();
+  }
+  // The origin saw the connection end short of the declared length both times.
+  assert.deepEqual(received.sort((a, b) => a - b), [0, 4]);
+});

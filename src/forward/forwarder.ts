@@ -180,13 +180,22 @@ class HttpForwarder implements Forwarder {
       const pooled = this.#pools.take(origin);
       if (pooled !== undefined) {
         try {
-          return await this.#exchange(pooled, origin, method, head, body, stream, stream === null);
+          return await this.#exchange(
+            pooled,
+            origin,
+            method,
+            head,
+            body,
+            stream,
+            length,
+            stream === null,
+          );
         } catch (err) {
           if (!(err instanceof StaleConnection)) throw err;
         }
       }
       const fresh = await this.#connect(origin, ep);
-      return await this.#exchange(fresh, origin, method, head, body, stream, false);
+      return await this.#exchange(fresh, origin, method, head, body, stream, length, false);
     } catch (err) {
       if (err instanceof UpstreamError) this.#countError(origin, err);
       throw err;
@@ -262,6 +271,7 @@ class HttpForwarder implements Forwarder {
     head: string,
     body: Uint8Array | null,
     stream: ReadableStream<Uint8Array> | null,
+    length: number,
     mayRetry: boolean,
   ): Promise<Response> {
     const pooled = c.uses > 0;
@@ -290,7 +300,7 @@ class HttpForwarder implements Forwarder {
     c.headDone = false;
     // The response timeout starts once the request is sent; a streamed upload starts it at its end.
     if (stream === null) c.armTimer(this.#o.responseTimeoutMs);
-    else this.#pump(c, stream, head.endsWith("chunked\r\n\r\n"));
+    else this.#pump(c, stream, length);
     const h = await this.#readResponseHead(c, pooled && mayRetry, false);
     c.headDone = true;
     c.disarmTimer();
@@ -417,9 +427,11 @@ class HttpForwarder implements Forwarder {
   async #pump(
     c: UpstreamConn,
     stream: ReadableStream<Uint8Array>,
-    chunked: boolean,
+    length: number,
   ): Promise<void> {
     const reader = stream.getReader();
+    const chunked = length < 0;
+    let sent = 0;
     try {
       for (;;) {
         let r: ReadableStreamReadResult<Uint8Array>;
@@ -434,6 +446,11 @@ class HttpForwarder implements Forwarder {
         if (r.done) break;
         const v = r.value;
         if (v.length === 0) continue;
+        sent += v.length;
+        if (!chunked && sent > length) {
+          this.#badUpload(c, reader, "request body longer than its Content-Length");
+          return;
+        }
         if (chunked) {
           const size = v.length.toString(16);
           const out = new Uint8Array(size.length + v.length + 4);
@@ -449,6 +466,10 @@ class HttpForwarder implements Forwarder {
         }
       }
       if (chunked) await this.#upload(c, LAST_CHUNK);
+      else if (sent !== length) {
+        this.#badUpload(c, reader, "request body shorter than its Content-Length");
+        return;
+      }
       c.requestDone = true;
       if (!c.headDone && !c.closed) c.armTimer(this.#o.responseTimeoutMs);
     } catch {
@@ -456,6 +477,13 @@ class HttpForwarder implements Forwarder {
       // requestDone stays false, so this connection is not reused.
       reader.cancel().catch(() => {});
     }
+  }
+
+  /** The body does not match its declared length: never let the upstream see it as complete. */
+  #badUpload(c: UpstreamConn, reader: ReadableStreamDefaultReader<Uint8Array>, why: string): void {
+    c.bodyError = new TypeError(why);
+    c.close();
+    reader.cancel().catch(() => {});
   }
 
   /** One upload write; an upstream that stops reading for responseTimeoutMs fails it (connection closed). */

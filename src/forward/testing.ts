@@ -157,10 +157,10 @@ export class Reader {
     return { head, headers, body: await this.bytes(n) };
   }
 
-  /** True once the peer closed (reading yields EOF); any bytes before that are discarded. */
+  /** True once the peer closed (reading yields EOF); bytes read on the way stay in `buffered`. */
   async eof(): Promise<boolean> {
     try {
-      while (await this.#more()) { /* discard */ }
+      while (await this.#more()) { /* keep reading */ }
     } catch {
       // reset counts as closed
     }
