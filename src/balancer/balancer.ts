@@ -23,6 +23,7 @@ export type SendFn = (req: Request, target: URL, ctx: RequestContext) => Promise
 
 /** The part of a logtape Logger the balancer uses (state changes and retries). */
 export interface BalancerLogger {
+  debug(message: string, properties?: Record<string, unknown>): void;
   info(message: string, properties?: Record<string, unknown>): void;
   warn(message: string, properties?: Record<string, unknown>): void;
 }
@@ -43,6 +44,18 @@ export interface BalancerOptions {
   retryBodyLimit?: number;
   send: SendFn;
   logger?: BalancerLogger;
+  /**
+   * Upstream connection counters per origin (the forwarder's
+   * `snapshot().origins`, keyed "http://host:port"), so each backend's entry
+   * in the stats shows its keep-alive reuse.
+   */
+  connectionStats?: () => Readonly<Record<string, ConnectionCounters>>;
+}
+
+export interface ConnectionCounters {
+  opened: number;
+  reused: number;
+  requests: number;
 }
 
 export interface BackendSnapshot {
@@ -57,6 +70,8 @@ export interface BackendSnapshot {
   latency_ms: { p50: number; p99: number };
   consecutive_failures: number;
   ejections: number;
+  /** Upstream connections: opened, reused and the share of requests on a reused one. */
+  connections: { opened: number; reused: number; reuse_ratio: number } | null;
   health: {
     enabled: boolean;
     healthy: boolean;
@@ -197,7 +212,8 @@ export function createBalancer(options: BalancerOptions): Balancer {
       if (!b) break;
       if (attempt > 0) {
         retryCount++;
-        log?.info("retrying {method} {path} on {backend} after {error}", {
+        // Debug: during a failover every request may retry once; that is not news.
+        log?.debug("retrying {method} {path} on {backend} after {error}", {
           method: req.method,
           path: url.pathname,
           backend: b.origin,
@@ -258,12 +274,15 @@ export function createBalancer(options: BalancerOptions): Balancer {
     handler,
     snapshot(): BalancerSnapshot {
       const now = Date.now();
+      const conns = options.connectionStats?.();
       return {
         strategy,
         retries: retryCount,
         unavailable: unavailableCount,
         failed: failedCount,
-        backends: backends.map((b) => backendSnapshot(b, now, checker !== undefined)),
+        backends: backends.map((b) =>
+          backendSnapshot(b, now, checker !== undefined, conns && connectionsOf(b, conns))
+        ),
       };
     },
     metrics(): MetricFamily[] {
@@ -362,7 +381,21 @@ function textResponse(status: number, text: string, headers: Record<string, stri
   });
 }
 
-function backendSnapshot(b: Backend, now: number, healthEnabled: boolean): BackendSnapshot {
+/** The forwarder keys origins with an explicit port ("http://h:80"); URL.host drops a default one. */
+function connectionsOf(
+  b: Backend,
+  all: Readonly<Record<string, ConnectionCounters>>,
+): ConnectionCounters | undefined {
+  const port = b.url.port || (b.url.protocol === "https:" ? "443" : "80");
+  return all[b.origin] ?? all[`${b.url.protocol}//${b.url.hostname}:${port}`];
+}
+
+function backendSnapshot(
+  b: Backend,
+  now: number,
+  healthEnabled: boolean,
+  conns: ConnectionCounters | undefined,
+): BackendSnapshot {
   const round = (x: number) => Math.round(x * 1000) / 1000;
   return {
     url: b.origin,
@@ -375,6 +408,13 @@ function backendSnapshot(b: Backend, now: number, healthEnabled: boolean): Backe
     latency_ms: { p50: round(b.latency.percentile(50)), p99: round(b.latency.percentile(99)) },
     consecutive_failures: b.consecutiveFailures,
     ejections: b.ejectionsTotal,
+    connections: conns
+      ? {
+        opened: conns.opened,
+        reused: conns.reused,
+        reuse_ratio: conns.requests === 0 ? 0 : round(conns.reused / conns.requests),
+      }
+      : null,
     health: {
       enabled: healthEnabled,
       healthy: b.healthy,

@@ -52,6 +52,7 @@ Deno.test("proxies path and query to the backend and sets ctx.backend", async ()
       seen.push(target.href);
       return send(req, target, ctx);
     },
+    connectionStats: () => ({ [a.url.origin]: { opened: 1, reused: 3, requests: 4 } }),
   });
   try {
     const ctx = testContext();
@@ -63,6 +64,7 @@ Deno.test("proxies path and query to the backend and sets ctx.backend", async ()
     assert.equal(snap.requests, 1);
     assert.equal(snap.in_flight, 0);
     assert.equal(snap.state, "up");
+    assert.deepEqual(snap.connections, { opened: 1, reused: 3, reuse_ratio: 0.75 });
   } finally {
     await balancer.close();
     client.close();
@@ -168,9 +170,16 @@ Deno.test("all backends ejected gives 503 with Retry-After at once", async () =>
   const c = startOrigin("c");
   await a.close();
   await c.close();
+  const warnings: string[] = [];
+  const logger = {
+    debug() {},
+    info() {},
+    warn: (msg: string, props?: Record<string, unknown>) =>
+      warnings.push(msg.replace(/\{(\w+)\}/g, (_, k) => String(props?.[k]))),
+  };
   await withBalancer(
     [a.url, c.url],
-    { passive: { maxFails: 1, failTimeoutMs: 30_000 } },
+    { passive: { maxFails: 1, failTimeoutMs: 30_000 }, logger },
     async (b) => {
       const first = await b.handler(get(), testContext());
       assert.equal(first.status, 502); // both attempts refused, both now ejected
@@ -185,6 +194,11 @@ Deno.test("all backends ejected gives 503 with Retry-After at once", async () =>
       assert.ok(retryAfter >= 1 && retryAfter <= 30, `Retry-After ${retryAfter}`);
       assert.ok(ms < 100, `503 took ${ms} ms`);
       assert.equal(b.snapshot().unavailable, 1);
+      assert.equal(warnings.length, 2);
+      assert.match(
+        warnings[0],
+        /^backend http:\/\/127\.0\.0\.1:\d+ ejected for 30 s after connect$/,
+      );
     },
   );
 });
