@@ -115,6 +115,10 @@ export function requestHygiene(options: RequestHygieneOptions = {}): MiddlewareH
       count++;
       size += k.length + v.length + 4;
     }
+    // RFC 9112 §3.2: more than one Host field is a 400 (Headers joins repeats with ", ").
+    if (h.get("host")?.includes(",")) {
+      return text(400, "400 Bad Request: more than one Host header");
+    }
     const refusal = (count > maxCount ? checkHeaderCount(count, maxCount) : undefined) ??
       (size > maxSize ? checkHeaderSize(h, maxSize) : undefined) ??
       (h.has("content-length") || h.has("transfer-encoding") ? checkFraming(h) : undefined);

@@ -6,6 +6,7 @@ import {
   checkFraming,
   checkHeaderCount,
   checkHeaderSize,
+  requestHygiene,
 } from "./hygiene.ts";
 
 function serveWithLimit(max: number) {
@@ -88,4 +89,25 @@ Deno.test("checkFraming refuses what two parsers could read differently", () => 
     "transfer-encoding": "gzip, chunked",
   }];
   for (const h of good) assert.equal(checkFraming(new Headers(h)), undefined, JSON.stringify(h));
+});
+
+Deno.test("requestHygiene refuses header floods, two Host fields and ambiguous framing", async () => {
+  const app = new Hono();
+  app.use(requestHygiene({ maxHeaderCount: 10, maxHeaderSize: 2048 }));
+  app.all("*", (c) => c.text("ok"));
+  const ask = (headers: [string, string][]) =>
+    app.request("http://x/", { method: "POST", headers });
+  assert.equal((await ask([["x-a", "1"]])).status, 200);
+  const many = await ask(
+    Array.from({ length: 11 }, (_, i) => [`x-h${i}`, "v"] as [string, string]),
+  );
+  assert.equal(many.status, 431);
+  assert.equal((await ask([["x-big", "v".repeat(3000)]])).status, 431);
+  const hosts = await ask([["host", "a"], ["host", "b"]]);
+  assert.equal(hosts.status, 400);
+  assert.match(await hosts.text(), /more than one Host/);
+  assert.equal(
+    (await ask([["content-length", "1"], ["transfer-encoding", "chunked"]])).status,
+    400,
+  );
 });
