@@ -209,7 +209,7 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
   };
 
   // cache: wraps compression which wraps route
-  // compression: wraps route; bodies above 64 KiB are compressed in the worker pool
+  // compression: wraps route; bodies above INLINE_MAX_BYTES (32 KiB) go to the worker pool
   const pool = createWorkerPool({
     size: config.threadPoolSize,
     queueSize: 1024,

@@ -3,17 +3,23 @@
  *
  * ## Where work runs: the inline threshold
  *
- * A task round trip to a worker (post, structured clone or transfer, wake-up, reply) costs
- * about 60–120 µs on this 2-core machine (measured with `bench/scenarios/compress.ts`:
- * 2,000 sequential `echo` tasks carrying a transferred 1 KiB buffer, median ≈ 75 µs, p99
- * ≈ 0.3 ms under load). Compressing JSON inline costs roughly 8–15 ns per byte (gzip
- * level 6 and brotli quality 5; zstd level 3 about a third of that), so a 16 KiB body is
- * done in ~0.15–0.25 ms — about two round trips — and its latency would *grow* in the pool.
- * At 64 KiB a body costs ~0.6–1 ms of main-thread time, enough to add visible queueing
- * delay to every other request on the event loop, while the round trip is < 15 % of it.
- * So {@linkcode INLINE_MAX_BYTES} = 64 KiB: at or below it work stays on the main thread,
- * above it it goes to the pool. Filter verdicts (a hash lookup per host label) never leave
- * the main thread; filter lists above the same size are parsed in the pool.
+ * Measured with `deno task bench --only compress` (bench/scenarios/compress.ts) on this
+ * 2-core machine while other engineers' jobs kept the load average at 6–7:
+ *
+ * - a bare round trip to a worker (an `echo` task with a transferred 1 KiB buffer, 2,000
+ *   sequential runs after warm-up): p50 ≈ 25 µs, p99 ≈ 230 µs;
+ * - compressing JSON inline (node:zlib, one shot): 1 KiB ≈ 25–50 µs (gzip, brotli q4);
+ *   16 KiB ≈ 0.2–0.35 ms; 32 KiB ≈ 0.6–0.7 ms; 64 KiB ≈ 1.1–1.8 ms (zstd about a third).
+ *
+ * Below ~16 KiB a body costs about as much as a few round trips plus the queueing in a
+ * two-worker pool, so sending it away would only add latency. Above ~32 KiB each response
+ * holds the event loop for more than half a millisecond, which every other request on the
+ * loop pays as queueing delay, while the round trip is under 5 % of the work. So
+ * {@linkcode INLINE_MAX_BYTES} = 32 KiB: at or below it work stays on the main thread, above
+ * it it goes to the pool. The effect, same bench: with clients fetching 1 MiB gzip bodies
+ * continuously, small requests had p99 ≈ 106 ms and 1,665 req/s with the pool against
+ * p99 ≈ 272 ms and 72 req/s with everything inline. Filter verdicts (a hash lookup per host
+ * label) never leave the main thread; filter lists above the same size are parsed in the pool.
  *
  * ## Compiled binaries
  *
@@ -50,4 +56,4 @@ export const TASK_WORKER: URL = new URL("./task_worker.ts", import.meta.url);
 export const WORKER_ENTRIES: readonly URL[] = [TASK_WORKER];
 
 /** Bytes at or below which compression and list parsing stay on the main thread (see above). */
-export const INLINE_MAX_BYTES = 64 * 1024;
+export const INLINE_MAX_BYTES = 32 * 1024;

@@ -9,6 +9,11 @@ import { parseList } from "../filter/mod.ts";
 import { serveTasks } from "./serve.ts";
 
 serveTasks({
+  /** `{ data: ArrayBuffer }` → the same buffer: measures the bare round trip. */
+  echo(task) {
+    const data = task.data as ArrayBuffer;
+    return { value: data, transfer: [data] };
+  },
   /** `{ encoding, data: ArrayBuffer }` → the compressed body as a transferred ArrayBuffer. */
   compress(task) {
     const out = compressSync(task.encoding as Encoding, new Uint8Array(task.data as ArrayBuffer));
