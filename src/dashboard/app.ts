@@ -29,6 +29,12 @@ export interface DashboardOptions {
   statsIntervalMs?: number;
   /** Wait after SIGTERM before SIGKILL when stopping the proxy (default 15 s). */
   stopTimeoutMs?: number;
+  /**
+   * Ask the child for one-line text logs (LOG_FORMAT=pretty) unless the .env
+   * sets LOG_FORMAT: its "auto" means JSON on a pipe, which reads badly in the
+   * log panel. Leave false when the dashboard's own environment sets LOG_FORMAT.
+   */
+  readableChildLogs?: boolean;
 }
 
 export interface Dashboard {
@@ -76,6 +82,10 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
     statsIntervalMs: options.statsIntervalMs,
     stopTimeoutMs: options.stopTimeoutMs,
     adminToken: () => adminToken,
+    childEnv: async (): Promise<Record<string, string>> =>
+      options.readableChildLogs && !(await settings.values()).LOG_FORMAT
+        ? { LOG_FORMAT: "pretty" }
+        : {},
   });
   // Kept in step with the .env so the stats poller can pass ADMIN_TOKEN.
   let adminToken: string | undefined = (await settings.values()).ADMIN_TOKEN || undefined;

@@ -133,6 +133,7 @@ export async function runDashboard(args: string[]): Promise<number> {
     proxyCommand: selfServeCommand(Deno.mainModule, Deno.execPath()),
     token: opts.token,
     loopbackOnly: isLoopback(opts.host),
+    readableChildLogs: Deno.env.get("LOG_FORMAT") === undefined,
   });
   let server: Deno.HttpServer<Deno.NetAddr>;
   try {

@@ -30,6 +30,8 @@ export interface SupervisorOptions {
   stopTimeoutMs?: number;
   /** Stats points kept for charts (default 300). */
   seriesLength?: number;
+  /** Environment added at each start, after `command.env` (e.g. a log format). */
+  childEnv?: () => Promise<Record<string, string>>;
   /** Bearer token for /proxy-stats when the proxy has ADMIN_TOKEN set. */
   adminToken?: () => string | undefined;
 }
@@ -145,12 +147,13 @@ export class ProxySupervisor {
     const args = [...command.args];
     if (await exists(envFile)) args.push("--env-file", envFile);
     this.#log("dashboard", `starting: ${[command.cmd, ...args].join(" ")}`);
+    const env = { ...command.env, ...(await this.#o.childEnv?.()) };
     let child: Deno.ChildProcess;
     try {
       child = new Deno.Command(command.cmd, {
         args,
         cwd: command.cwd,
-        env: command.env,
+        env,
         stdin: "null",
         stdout: "piped",
         stderr: "piped",

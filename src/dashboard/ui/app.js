@@ -274,8 +274,11 @@
     const follow = $("#logs-follow").checked;
     const frag = document.createDocumentFragment();
     for (const l of lines) {
-      const time = l.ts.slice(11, 19);
-      const row = el("div", { className: `log ${l.stream}` }, `${time} ${l.text}`);
+      // The proxy's lines carry their own time; the dashboard's own notes get one here.
+      const text = l.stream === "dashboard"
+        ? `${l.ts.slice(11, 19)} [dashboard] ${l.text}`
+        : l.text;
+      const row = el("div", { className: `log ${l.stream}` }, text);
       frag.append(row);
     }
     logsBox.append(frag);
@@ -580,6 +583,12 @@
     };
   }
 
+  /** Whole seconds on the x axis of per-second charts. */
+  const SECOND_INCRS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600];
+  function secondsRange(_u, min, max) {
+    return [Math.min(min ?? 1, 1), Math.max(max ?? 2, 2)];
+  }
+
   function renderResult(run) {
     const r = run.report;
     $("#lt-result").hidden = false;
@@ -647,8 +656,8 @@
       {
         time: false,
         points: tl.length < 3,
-        scales: { x: { time: false }, rps: {}, ms: {} },
-        axes: [{ label: "second" }, { scale: "rps", size: 60 }, {
+        scales: { x: { time: false, range: secondsRange }, rps: {}, ms: {} },
+        axes: [{ label: "second", incrs: SECOND_INCRS }, { scale: "rps", size: 60 }, {
           scale: "ms",
           side: 1,
           size: 60,
@@ -812,8 +821,8 @@
     ], {
       time: false,
       points: len < 3,
-      scales: { x: { time: false } },
-      axes: [{ label: "second" }, { size: 60 }],
+      scales: { x: { time: false, range: secondsRange } },
+      axes: [{ label: "second", incrs: SECOND_INCRS }, { size: 60 }],
       xSeries: { label: "second" },
     });
     $("#lt-compare").scrollIntoView({ behavior: "smooth" });

@@ -1,0 +1,207 @@
+/**
+ * The dashboard end to end, as a user drives it in headless Chromium:
+ * `main.ts dashboard` as a process, a setting changed and saved (with a
+ * refused value first), the proxy started from the page, a load test run
+ * through it with results and drawn charts, two runs compared, the proxy
+ * stopped. Screenshots of each page go to tests/artifacts/.
+ *
+ * Needs /usr/bin/chromium (CI installs it); skipped with a message otherwise.
+ */
+import { ok as assert } from "node:assert/strict";
+import { freePort, waitForPort } from "./helpers/ports.ts";
+// Pinned inline (the brief allows it) so deno.json stays free of a test-only package.
+// deno-lint-ignore no-import-prefix
+import type { Page } from "npm:playwright-core@1.65.1";
+
+const CHROMIUM = "/usr/bin/chromium";
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const ARTIFACTS = new URL("./artifacts/", import.meta.url).pathname;
+
+function chromiumPresent(): boolean {
+  try {
+    return Deno.statSync(CHROMIUM).isFile;
+  } catch {
+    return false;
+  }
+}
+
+const haveChromium = chromiumPresent();
+if (!haveChromium) {
+  console.warn(`dashboard e2e: skipped because ${CHROMIUM} is missing (apt-get install chromium)`);
+}
+
+/** Pixels of a canvas under `selector` close to the colour (r, g, b): a drawn series. */
+const COUNT_COLOUR = `(args) => {
+  const [selector, r, g, b] = args;
+  let n = 0;
+  for (const c of document.querySelectorAll(selector + " canvas")) {
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    for (let i = 0; i < d.length; i += 4) {
+      if (d[i + 3] > 200 && Math.abs(d[i] - r) < 40 && Math.abs(d[i + 1] - g) < 40 && Math.abs(d[i + 2] - b) < 40) n++;
+    }
+  }
+  return n;
+}`;
+
+/** Counts pixels of one colour in the charts under `selector` (evaluated in the page). */
+async function pixels(page: Page, selector: string, rgb: number[]): Promise<number> {
+  return Number(await page.evaluate(`(${COUNT_COLOUR})(${JSON.stringify([selector, ...rgb])})`));
+}
+
+Deno.test({
+  name: "dashboard in a browser: config, start proxy, load test through it, compare, stop",
+  ignore: !haveChromium,
+  // playwright-core keeps timers and pipes of its own past browser.close().
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    // deno-lint-ignore no-import-prefix
+    const { chromium } = await import("npm:playwright-core@1.65.1");
+    await Deno.mkdir(ARTIFACTS, { recursive: true });
+    const dir = await Deno.makeTempDir({ prefix: "dashboard-e2e-" });
+    const envFile = `${dir}/.env`;
+    await Deno.writeTextFile(envFile, "# e2e\nHOST=127.0.0.1\nPORT=0\nLOG_LEVEL=info\n");
+    const body = "x".repeat(1024);
+    const origin = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      () => new Response(body, { headers: { "cache-control": "max-age=60" } }),
+    );
+    const originUrl = `http://127.0.0.1:${origin.addr.port}/data`;
+    const port = freePort();
+    const dashboard = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, "dashboard", "--port", String(port), "--env-file", envFile],
+      stdout: "null",
+      stderr: "piped",
+      env: { DASHBOARD_TOKEN: "" },
+    }).spawn();
+    const stderr = dashboard.stderr.pipeThrough(new TextDecoderStream());
+    const collected: string[] = [];
+    const draining = (async () => {
+      for await (const chunk of stderr) collected.push(chunk);
+    })();
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    });
+    const shot = (page: Page, name: string, fullPage = true) =>
+      page.screenshot({ path: `${ARTIFACTS}dashboard-${name}.png`, fullPage });
+    try {
+      await waitForPort(port, 60_000);
+      const base = `http://127.0.0.1:${port}`;
+      const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+      const page = await context.newPage();
+      const pageErrors: string[] = [];
+      page.on("pageerror", (e: Error) => pageErrors.push(e.message));
+      page.setDefaultTimeout(60_000);
+
+      // ── home, proxy stopped ──
+      await page.goto(base);
+      await page.locator("#proxy-state", { hasText: "stopped" }).waitFor();
+      await page.locator("#live", { hasText: "live" }).waitFor();
+      await shot(page, "1-home-stopped");
+
+      // ── configuration: a refused value, then a good save ──
+      await page.click('nav a[data-page="config"]');
+      await page.locator("#set-FORWARD_ALLOW_PRIVATE").waitFor();
+      await page.fill("#set-PORT", "not-a-port");
+      await page.click("#config-save");
+      await page.locator("#err-PORT").filter({ hasText: /./ }).waitFor();
+      assert((await page.textContent("#config-result"))!.includes("Not saved"));
+      await page.locator("#set-PORT").scrollIntoViewIfNeeded();
+      await shot(page, "2-config-refused", false);
+      assert(!(await Deno.readTextFile(envFile)).includes("not-a-port"));
+      await page.fill("#set-PORT", "0");
+      // The proxy refuses private destinations by default; the local origin is one.
+      await page.fill("#set-FORWARD_ALLOW_PRIVATE", "true");
+      await page.click("#config-save");
+      await page.locator("#config-result", { hasText: "Saved" }).waitFor();
+      const saved = await Deno.readTextFile(envFile);
+      assert(saved.includes("FORWARD_ALLOW_PRIVATE=true") && saved.startsWith("# e2e"), saved);
+      await shot(page, "3-config-saved");
+
+      // ── start the proxy ──
+      await page.click('nav a[data-page="home"]');
+      await page.click("#btn-start");
+      await page.locator("#proxy-state", { hasText: "running" }).waitFor();
+      await page.locator("#logs", { hasText: "proxy listening on" }).waitFor();
+      await page.waitForFunction(`document.querySelector("#t-total").textContent !== "–"`);
+      const pid = await page.textContent("#proxy-pid");
+      assert(/^\d+$/.test(pid ?? ""), `pid ${pid}`);
+
+      // ── load test through the proxy ──
+      await page.click('nav a[data-page="loadtest"]');
+      await page.fill("#lt-url", originUrl);
+      await page.click("#lt-use-proxy");
+      const proxyUrl = await page.inputValue("#lt-proxy");
+      assert(/^http:\/\/127\.0\.0\.1:\d+$/.test(proxyUrl), proxyUrl);
+      await page.fill("#lt-requests", "3000");
+      await page.fill("#lt-concurrency", "10");
+      await page.fill("#lt-label", "through proxy");
+      await page.click("#lt-run");
+      await page.locator("#lt-result-title", { hasText: "through proxy (done)" }).waitFor();
+      const statusTable = await page.textContent("#lt-status");
+      assert(statusTable!.includes("200") && statusTable!.includes("3,000"), statusTable!);
+      const summary = await page.textContent("#lt-summary");
+      assert(summary!.includes(proxyUrl), summary!);
+      // Blue series pixels: the charts were drawn, not just their axes.
+      const latencyPixels = await pixels(page, "#chart-lt-latency", [37, 99, 235]);
+      const timelinePixels = await pixels(page, "#chart-lt-timeline", [37, 99, 235]);
+      assert(latencyPixels > 50, `latency chart pixels: ${latencyPixels}`);
+      assert(timelinePixels > 20, `timeline chart pixels: ${timelinePixels}`);
+      await shot(page, "4-loadtest-result");
+
+      // ── a second run, direct, then compare the two ──
+      await page.fill("#lt-proxy", "");
+      await page.fill("#lt-label", "direct");
+      await page.click("#lt-run");
+      await page.locator("#lt-result-title", { hasText: "direct (done)" }).waitFor();
+      await page.locator("#lt-history tbody tr").nth(1).waitFor();
+      await page.locator("#lt-history tbody tr").nth(0).locator("input").check();
+      await page.locator("#lt-history tbody tr").nth(1).locator("input").check();
+      await page.click("#lt-compare-btn");
+      await page.locator("#lt-compare").waitFor({ state: "visible" });
+      const compare = await page.textContent("#lt-compare-table");
+      assert(compare!.includes("A: direct") && compare!.includes("B: through proxy"), compare!);
+      const cmpPixels = await pixels(page, "#chart-cmp-latency", [37, 99, 235]);
+      const cmpPixelsB = await pixels(page, "#chart-cmp-latency", [220, 38, 38]);
+      assert(cmpPixels > 50 && cmpPixelsB > 50, `comparison pixels ${cmpPixels}/${cmpPixelsB}`);
+      await shot(page, "5-loadtest-compare");
+
+      // ── home with live numbers and charts, then stop ──
+      await page.click('nav a[data-page="home"]');
+      await page.waitForFunction(
+        `Number(document.querySelector("#t-total").textContent.replaceAll(",", "")) >= 3000`,
+      );
+      const rpsPixels = await pixels(page, "#chart-rps", [37, 99, 235]);
+      assert(rpsPixels > 20, `live rps chart pixels: ${rpsPixels}`);
+      // Logs are text: nothing but the line rows inside the log box.
+      const foreign = await page.evaluate(
+        `document.querySelectorAll("#logs *:not(div.log)").length`,
+      );
+      assert(foreign === 0, "log lines must not create elements");
+      await shot(page, "6-home-running");
+      await page.click("#btn-stop");
+      await page.locator("#proxy-state", { hasText: "stopped" }).waitFor();
+      assert(await page.isHidden("#exit-info"), "a requested stop is not shown as a crash");
+      await shot(page, "7-home-stopped-again");
+      assert(pageErrors.length === 0, `page errors: ${pageErrors.join("; ")}`);
+      await context.close();
+    } finally {
+      await browser.close();
+      try {
+        dashboard.kill("SIGTERM");
+      } catch { /* already gone */ }
+      const status = await dashboard.status;
+      await draining;
+      await origin.shutdown();
+      await Deno.remove(dir, { recursive: true });
+      assert(status.success || status.signal === "SIGTERM", collected.join(""));
+    }
+  },
+});
