@@ -823,13 +823,13 @@ Deno.test("a slow upload is not cut by the response timeout (it starts once the 
   const origin = serveOrigin(async (req) =>
     new Response(String((await req.arrayBuffer()).byteLength))
   );
-  const fwd = createForwarder(testOptions({ responseTimeoutMs: 300 }));
+  const fwd = createForwarder(testOptions({ responseTimeoutMs: 800 }));
   try {
     let pulls = 0;
     const body = new ReadableStream<Uint8Array>({
       async pull(c) {
         if (++pulls > 4) return c.close();
-        await new Promise((r) => setTimeout(r, 150));
+        await new Promise((r) => setTimeout(r, 400));
         c.enqueue(new Uint8Array(1000));
       },
     }, { highWaterMark: 0 });
@@ -940,4 +940,72 @@ Deno.test("an upload that does not match its Content-Length never looks complete
   }
   // The origin saw the connection end short of the declared length both times.
   assert.deepEqual(received.sort((a, b) => a - b), [0, 4]);
+});
+
+function hasIPv6(): boolean {
+  try {
+    Deno.listen({ hostname: "::1", port: 0 }).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name: "IPv6 literal targets connect, and checkAddress sees the bare address",
+  ignore: !hasIPv6(),
+  async fn() {
+    const server = Deno.serve(
+      { hostname: "::1", port: 0, onListen() {} },
+      (req) => new Response("host=" + req.headers.get("host")),
+    );
+    const seen: string[] = [];
+    const fwd = createForwarder(testOptions({
+      checkAddress: (ip, hostname) => {
+        seen.push(ip + " " + hostname);
+        return undefined;
+      },
+    }));
+    try {
+      const t = new URL(`http://[::1]:${server.addr.port}/`);
+      const res = await fwd.forward(new Request("http://x/"), t, testInfo());
+      assert.equal(await res.text(), `host=[::1]:${server.addr.port}`);
+      assert.deepEqual(seen, ["::1 ::1"]);
+    } finally {
+      fwd.close();
+      await server.shutdown();
+    }
+  },
+});
+
+Deno.test("through a Deno.serve front door: a mid-body upstream death is an error to the client", async () => {
+  const server = new RawServer(async (conn) => {
+    await new Reader(conn).request();
+    await write(conn, "HTTP/1.1 200 OK\r\ncontent-length: 300000\r\n\r\n");
+    await write(conn, new Uint8Array(100_000));
+  });
+  const fwd = createForwarder(testOptions());
+  const front = Deno.serve(
+    {
+      hostname: "127.0.0.1",
+      port: 0,
+      onListen() {},
+      onError: () => new Response(null, { status: 502 }),
+    },
+    (req) => fwd.forward(req, server.url, testInfo()),
+  );
+  // Deno.serve reports an erroring body stream on the console; keep the test output clean.
+  const originalError = console.error;
+  console.error = () => {};
+  try {
+    const res = await fetch(`http://127.0.0.1:${front.addr.port}/`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-length"), "300000");
+    await assert.rejects(res.arrayBuffer());
+  } finally {
+    console.error = originalError;
+    fwd.close();
+    await front.shutdown();
+    await server.close();
+  }
 });
