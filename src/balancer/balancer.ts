@@ -194,11 +194,11 @@ export function createBalancer(options: BalancerOptions): Balancer {
 
   const handler: Handler = async (req: Request, ctx: RequestContext): Promise<Response> => {
     if (backends.length === 0) return textResponse(502, "no backend configured\n");
-    const url = new URL(req.url);
-    const pathAndQuery = url.pathname + url.search;
+    const pathAndQuery = pathAndQueryOf(req.url);
     const key = strategy === "ip-hash" ? ctx.clientIp : strategy === "url-hash" ? pathAndQuery : "";
     const idempotent = IDEMPOTENT_METHODS.has(req.method);
-    const tried = new Set<Backend>();
+    // Backends already tried for this request; allocated on the first retry only.
+    let tried: Set<Backend> | undefined;
     // "All down" answers at once, without waiting for an upload.
     const now = Date.now();
     if (!backends.some((c) => c.available(now))) return unavailable();
@@ -208,24 +208,26 @@ export function createBalancer(options: BalancerOptions): Balancer {
 
     for (let attempt = 0; attempt <= retries; attempt++) {
       const at = Date.now();
-      const b = pick(key, (c) => !tried.has(c) && c.available(at));
+      const b = tried === undefined
+        ? pick(key, (c) => c.available(at))
+        : pick(key, (c) => !tried!.has(c) && c.available(at));
       if (!b) break;
       if (attempt > 0) {
         retryCount++;
         // Debug: during a failover every request may retry once; that is not news.
         log?.debug("retrying {method} {path} on {backend} after {error}", {
           method: req.method,
-          path: url.pathname,
+          path: pathAndQuery,
           backend: b.origin,
           error: describe(lastError),
         });
       }
       // No await between the pick and the in-flight count: concurrent
       // requests must see each other for least-connections to work.
-      tried.add(b);
+      if (lastBackend !== undefined) (tried ??= new Set([lastBackend])).add(b);
       lastBackend = b;
       ctx.backend = b.origin;
-      const target = new URL(pathAndQuery, b.url);
+      const target = new URL(b.origin + pathAndQuery);
       const attemptReq = attemptRequest(req, body);
       b.requests++;
       b.inFlight++;
@@ -292,6 +294,18 @@ export function createBalancer(options: BalancerOptions): Balancer {
       await checker?.close();
     },
   };
+}
+
+/**
+ * "/path?query" of a Request's URL without parsing it again (hot path). A
+ * Request's URL is always serialised, so for http(s) the path starts at the
+ * first "/" after the authority, which contains neither "/" nor "?".
+ */
+function pathAndQueryOf(url: string): string {
+  const slash = url.indexOf("/", url.indexOf("//") + 2);
+  if (slash < 0) return "/";
+  const hash = url.indexOf("#", slash);
+  return hash < 0 ? url.slice(slash) : url.slice(slash, hash);
 }
 
 function attemptRequest(req: Request, body: PreparedBody): Request {

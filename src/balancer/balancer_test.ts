@@ -56,7 +56,7 @@ Deno.test("proxies path and query to the backend and sets ctx.backend", async ()
   });
   try {
     const ctx = testContext();
-    const res = await balancer.handler(get("/x/y?z=1&w"), ctx);
+    const res = await balancer.handler(get("/x/y?z=1&w#frag"), ctx);
     assert.equal(await res.text(), "a");
     assert.equal(ctx.backend, `http://127.0.0.1:${a.port}`);
     assert.deepEqual(seen, [`http://127.0.0.1:${a.port}/x/y?z=1&w`]);
