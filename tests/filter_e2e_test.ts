@@ -84,6 +84,24 @@ Deno.test("absolute-form and CONNECT to blocked hosts: 403 with X-Filter, nothin
   }
 });
 
+Deno.test("reverse mode: a blocked Host header gets 403 and the backend sees nothing", async () => {
+  const origin = await startTestBackend("origin");
+  const proxy = await startProxy({
+    env: { BACKEND_SERVERS: origin.url, REQUEST_FILTERS: "ads" },
+  });
+  try {
+    const r = await curl("-i", "-H", "Host: ib.adnxs.com", `${proxy.url}/json`);
+    assert.match(r.stdout, /^HTTP\/1\.1 403/);
+    assert.match(r.stdout, /^x-filter: blocked; category=ads; rule=adnxs\.com\r$/im);
+    const ok = await curl("-H", "Host: example.com", `${proxy.url}/health`);
+    assert.equal(ok.stdout.trim(), "ok");
+    assert.equal((await origin.stats()).requests_total, 1, "only the allowed request arrived");
+  } finally {
+    await proxy.stop();
+    await origin.close();
+  }
+});
+
 Deno.test("the allowlist lets a listed host through to its origin", async () => {
   const origin = await startTestBackend("origin");
   const dir = await Deno.makeTempDir();

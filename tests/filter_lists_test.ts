@@ -158,6 +158,9 @@ Deno.test("reload picks up a changed list and swaps it in at once", async () => 
     await Deno.remove(path);
     await assert.rejects(() => filter.reload(), /not found/);
     assert.equal(filter.check("two.example.com")?.rule, "two.example.com");
+    const errors = filter.snapshot().errors;
+    assert.equal(errors.failed_reloads, 1);
+    assert.match(errors.last_failure ?? "", /not found: .*list\.txt/);
   } finally {
     filter.close();
     await Deno.remove(dir, { recursive: true });

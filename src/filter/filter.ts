@@ -57,7 +57,8 @@ export interface FilterSnapshot {
   last_reload: string | null;
   reload_ms: number;
   reloads: number;
-  errors: { count: number; recent: string[] };
+  /** Bad lines and failed fetches in the lists as last loaded; reloads that failed. */
+  errors: { count: number; recent: string[]; failed_reloads: number; last_failure: string | null };
 }
 
 export interface Filter extends StatsSource {
@@ -103,6 +104,21 @@ interface Source {
 const MAX_WARNINGS_PER_LIST = 20;
 const MAX_RECENT_ERRORS = 50;
 
+interface Issues {
+  count: number;
+  recent: string[];
+  ignored: number;
+}
+
+function newIssues(): Issues {
+  return { count: 0, recent: [], ignored: 0 };
+}
+
+function record(found: Issues, message: string): void {
+  found.count++;
+  if (found.recent.length < MAX_RECENT_ERRORS) found.recent.push(message);
+}
+
 export async function createFilter(options: FilterOptions): Promise<Filter> {
   const log = options.logger;
   const inlineMax = options.inlineMaxBytes ?? INLINE_MAX_BYTES;
@@ -141,9 +157,10 @@ export async function createFilter(options: FilterOptions): Promise<Filter> {
 
   let table = new RuleTable();
   const blocked: Record<string, number> = {};
-  const recentErrors: string[] = [];
-  let errorCount = 0;
-  let ignored = 0;
+  /** Problems found by the load in force (replaced by each successful reload). */
+  let issues = newIssues();
+  let failedReloads = 0;
+  let lastFailure: string | null = null;
   let lastReload: Date | null = null;
   let reloadMs = 0;
   let reloads = 0;
@@ -152,13 +169,7 @@ export async function createFilter(options: FilterOptions): Promise<Filter> {
   let chain: Promise<void> = Promise.resolve();
   let closed = false;
 
-  function recordError(message: string): void {
-    errorCount++;
-    recentErrors.push(message);
-    if (recentErrors.length > MAX_RECENT_ERRORS) recentErrors.shift();
-  }
-
-  async function read(source: Source): Promise<Uint8Array | undefined> {
+  async function read(source: Source, found: Issues): Promise<Uint8Array | undefined> {
     if (source.url && source.url.protocol !== "file:") {
       try {
         const res = await fetch(source.url, {
@@ -177,7 +188,7 @@ export async function createFilter(options: FilterOptions): Promise<Filter> {
           err instanceof Error ? err.message : err
         }); ${cached ? "keeping the previous copy" : "skipped"}`;
         log?.warn(msg);
-        recordError(msg);
+        record(found, msg);
         return cached;
       }
     }
@@ -209,15 +220,14 @@ export async function createFilter(options: FilterOptions): Promise<Filter> {
     return parseList(new TextDecoder().decode(bytes), source.location);
   }
 
-  function report(parsed: ParsedList): void {
-    ignored += parsed.ignored;
+  function report(parsed: ParsedList, found: Issues): void {
+    found.ignored += parsed.ignored;
     parsed.errors.forEach((e: ParseError, i: number) => {
       const msg = `${e.source}:${e.line}: ${e.reason}: ${e.text}`;
       if (i < MAX_WARNINGS_PER_LIST) log?.warn(`skipping bad filter line ${msg}`);
-      recentErrors.push(msg);
-      if (recentErrors.length > MAX_RECENT_ERRORS) recentErrors.shift();
+      record(found, msg);
     });
-    errorCount += parsed.errorCount;
+    found.count += parsed.errorCount - parsed.errors.length;
     if (parsed.errorCount > MAX_WARNINGS_PER_LIST) {
       log?.warn(`${parsed.source}: ${parsed.errorCount} bad lines in all, skipped`);
     }
@@ -225,16 +235,17 @@ export async function createFilter(options: FilterOptions): Promise<Filter> {
 
   async function load(): Promise<void> {
     const started = performance.now();
+    const found = newIssues();
     const loaded = await Promise.all(sources.map(async (s) => {
-      const bytes = await read(s);
+      const bytes = await read(s, found);
       return bytes ? { category: s.category, parsed: await parse(s, bytes) } : undefined;
     }));
     const lists = loaded.filter((l) => l !== undefined);
-    ignored = 0;
-    for (const l of lists) report(l.parsed);
+    for (const l of lists) report(l.parsed, found);
     const next = await buildTable(lists, allow);
     if (closed) return;
     table = next; // the swap: checks see the old table or the new one, never half of one
+    issues = found;
     lastReload = new Date();
     reloadMs = performance.now() - started;
     reloads++;
@@ -267,7 +278,12 @@ export async function createFilter(options: FilterOptions): Promise<Filter> {
     middleware,
     reload(): Promise<void> {
       // Serialised: a reload asked for during another runs after it, on fresh files.
-      const run = chain.then(load);
+      const run = chain.then(load).catch((err) => {
+        failedReloads++;
+        lastFailure = err instanceof Error ? err.message : String(err);
+        log?.warn(`filter reload failed, keeping the lists in force: ${lastFailure}`);
+        throw err;
+      });
       chain = run.catch(() => {});
       return run;
     },
@@ -277,11 +293,16 @@ export async function createFilter(options: FilterOptions): Promise<Filter> {
         rules: { ...table.rulesPerCategory },
         allow_rules: table.allowRules,
         blocked: { ...blocked },
-        ignored_lines: ignored,
+        ignored_lines: issues.ignored,
         last_reload: lastReload?.toISOString() ?? null,
         reload_ms: Math.round(reloadMs),
         reloads,
-        errors: { count: errorCount, recent: [...recentErrors] },
+        errors: {
+          count: issues.count,
+          recent: [...issues.recent],
+          failed_reloads: failedReloads,
+          last_failure: lastFailure,
+        },
       };
     },
     metrics(): MetricFamily[] {
@@ -303,10 +324,10 @@ export async function createFilter(options: FilterOptions): Promise<Filter> {
           })),
         },
         {
-          name: "proxy_filter_list_errors_total",
-          help: "Bad list lines skipped and list fetch failures.",
-          type: "counter",
-          samples: [{ value: errorCount }],
+          name: "proxy_filter_list_errors",
+          help: "Bad lines skipped and fetch failures in the lists in force.",
+          type: "gauge",
+          samples: [{ value: issues.count }],
         },
       ];
     },

@@ -198,6 +198,15 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
 
   for (let i = 0; i < size; i++) slots.push(spawn());
 
+  function snapshot(): PoolSnapshot {
+    return {
+      workers: closed ? 0 : slots.length,
+      busy: slots.filter((s) => s.job).length,
+      queued: queue.length,
+      ...counts,
+    };
+  }
+
   return {
     name: "workers",
     run<T>(task: PoolTask, transfer: Transferable[] = []): Promise<T> {
@@ -230,16 +239,9 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
       const i = slots.findIndex((s) => s.job);
       return i < 0 ? undefined : i;
     },
-    snapshot(): PoolSnapshot {
-      return {
-        workers: closed ? 0 : slots.length,
-        busy: slots.filter((s) => s.job).length,
-        queued: queue.length,
-        ...counts,
-      };
-    },
+    snapshot,
     metrics(): MetricFamily[] {
-      const s = this.snapshot();
+      const s = snapshot();
       const gauge = (name: string, help: string, value: number): MetricFamily => ({
         name,
         help,
