@@ -171,6 +171,10 @@ Deno.test("UI: page shell and embedded assets, with security headers", async () 
       assert(res.headers.get("content-type")!.startsWith(type), path);
       assert((await res.text()).includes(text), path);
     }
+    const session = await env.api("GET", "/api/session");
+    assertEquals(session.data.token_required, false);
+    const login = await env.api("POST", "/api/login", { token: "anything" });
+    assertEquals(login.data.token_required, false);
     const missing = await env.api("GET", "/api/nope");
     assertEquals(missing.status, 404);
   } finally {
@@ -219,6 +223,10 @@ Deno.test("token: API refused without it; Bearer or a login session lets in", as
     const events = await fetch(`${env.base}/api/events`);
     assertEquals(events.status, 401);
     await events.body?.cancel();
+    const who = await env.api("GET", "/api/session", undefined, {
+      authorization: "Bearer s3cret-token",
+    });
+    assertEquals(who.data.token_required, true);
     const bearer = await env.api("GET", "/api/status", undefined, {
       authorization: "Bearer s3cret-token",
     });
@@ -242,6 +250,18 @@ Deno.test("token: API refused without it; Bearer or a login session lets in", as
   } finally {
     await env.close();
   }
+});
+
+Deno.test("the proxy command is the running program itself, compiled or from source", () => {
+  assertEquals(selfServeCommand("file:///tmp/deno-compile-proxy/main.ts", "/usr/bin/proxy"), {
+    cmd: "/usr/bin/proxy",
+    args: ["serve"],
+  });
+  assertEquals(selfServeCommand("file:///work/my%20proxy/main.ts", "/usr/bin/deno"), {
+    cmd: "/usr/bin/deno",
+    args: ["run", "-A", "/work/my proxy/main.ts", "serve"],
+  });
+  assertEquals(selfServeCommand("file:///C:/src/main.ts", "deno.exe").args[2], "C:/src/main.ts");
 });
 
 Deno.test("CLI options: off loopback needs a token; flags beat environment beat .env", () => {

@@ -4,6 +4,7 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { freePort } from "./helpers/ports.ts";
+import { progressLine } from "../src/loadtest/mod.ts";
 
 const modUrl = new URL("../src/loadtest/mod.ts", import.meta.url).href;
 
@@ -118,4 +119,23 @@ Deno.test("bad flags stop with one clear line and exit 2", async () => {
   const help = await cli(["--help"]);
   assertEquals(help.code, 0);
   assert(help.stdout.includes("--time-based"));
+});
+
+Deno.test("progress line: bar, percent, counts, and it fits the terminal width", () => {
+  const p = {
+    elapsed_s: 2.5,
+    requests: 1234,
+    errors: 2,
+    current_rps: 4567.8,
+    fraction: 0.5,
+    total_requests: 2468,
+    duration_s: 0,
+  };
+  const line = progressLine(p, 80);
+  assert(line.length <= 80, line);
+  assert(line.includes(" 50%") && line.includes("1234 req") && line.includes("4568 req/s"), line);
+  assert(line.includes("2 err"), line);
+  const bar = /\[(#*)(-*)\]/.exec(line)!;
+  assertEquals(bar[1].length, bar[2].length);
+  assert(progressLine({ ...p, fraction: 1 }, 80).includes("100%"));
 });

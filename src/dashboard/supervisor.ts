@@ -368,8 +368,10 @@ async function exists(path: string): Promise<boolean> {
  */
 export function selfServeCommand(mainModule: string, execPath: string): ProxyCommand {
   if (mainModule.includes("deno-compile")) return { cmd: execPath, args: ["serve"] };
-  const main = mainModule.startsWith("file:")
-    ? decodeURIComponent(new URL(mainModule).pathname)
-    : mainModule;
+  let main = mainModule;
+  if (mainModule.startsWith("file:")) {
+    main = decodeURIComponent(new URL(mainModule).pathname);
+    if (/^\/[A-Za-z]:\//.test(main)) main = main.slice(1); // file:///C:/x → C:/x on Windows
+  }
   return { cmd: execPath, args: ["run", "-A", main, "serve"] };
 }
