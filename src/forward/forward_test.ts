@@ -1009,3 +1009,38 @@ Deno.test("through a Deno.serve front door: a mid-body upstream death is an erro
     await server.close();
   }
 });
+
+Deno.test("small bodies arriving in pieces are read whole; cut short they reject as a reset", async () => {
+  const server = new RawServer(async (conn) => {
+    const r = new Reader(conn);
+    for (;;) {
+      const req = await r.request();
+      if (req === null) return;
+      await write(conn, "HTTP/1.1 200 OK\r\ncontent-length: 40000\r\n\r\n");
+      for (let i = 0; i < 4; i++) {
+        if (req.head.startsWith("GET /cut") && i === 2) return;
+        await write(conn, new Uint8Array(10_000).fill(65 + i));
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+  });
+  const fwd = createForwarder(testOptions());
+  try {
+    const res = await fwd.forward(new Request("http://x/"), server.url, testInfo());
+    const body = await collect(res.body);
+    assert.equal(body.length, 40_000);
+    assert.equal(body[39_999], 68);
+    const again = await fwd.forward(new Request("http://x/"), server.url, testInfo());
+    assert.equal((await collect(again.body)).length, 40_000);
+    assert.equal(fwd.snapshot().connections_opened, 1);
+    await rejectsWith(
+      fwd.forward(new Request("http://x/cut"), target(server.url, "/cut"), testInfo()),
+      "reset",
+      502,
+    );
+    assert.equal(fwd.snapshot().errors, 1);
+  } finally {
+    fwd.close();
+    await server.close();
+  }
+});
