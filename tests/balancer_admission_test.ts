@@ -159,3 +159,25 @@ Deno.test("admission: a queued request times out with 503 while the admitted one
     await server.shutdown();
   }
 });
+
+Deno.test("admission: HEAD responses release their slot (Deno.serve never reads their body)", async () => {
+  const adm = createAdmission({ maxConcurrency: 2, queueSize: 0, queueTimeoutMs: 1_000 });
+  const app = new Hono();
+  app.use("*", adm.middleware);
+  app.all("*", () => new Response("a body that is never sent for HEAD"));
+  const { server, base } = serve(app, false);
+  const client = Deno.createHttpClient({});
+  try {
+    for (let i = 0; i < 5; i++) {
+      const res = await fetch(base, { method: "HEAD", client });
+      assert.equal(res.status, 200);
+      await res.body?.cancel();
+    }
+    assert.equal(adm.snapshot().in_flight, 0);
+    assert.equal(adm.snapshot().rejected, 0);
+  } finally {
+    adm.close();
+    client.close();
+    await server.shutdown();
+  }
+});

@@ -277,7 +277,9 @@ function releaseWhenSent(c: Context, release: () => void): void {
   }
   const res = c.res;
   const source = res.body;
-  if (source === null) {
+  // Deno.serve neither reads nor cancels the body of a HEAD response: a
+  // wrapper would never finish and the slot would leak.
+  if (source === null || c.req.method === "HEAD") {
     release();
     return;
   }

@@ -257,6 +257,12 @@ export function createBalancer(options: BalancerOptions): Balancer {
         completed.then(done, done);
         return res;
       }
+      if (req.method === "HEAD") {
+        // Only headers go out, and Deno.serve never reads (or cancels) a HEAD
+        // response body, so a tracked body would never end.
+        b.inFlight--;
+        return res;
+      }
       return trackBody(res, (how) => {
         b.inFlight--;
         // A reset in mid-body is a backend failure too (but not a client that left).

@@ -251,6 +251,9 @@ Deno.test("in_flight covers the response body until it is read or cancelled", as
       const res2 = await b.handler(get(), testContext());
       await res2.body?.cancel();
       assert.equal(b.snapshot().backends[0].in_flight, 0);
+      // A HEAD response's body is never read by Deno.serve: it must not hold the count.
+      await b.handler(get("/", { method: "HEAD" }), testContext());
+      assert.equal(b.snapshot().backends[0].in_flight, 0);
       const names = b.metrics().map((m) => m.name);
       for (
         const n of [
@@ -263,7 +266,7 @@ Deno.test("in_flight covers the response body until it is read or cancelled", as
       ) assert.ok(names.includes(n), n);
       const latency = b.metrics().find((m) => m.name === "proxy_backend_latency_seconds")!;
       assert.ok(latency.samples.some((s) => s.labels?.quantile === "0.99"));
-      assert.equal(latency.samples.find((s) => s.suffix === "_count")?.value, 2);
+      assert.equal(latency.samples.find((s) => s.suffix === "_count")?.value, 3);
     });
   } finally {
     await a.close();
