@@ -349,6 +349,7 @@ Deno.test("malformed responses are protocol errors (502)", async () => {
     "HTTP/1.1 200 OK\r\nbad header line\r\n\r\n",
     "HTTP/1.1 200 OK\r\nbad name: x\r\n\r\n",
     "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nx-huge: " + "a".repeat(70_000) + "\r\n\r\n",
     "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
   ];
   const server = new RawServer(async (conn, index) => {
@@ -1039,6 +1040,35 @@ Deno.test("small bodies arriving in pieces are read whole; cut short they reject
       502,
     );
     assert.equal(fwd.snapshot().errors, 1);
+  } finally {
+    fwd.close();
+    await server.close();
+  }
+});
+
+Deno.test("latin1 header bytes pass byte for byte both ways", async () => {
+  let raw: Uint8Array | undefined;
+  const server = new RawServer(async (conn) => {
+    const buf = new Uint8Array(65536);
+    let n = 0;
+    while (!new TextDecoder("latin1").decode(buf.subarray(0, n)).includes("\r\n\r\n")) {
+      const r = await conn.read(buf.subarray(n));
+      if (r === null) return;
+      n += r;
+    }
+    raw = buf.slice(0, n);
+    const head = "HTTP/1.1 200 OK\r\nx-latin: caf\u00e9\r\ncontent-length: 0\r\n\r\n";
+    await write(conn, Uint8Array.from(head, (ch) => ch.charCodeAt(0)));
+  });
+  const fwd = createForwarder(testOptions());
+  try {
+    const req = new Request("http://x/", { headers: { "x-latin": "na\u00efve" } });
+    const res = await fwd.forward(req, server.url, testInfo());
+    assert.equal(res.headers.get("x-latin"), "caf\u00e9");
+    const needle = [...Uint8Array.from("x-latin: na\u00efve\r\n", (ch) => ch.charCodeAt(0))];
+    const hay = [...raw!];
+    const at = hay.findIndex((_, i) => needle.every((b, j) => hay[i + j] === b));
+    assert.ok(at >= 0, "the origin received the single byte 0xEF, not UTF-8");
   } finally {
     fwd.close();
     await server.close();
