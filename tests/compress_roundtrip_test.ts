@@ -51,6 +51,19 @@ function origin(req: Request): Promise<Response> {
       }
       return Promise.resolve(new Response(ReadableStream.from(chunks), { headers: json }));
     }
+    case "/slow": { // a log tail: lines with pauses, unknown length
+      const enc = new TextEncoder();
+      let i = 0;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(c) {
+          if (i > 0) await new Promise((r) => setTimeout(r, 400));
+          // The first write is big enough (> minSize) to decide to compress.
+          c.enqueue(enc.encode(i === 0 ? "#".repeat(2048) + "\n" : `line ${i}\n`));
+          if (++i === 4) c.close();
+        },
+      });
+      return Promise.resolve(new Response(body, { headers: { "content-type": "text/plain" } }));
+    }
     case "/tiny": // unknown length: the wrapper must read it to learn it is small
       return Promise.resolve(new Response('{"ok":true}', { headers: json }));
     case "/png":
@@ -202,6 +215,59 @@ Deno.test("every encoding round-trips to the exact bytes: inline, pooled and str
     assert.deepEqual([s.inline, s.pooled, s.streamed], [4, 4, 4]);
     assert.ok(s.ratio > 0 && s.ratio < 0.5, `ratio ${s.ratio}`);
     assert.equal(f.pool.snapshot().completed, 4, "large bodies went through the pool");
+  } finally {
+    await f.close();
+  }
+});
+
+Deno.test("a slow stream reaches the client while it is produced, not only at its end", async () => {
+  const f = start();
+  try {
+    for (const encoding of ["br", "zstd", "gzip", "deflate"] as const) {
+      const { decoded, firstLineAfterMs, totalMs } = await new Promise<
+        { decoded: string; firstLineAfterMs: number; totalMs: number }
+      >((resolve, reject) => {
+        const t0 = performance.now();
+        let firstLineAfterMs = -1;
+        let decoded = "";
+        const req = http.get({
+          host: "127.0.0.1",
+          port: f.port,
+          path: "/slow",
+          headers: { "accept-encoding": encoding },
+          agent: false,
+        }, (res) => {
+          assert.equal(res.headers["content-encoding"], encoding);
+          const decoder = encoding === "br"
+            ? zlib.createBrotliDecompress()
+            : encoding === "zstd"
+            ? zlib.createZstdDecompress()
+            : encoding === "gzip"
+            ? zlib.createGunzip()
+            : zlib.createInflate();
+          decoder.setEncoding("utf8");
+          decoder.on("data", (s: string) => {
+            decoded += s;
+            if (firstLineAfterMs < 0 && decoded.includes("line 1\n")) {
+              firstLineAfterMs = performance.now() - t0;
+            }
+          });
+          decoder.on(
+            "end",
+            () => resolve({ decoded, firstLineAfterMs, totalMs: performance.now() - t0 }),
+          );
+          decoder.on("error", reject);
+          res.pipe(decoder);
+        });
+        req.on("error", reject);
+      });
+      assert.equal(decoded, "#".repeat(2048) + "\nline 1\nline 2\nline 3\n", encoding);
+      // "line 1" is written ~400 ms in, the body ends ~1200 ms in.
+      assert.ok(
+        firstLineAfterMs > 0 && firstLineAfterMs < totalMs - 500,
+        `${encoding}: line 1 decoded after ${firstLineAfterMs} ms of ${totalMs} ms`,
+      );
+    }
   } finally {
     await f.close();
   }

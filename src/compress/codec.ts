@@ -1,11 +1,11 @@
 /**
- * The four HTTP content codings, one-shot and streaming, on node:zlib and
- * CompressionStream. Levels favour speed, as on-the-fly compression should:
+ * The four HTTP content codings, one-shot and streaming, on node:zlib. Levels favour
+ * speed, as on-the-fly compression should:
  * brotli quality 4 (on 16–64 KiB JSON about a third cheaper than quality 5 for 6 % more
  * bytes; quality 11 is for static assets), gzip/deflate level 6, zstd level 3.
  *
  * `deflate` here is the HTTP coding, i.e. the zlib format (RFC 9110 §8.4.1.2), which is
- * what both `zlib.deflateSync` and `CompressionStream("deflate")` produce.
+ * what `zlib.deflateSync` and `zlib.createDeflate` produce.
  *
  * @module
  */
@@ -71,46 +71,82 @@ export function ownBuffer(bytes: Uint8Array): ArrayBuffer {
   return bytes.slice().buffer as ArrayBuffer;
 }
 
-/** A streaming compressor for bodies of unknown length. */
+/**
+ * How long a streaming compressor waits for more input before it flushes what it has.
+ * Without this a slowly produced body (a log tail, ndjson events) would sit in the
+ * compressor's buffer until enough bytes arrived, and the client would see nothing.
+ */
+export const STREAM_IDLE_FLUSH_MS = 20;
+
+/**
+ * A streaming compressor for bodies of unknown length (node:zlib streams for all four
+ * codings: unlike CompressionStream they can flush, see {@linkcode STREAM_IDLE_FLUSH_MS}).
+ */
 export function compressStream(encoding: Encoding): TransformStream<Uint8Array, Uint8Array> {
   switch (encoding) {
     case "gzip":
-      return new CompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>;
+      return fromNodeTransform(
+        zlib.createGzip({ level: GZIP_LEVEL }),
+        zlib.constants.Z_SYNC_FLUSH,
+      );
     case "deflate":
-      return new CompressionStream("deflate") as unknown as TransformStream<
-        Uint8Array,
-        Uint8Array
-      >;
+      return fromNodeTransform(
+        zlib.createDeflate({ level: GZIP_LEVEL }),
+        zlib.constants.Z_SYNC_FLUSH,
+      );
     case "br":
-      return fromNodeTransform(zlib.createBrotliCompress(brotliOptions()));
+      return fromNodeTransform(
+        zlib.createBrotliCompress(brotliOptions()),
+        zlib.constants.BROTLI_OPERATION_FLUSH,
+      );
     case "zstd":
-      return fromNodeTransform(zlib.createZstdCompress(zstdOptions()));
+      return fromNodeTransform(zlib.createZstdCompress(zstdOptions()), zlib.constants.ZSTD_e_flush);
   }
 }
 
-/** Adapts a node:zlib stream to a web TransformStream, honouring back-pressure per chunk. */
-function fromNodeTransform(z: zlib.BrotliCompress | zlib.ZstdCompress): TransformStream<
+type NodeCompressor = zlib.Gzip | zlib.Deflate | zlib.BrotliCompress | zlib.ZstdCompress;
+
+/**
+ * Adapts a node:zlib stream to a web TransformStream, honouring back-pressure per chunk and
+ * flushing after {@linkcode STREAM_IDLE_FLUSH_MS} without input.
+ */
+function fromNodeTransform(z: NodeCompressor, flushKind: number): TransformStream<
   Uint8Array,
   Uint8Array
 > {
   let failed: Error | undefined;
+  let idle: ReturnType<typeof setTimeout> | undefined;
+  const stopIdle = () => {
+    if (idle !== undefined) clearTimeout(idle);
+    idle = undefined;
+  };
   return new TransformStream<Uint8Array, Uint8Array>({
     start(controller) {
       z.on("data", (chunk: Buffer) => {
         controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
       });
       z.on("error", (err: Error) => {
+        stopIdle();
         failed = err;
         controller.error(err);
       });
     },
     transform(chunk) {
       if (failed) throw failed;
+      stopIdle();
       return new Promise<void>((resolve, reject) => {
-        z.write(chunk, (err) => err ? reject(err) : resolve());
+        z.write(chunk, (err) => {
+          if (err) return reject(err);
+          idle = setTimeout(() => {
+            idle = undefined;
+            if (!failed && !z.destroyed) z.flush(flushKind);
+          }, STREAM_IDLE_FLUSH_MS);
+          resolve();
+        });
       });
     },
     flush() {
+      stopIdle();
       if (failed) throw failed;
       return new Promise<void>((resolve, reject) => {
         z.once("end", resolve);
@@ -119,6 +155,7 @@ function fromNodeTransform(z: zlib.BrotliCompress | zlib.ZstdCompress): Transfor
       });
     },
     cancel() {
+      stopIdle();
       z.destroy();
     },
   });

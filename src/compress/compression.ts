@@ -9,7 +9,7 @@
  *   pool, so the event loop keeps serving small requests meanwhile; if the pool refuses or
  *   fails the task, it is compressed inline instead, so the request still answers;
  * - unknown length, larger bodies, or no pool: streamed through a compressor
- *   (CompressionStream for gzip/deflate, node:zlib streams for br/zstd).
+ *   (node:zlib streams, flushed when the body pauses so slow streams reach the client live).
  *
  * The cache phase wraps *outside* this one, so it stores the encoded variant produced here
  * with `Vary: Accept-Encoding`, and hits are never recompressed.
