@@ -145,6 +145,10 @@ export function createBalancer(options: BalancerOptions): Balancer {
   const strategy = options.strategy;
   const health = { ...DEFAULT_HEALTH, ...options.healthCheck };
   const passive = { ...DEFAULT_PASSIVE, ...options.passive };
+  // Like nginx: ejecting the only backend cannot send traffic anywhere else,
+  // it only turns requests that might succeed into certain 503s for the whole
+  // ejection period. Active health checks still take it out.
+  if (backends.length === 1) passive.maxFails = 0;
   const retries = Math.max(0, options.retries ?? 2);
   const bodyLimit = Math.max(0, options.retryBodyLimit ?? 64 * 1024);
   const send = options.send;

@@ -291,3 +291,23 @@ Deno.test("in_flight ends with ctx.conn.completed when the listener provides it"
     await a.close();
   }
 });
+
+Deno.test("a single backend is never ejected passively (nowhere else to send traffic)", async () => {
+  const a = startOrigin("a");
+  await a.close(); // a.start() below brings it back on the same port
+  await withBalancer([a.url], { passive: { maxFails: 1, failTimeoutMs: 60_000 } }, async (b) => {
+    for (let i = 0; i < 3; i++) {
+      const res = await b.handler(get(), testContext());
+      assert.equal(res.status, 502);
+      await res.body?.cancel();
+    }
+    assert.equal(b.snapshot().backends[0].state, "up");
+    a.start();
+    try {
+      const res = await b.handler(get(), testContext());
+      assert.equal(await res.text(), "a", "served as soon as it is back");
+    } finally {
+      await a.close();
+    }
+  });
+});
