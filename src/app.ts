@@ -28,9 +28,9 @@ import {
   clientIpFrom,
   createAddressPolicy,
   createClientAcl,
+  createHostnameCheck,
   createProxyAuth,
   forwardedForValue,
-  literalHostRefusal,
   parseCidrList,
   requestHygiene,
 } from "./security/mod.ts";
@@ -92,6 +92,11 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
   // In a gateway the backends are the operator's own, so only forward proxying is
   // limited to ALLOWED_CLIENTS unless the operator set it explicitly.
   const aclForReverse = loaded.sources.allowedClients !== "default";
+  // Names and literals pointing inside are refused before any connection attempt (no
+  // port-probing oracle); the forwarder still checks the address it connected to.
+  const checkHost = config.forwardAllowPrivate === "all"
+    ? undefined
+    : createHostnameCheck(checkAddress);
   const auth = config.proxyAuthFile
     ? createProxyAuth({ file: config.proxyAuthFile, logger: logger("auth") })
     : undefined;
@@ -347,7 +352,7 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
   stats.add(filter);
   app.use(filter.middleware);
 
-  app.all("*", (c) => {
+  app.all("*", async (c) => {
     const ctx = c.get("ctx");
     if (c.env.form === "absolute") {
       let target: URL;
@@ -363,11 +368,11 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
         );
       }
       if (c.req.raw.headers.get("via")?.includes(via)) return text(508, "loop detected");
-      const refused = literalHostRefusal(checkAddress, target.hostname);
+      const refused = await checkHost?.(target.hostname);
       if (refused) return text(403, `403 Forbidden: ${refused}`);
       ctx.target = target;
     }
-    return pipeline(c.req.raw, ctx);
+    return await pipeline(c.req.raw, ctx);
   });
 
   app.onError((err, c) => {
@@ -398,8 +403,8 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
           })`,
         });
       }
-      const literal = literalHostRefusal(checkAddress, req.authority.host);
-      if (literal) return { status: 403, reason: `403 Forbidden: ${literal}` };
+      const inside = await checkHost?.(req.authority.host);
+      if (inside) return { status: 403, reason: `403 Forbidden: ${inside}` };
       let user: string | undefined;
       if (auth) {
         const h = req.headers["proxy-authorization"];

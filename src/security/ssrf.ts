@@ -127,3 +127,62 @@ export function literalHostRefusal(policy: AddressPolicy, hostname: string): str
     : hostname;
   return parseIp(host) ? policy(host, hostname) : undefined;
 }
+
+export interface HostnameCheckOptions {
+  /** How long a verdict per name is reused (default 30 s). */
+  readonly ttlMs?: number;
+  /** Names remembered at most (default 10 000). */
+  readonly maxEntries?: number;
+  /** Resolver (tests inject one); default getaddrinfo via node:dns, which honours /etc/hosts. */
+  readonly lookup?: (hostname: string) => Promise<string[]>;
+  readonly now?: () => number;
+}
+
+/** A cached pre-connection check of what a host name resolves to. */
+export type HostnameCheck = (hostname: string) => Promise<string | undefined>;
+
+async function systemLookup(hostname: string): Promise<string[]> {
+  const { lookup } = await import("node:dns/promises");
+  const all = await lookup(hostname, { all: true, verbatim: true });
+  return all.map((a) => a.address);
+}
+
+/**
+ * Checks every address a name resolves to before any connection is attempted,
+ * so a name pointing at an internal address (`localhost`, `*.internal`) is
+ * refused with 403 whether or not something listens there: without this, "403"
+ * (connected, then refused) versus "502 connection refused" would tell an
+ * attacker which internal ports are open. The forwarder still checks the
+ * address it actually connected to, which is what defeats DNS rebinding; this
+ * check only removes the probing oracle. Names that do not resolve pass (the
+ * forwarder reports them). Verdicts are cached for `ttlMs`.
+ */
+export function createHostnameCheck(
+  policy: AddressPolicy,
+  options: HostnameCheckOptions = {},
+): HostnameCheck {
+  const ttl = options.ttlMs ?? 30_000;
+  const max = options.maxEntries ?? 10_000;
+  const lookup = options.lookup ?? systemLookup;
+  const now = options.now ?? Date.now;
+  const cache = new Map<string, { reason: string | undefined; expires: number }>();
+  return async (hostname: string) => {
+    const literal = literalHostRefusal(policy, hostname);
+    if (literal !== undefined || parseIp(hostname.replace(/^\[|\]$/g, ""))) return literal;
+    const name = hostname.toLowerCase();
+    const hit = cache.get(name);
+    if (hit && hit.expires > now()) return hit.reason;
+    let reason: string | undefined;
+    try {
+      for (const ip of await lookup(name)) {
+        reason = policy(ip, hostname);
+        if (reason !== undefined) break;
+      }
+    } catch {
+      return undefined; // unresolvable: nothing to probe; the forwarder answers 502
+    }
+    if (cache.size >= max) cache.delete(cache.keys().next().value!);
+    cache.set(name, { reason, expires: now() + ttl });
+    return reason;
+  };
+}

@@ -3,6 +3,7 @@ import { parseCidrList } from "./cidr.ts";
 import {
   checkConnectPort,
   createAddressPolicy,
+  createHostnameCheck,
   literalHostRefusal,
   parseAllowPrivate,
   parseConnectPorts,
@@ -78,4 +79,42 @@ Deno.test("literalHostRefusal refuses internal IP literals before any connection
   assert.match(literalHostRefusal(policy, "[::ffff:169.254.169.254]")!, /link-local/);
   assert.equal(literalHostRefusal(policy, "8.8.8.8"), undefined);
   assert.equal(literalHostRefusal(policy, "localhost"), undefined); // checked once connected
+});
+
+Deno.test("createHostnameCheck refuses names resolving to internal addresses, cached per name", async () => {
+  const policy = createAddressPolicy({ allowPrivate: "none" });
+  const lookups: string[] = [];
+  const table: Record<string, string[]> = {
+    "internal.test": ["10.0.0.7"],
+    "mixed.test": ["93.184.215.14", "127.0.0.1"], // one bad answer is enough to refuse
+    "public.test": ["93.184.215.14"],
+  };
+  let clock = 0;
+  const check = createHostnameCheck(policy, {
+    ttlMs: 1_000,
+    now: () => clock,
+    lookup: (name) => {
+      lookups.push(name);
+      const found = table[name];
+      return found ? Promise.resolve(found) : Promise.reject(new Error("ENOTFOUND"));
+    },
+  });
+  assert.match(
+    (await check("internal.test"))!,
+    /internal\.test \(10\.0\.0\.7\) is a private address/,
+  );
+  assert.match((await check("MIXED.test"))!, /loopback/);
+  assert.equal(await check("public.test"), undefined);
+  assert.equal(await check("nowhere.test"), undefined);
+  assert.match((await check("169.254.169.254"))!, /link-local/);
+  assert.equal(await check("8.8.8.8"), undefined);
+  assert.deepEqual(lookups, ["internal.test", "mixed.test", "public.test", "nowhere.test"]);
+  await check("internal.test");
+  assert.equal(lookups.length, 4, "cached verdict reused");
+  clock = 2_000;
+  await check("internal.test");
+  assert.equal(lookups.length, 5, "expired verdict looked up again");
+  // The real resolver honours /etc/hosts: localhost is loopback.
+  const real = createHostnameCheck(policy);
+  assert.match((await real("localhost"))!, /loopback/);
 });
