@@ -195,6 +195,7 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
         : forwarder.forward(req, target, forwardInfo(req, ctx, true));
     },
     logger: logger("balancer"),
+    connectionStats: () => forwarder.snapshot().origins,
   });
   closers.push(() => balancer.close());
   stats.add(balancer);
