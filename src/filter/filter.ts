@@ -264,6 +264,7 @@ export async function createFilter(options: FilterOptions): Promise<Filter> {
   }
 
   const middleware: MiddlewareHandler = async (c, next) => {
+    if (table.empty) return await next();
     const target = hostOf(c);
     const v = target && check(target.host, target.path);
     if (v) return blockedResponse(v);

@@ -86,37 +86,41 @@ export class RuleTable {
     this.allowRules++;
   }
 
+  /** True when nothing can be blocked: the middleware then costs one property read. */
+  get empty(): boolean {
+    return this.#hosts.size === 0 && this.#paths.size === 0;
+  }
+
   /** The verdict for a host (and optionally a path with query), or undefined to let it pass. */
   match(rawHost: string, rawPath?: string): Verdict | undefined {
     const host = normalizeHost(rawHost);
     if (host === "") return undefined;
-    const path = rawPath?.toLowerCase();
-    const candidates = IP_RE.test(host) ? [host] : suffixes(host);
-    for (const h of candidates) {
+    // Most tables have no path rules: then the path is not looked at (nor lower-cased).
+    const path = this.#paths.size > 0 || this.#allowPaths.size > 0
+      ? rawPath?.toLowerCase()
+      : undefined;
+    const ip = IP_RE.test(host);
+    // Walk host, then each parent (`a.b.c` → `b.c` → `c`); an IP address only as a whole.
+    let h = host;
+    for (let i = 0; i >= 0;) {
       if (this.#allowHosts.has(h)) return undefined;
       if (path !== undefined && matchPath(this.#allowPaths.get(h), path)) return undefined;
+      i = ip ? -1 : host.indexOf(".", i);
+      if (i >= 0) h = host.slice(++i);
     }
-    for (const h of candidates) {
+    h = host;
+    for (let i = 0; i >= 0;) {
       const v = this.#hosts.get(h);
       if (v) return v;
       if (path !== undefined) {
         const p = matchPath(this.#paths.get(h), path);
         if (p) return p;
       }
+      i = ip ? -1 : host.indexOf(".", i);
+      if (i >= 0) h = host.slice(++i);
     }
     return undefined;
   }
-}
-
-/** `a.b.c` → `a.b.c`, `b.c`, `c`. */
-function suffixes(host: string): string[] {
-  const out = [host];
-  let i = host.indexOf(".");
-  while (i >= 0) {
-    out.push(host.slice(i + 1));
-    i = host.indexOf(".", i + 1);
-  }
-  return out;
 }
 
 /** Yields to the event loop, so building big tables never stalls requests for long. */
