@@ -404,6 +404,16 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
           })`,
         });
       }
+      // filter: the CONNECT target, checked before any DNS lookup, so a blocked host never
+      // reaches the network
+      const blocked = filter.check(req.authority.host);
+      if (blocked) {
+        return {
+          status: 403,
+          reason: `blocked by proxy filter: category=${blocked.category} rule=${blocked.rule}`,
+          headers: { "X-Filter": xFilterValue(blocked) },
+        };
+      }
       const inside = await checkHost?.(req.authority.host);
       if (inside) return { status: 403, reason: `403 Forbidden: ${inside}` };
       let user: string | undefined;
@@ -435,21 +445,19 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
           headers: rateLimitHeaders(decision),
         };
       }
-      // filter: the CONNECT target, never reaching the network when blocked
-      const blocked = filter.check(req.authority.host);
-      if (blocked) {
-        return {
-          status: 403,
-          reason: `blocked by proxy filter: category=${blocked.category} rule=${blocked.rule}`,
-          headers: { "X-Filter": xFilterValue(blocked) },
-        };
-      }
       return undefined;
     },
     stats,
     mode,
     async reload() {
-      auth?.reload();
+      try {
+        auth?.reload();
+      } catch (err) {
+        // A broken users file must not stop the other reloads; the previous users stay.
+        log.error("proxy users not reloaded, keeping the previous ones: {error}", {
+          error: String(err),
+        });
+      }
       await filter.reload();
       log.info("reloaded");
     },

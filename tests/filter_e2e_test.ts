@@ -84,6 +84,24 @@ Deno.test("absolute-form and CONNECT to blocked hosts: 403 with X-Filter, nothin
   }
 });
 
+Deno.test("default policy: blocked names are refused by the filter before any DNS lookup", async () => {
+  // FORWARD_ALLOW_PRIVATE at its default resolves names to refuse inside addresses; a
+  // blocked name must be answered by the filter first (X-Filter), without a lookup.
+  const proxy = await startProxy({ env: { REQUEST_FILTERS: "ads,trackers" } });
+  try {
+    const tunnel = await raw(
+      proxy.port,
+      "CONNECT static.hotjar.com:443 HTTP/1.1\r\nHost: static.hotjar.com:443\r\n\r\n",
+    );
+    assert.equal(tunnel.status, 403);
+    assert.match(tunnel.head, /x-filter: blocked; category=trackers; rule=hotjar\.com/i);
+    const ad = await curl("-i", "-x", proxy.url, "http://ib.adnxs.com/getuid");
+    assert.match(ad.stdout, /^x-filter: blocked; category=ads; rule=adnxs\.com\r$/im);
+  } finally {
+    await proxy.stop();
+  }
+});
+
 Deno.test("reverse mode: a blocked Host header gets 403 and the backend sees nothing", async () => {
   const origin = await startTestBackend("origin");
   const proxy = await startProxy({
