@@ -12,6 +12,12 @@ import type { AppFetch, Listener, ListenOptions } from "./types.ts";
 export interface DenoListenOptions extends ListenOptions {
   /** PEM certificate and key: the port speaks HTTPS (HTTP/2 by ALPN). */
   tls?: { cert: string; key: string };
+  /**
+   * Share the port with a later listener (SO_REUSEPORT, Linux): a certificate
+   * reload starts a new listener before draining the old one, so no
+   * connection is refused or dropped.
+   */
+  reusePort?: boolean;
 }
 
 export function listenDeno(app: AppFetch, options: DenoListenOptions): Promise<Listener> {
@@ -22,6 +28,7 @@ export function listenDeno(app: AppFetch, options: DenoListenOptions): Promise<L
         hostname: options.hostname,
         port: options.port,
         ...(options.tls ?? {}),
+        reusePort: options.reusePort,
         onListen() {},
         onError(err) {
           return new Response(`internal error: ${(err as Error).message}\n`, { status: 500 });

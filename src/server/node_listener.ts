@@ -7,6 +7,7 @@
  * @module
  */
 import http from "node:http";
+import https from "node:https";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { ConnInfo } from "../context/mod.ts";
@@ -19,6 +20,8 @@ export interface NodeListenOptions extends ListenOptions {
   onUpgrade?(req: http.IncomingMessage, socket: Duplex, head: Uint8Array): void;
   maxHeaderSize: number;
   headerTimeoutMs: number;
+  /** PEM certificate and key: clients reach the proxy over TLS (an "HTTPS proxy"). */
+  tls?: { cert: string; key: string };
 }
 
 const NO_BODY = new Set(["GET", "HEAD", "DELETE", "OPTIONS", "TRACE"]);
@@ -136,13 +139,16 @@ const STATUS_FOR_PARSE_ERROR: Record<string, [number, string]> = {
 };
 
 export function listenNode(app: AppFetch, options: NodeListenOptions): Promise<Listener> {
-  const secure = false;
-  const server = http.createServer({
+  const secure = options.tls !== undefined;
+  const serverOptions = {
     maxHeaderSize: options.maxHeaderSize,
     headersTimeout: options.headerTimeoutMs,
     requestTimeout: 0,
     keepAliveTimeout: 5_000,
-  });
+  };
+  const server = options.tls
+    ? https.createServer({ ...serverOptions, cert: options.tls.cert, key: options.tls.key })
+    : http.createServer(serverOptions);
   const sockets = new Set<Socket>();
   const stats = options.tunnel.stats;
   server.on("connection", (socket: Socket) => {
@@ -211,6 +217,12 @@ export function listenNode(app: AppFetch, options: NodeListenOptions): Promise<L
         kind: "node:http",
         hostname: addr.address,
         port: addr.port,
+        setCertificate(tls) {
+          const secureServer = server as https.Server;
+          if (!secure || typeof secureServer.setSecureContext !== "function") return false;
+          secureServer.setSecureContext({ cert: tls.cert, key: tls.key });
+          return true;
+        },
         async close(timeoutMs: number) {
           const closed = new Promise<void>((r) => server.close(() => r()));
           server.closeIdleConnections?.();

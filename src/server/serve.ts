@@ -68,17 +68,18 @@ export async function runServe(args: string[]): Promise<number> {
     return 2;
   }
 
-  let listener: Listener;
-  try {
-    if (mode === "reverse") {
-      const tls = config.tlsCert
-        ? { cert: readPem(config.tlsCert, "TLS_CERT"), key: readPem(config.tlsKey, "TLS_KEY") }
-        : undefined;
-      listener = await listenDeno(proxy.fetch, { hostname: config.host, port: config.port, tls });
-    } else {
-      listener = await listenNode(proxy.fetch, {
+  const startListener = (tls: TlsMaterial | undefined): Promise<Listener> =>
+    mode === "reverse"
+      ? listenDeno(proxy.fetch, {
         hostname: config.host,
         port: config.port,
+        tls,
+        reusePort: tls !== undefined && Deno.build.os === "linux",
+      })
+      : listenNode(proxy.fetch, {
+        hostname: config.host,
+        port: config.port,
+        tls,
         maxHeaderSize: config.maxHeaderSize,
         headerTimeoutMs: config.headerTimeout,
         tunnel: {
@@ -96,7 +97,18 @@ export async function runServe(args: string[]): Promise<number> {
             : undefined,
         },
       });
-    }
+
+  let listener: Listener;
+  try {
+    const tls = config.tlsCert ? readTls(config.tlsCert, config.tlsKey) : undefined;
+    listener = await startListener(tls).catch((err) => {
+      if (tls && !(err instanceof Deno.errors.AddrInUse)) {
+        throw new Error(
+          `TLS_CERT/TLS_KEY: the certificate or key is not usable: ${(err as Error).message}`,
+        );
+      }
+      throw err;
+    });
   } catch (err) {
     const msg = err instanceof Deno.errors.AddrInUse
       ? `PORT: ${config.host}:${config.port} is already in use`
@@ -107,7 +119,40 @@ export async function runServe(args: string[]): Promise<number> {
     return 2;
   }
 
-  const url = `http://${
+  /** SIGHUP: new certificates without dropping a connection (new listener first, then drain the old). */
+  const reloadCertificate = async () => {
+    if (!config.tlsCert) return;
+    let tls: TlsMaterial;
+    try {
+      tls = readTls(config.tlsCert, config.tlsKey);
+    } catch (err) {
+      log.error("certificate reload failed, keeping the old one: {error}", {
+        error: (err as Error).message,
+      });
+      return;
+    }
+    if (listener.setCertificate?.(tls)) {
+      log.info("certificate reloaded");
+      return;
+    }
+    if (listener.kind !== "deno.serve" || Deno.build.os !== "linux") {
+      log.warn("this listener cannot swap certificates while running; restart to apply them");
+      return;
+    }
+    try {
+      const next = await startListener(tls);
+      const old = listener;
+      listener = next;
+      log.info("certificate reloaded; draining connections of the previous one");
+      await old.close(config.shutdownTimeout);
+    } catch (err) {
+      log.error("certificate reload failed, keeping the old one: {error}", {
+        error: (err as Error).message,
+      });
+    }
+  };
+
+  const url = `${config.tlsCert ? "https" : "http"}://${
     listener.hostname.includes(":") ? `[${listener.hostname}]` : listener.hostname
   }:${listener.port}`;
   log.info("proxy {version} listening on {url} ({mode} mode, {listener})", {
@@ -123,8 +168,10 @@ export async function runServe(args: string[]): Promise<number> {
   const stop = () => stopped.resolve();
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
-  const hup = () =>
+  const hup = () => {
     proxy.reload().catch((err) => log.error("reload failed: {error}", { error: String(err) }));
+    reloadCertificate();
+  };
   if (Deno.build.os !== "windows") Deno.addSignalListener("SIGHUP", hup);
 
   await stopped.promise;
@@ -139,6 +186,15 @@ export async function runServe(args: string[]): Promise<number> {
   Deno.removeSignalListener("SIGTERM", stop);
   if (Deno.build.os !== "windows") Deno.removeSignalListener("SIGHUP", hup);
   return 0;
+}
+
+interface TlsMaterial {
+  cert: string;
+  key: string;
+}
+
+function readTls(certPath: string, keyPath: string): TlsMaterial {
+  return { cert: readPem(certPath, "TLS_CERT"), key: readPem(keyPath, "TLS_KEY") };
 }
 
 function readPem(path: string, setting: string): string {

@@ -15,4 +15,6 @@ export interface Listener {
   readonly port: number;
   /** Stops accepting, lets in-flight requests finish for up to `timeoutMs`, then cuts the rest. */
   close(timeoutMs: number): Promise<void>;
+  /** Replaces the TLS certificate without dropping connections, where the listener can. */
+  setCertificate?(tls: { cert: string; key: string }): boolean;
 }

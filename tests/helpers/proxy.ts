@@ -4,7 +4,8 @@
  */
 import { freePort, waitForPort } from "./ports.ts";
 
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const ROOT = new URL("../../", import.meta.url).pathname;
+const MAIN = `${ROOT}main.ts`;
 
 export interface TestProxy {
   readonly port: number;
@@ -50,6 +51,7 @@ export async function startProxy(options: StartProxyOptions = {}): Promise<TestP
     args: ["run", "--allow-all", MAIN, "serve", ...(options.args ?? [])],
     env,
     clearEnv: true,
+    cwd: ROOT, // deno.json there enables the unstable "net" APIs (reusePort for TLS reloads)
     stdout: "piped",
     stderr: "piped",
     stdin: "null",
