@@ -463,6 +463,8 @@ Deno.test({
       const last = dead.last_logs as { text: string }[];
       assert(last.some((l) => l.text.includes("exited unexpectedly")), JSON.stringify(last));
       assert(last.some((l) => l.text.includes("proxy listening on")), "its own output is kept");
+      assert(!last.some((l) => l.text.includes("SIGTERM")), "not the previous run's lines");
+      assertEquals(dead.address, null);
     } finally {
       await env.close();
     }

@@ -120,7 +120,7 @@ Deno.test({
       // The proxy refuses private destinations by default; the local origin is one.
       await page.fill("#set-FORWARD_ALLOW_PRIVATE", "true");
       await page.click("#config-save");
-      await page.locator("#config-result", { hasText: "Saved" }).waitFor();
+      await page.locator("#config-result", { hasText: /^Saved/ }).waitFor(); // not "Not saved"
       const saved = await Deno.readTextFile(envFile);
       assert(saved.includes("FORWARD_ALLOW_PRIVATE=true") && saved.startsWith("# e2e"), saved);
       await shot(page, "3-config-saved");
@@ -190,6 +190,17 @@ Deno.test({
       await page.locator("#proxy-state", { hasText: "stopped" }).waitFor();
       assert(await page.isHidden("#exit-info"), "a requested stop is not shown as a crash");
       await shot(page, "7-home-stopped-again");
+
+      // ── a proxy that dies is shown stopped, with its last lines ──
+      await page.click("#btn-start");
+      await page.locator("#proxy-state", { hasText: "running" }).waitFor();
+      const crashPid = Number(await page.textContent("#proxy-pid"));
+      Deno.kill(crashPid, "SIGKILL");
+      await page.locator("#exit-info").waitFor({ state: "visible" });
+      await page.locator("#proxy-state", { hasText: "stopped" }).waitFor();
+      assert((await page.textContent("#exit-text"))!.includes("SIGKILL"));
+      assert((await page.textContent("#exit-logs"))!.includes("proxy listening on"));
+      await shot(page, "8-home-crashed", false);
       assert(pageErrors.length === 0, `page errors: ${pageErrors.join("; ")}`);
       await context.close();
     } finally {

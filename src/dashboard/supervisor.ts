@@ -93,6 +93,8 @@ export class ProxySupervisor {
   #restartNeeded = false;
   #logs: LogLine[] = [];
   #seq = 0;
+  /** Sequence number of the first log line of the current (or last) run. */
+  #runFirstSeq = 1;
   #poller: ReturnType<typeof setInterval> | undefined;
   #polling = false;
   #lastTotal: { at: number; total: number } | null = null;
@@ -146,6 +148,7 @@ export class ProxySupervisor {
     const { command, envFile } = this.#o;
     const args = [...command.args];
     if (await exists(envFile)) args.push("--env-file", envFile);
+    this.#runFirstSeq = this.#seq + 1;
     this.#log("dashboard", `starting: ${[command.cmd, ...args].join(" ")}`);
     const env = { ...command.env, ...(await this.#o.childEnv?.()) };
     let child: Deno.ChildProcess;
@@ -241,8 +244,10 @@ export class ProxySupervisor {
         ? `stopped (exit code ${s.code}${s.signal ? `, ${s.signal}` : ""})`
         : `the proxy exited unexpectedly (exit code ${s.code}${s.signal ? `, ${s.signal}` : ""})`,
     );
-    this.#lastLogs = this.#logs.slice(-20);
+    // Only this run's lines: an earlier run's shutdown is not why this one ended.
+    this.#lastLogs = this.#logs.filter((l) => l.seq >= this.#runFirstSeq).slice(-20);
     this.#state = "stopped";
+    this.#address = null;
     this.#child = null;
     this.#startedAt = null;
     this.#ready = false;

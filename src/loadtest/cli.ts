@@ -50,7 +50,8 @@ export async function runLoadtest(args: string[]): Promise<number> {
     });
     if (tty) Deno.stderr.writeSync(encoder.encode("\r\x1b[K"));
     console.log(req.json ? JSON.stringify(report, null, 2) : formatReport(report));
-    if (!req.json) { for (const w of report.warnings) if (tty) console.error(`warning: ${w}`); }
+    // The text report has its WARNING lines; with --json a person at the terminal still sees them.
+    if (req.json && tty) { for (const w of report.warnings) console.error(`warning: ${w}`); }
     return report.requests === 0 && report.errors_total > 0 ? 1 : 0;
   } catch (err) {
     if (err instanceof OptionsError) {

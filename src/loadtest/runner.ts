@@ -137,9 +137,8 @@ class Run {
       ? Math.min(end, this.#endAt) - this.#start
       : end - this.#start;
     if (this.#hooks.onProgress) {
-      this.#hooks.onProgress(
-        this.#progress(end, 0, this.#responses + this.#errorCount),
-      );
+      const average = (this.#responses * 1000) / Math.max(1, elapsed);
+      this.#hooks.onProgress(this.#progress(end, average, this.#responses + this.#errorCount));
     }
     return this.#report(startedAt, elapsed / 1000);
   }

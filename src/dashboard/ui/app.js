@@ -200,7 +200,9 @@
     if (died) {
       $("#exit-text").textContent = `The proxy stopped on its own at ${fmt.time(s.exit.at)} ` +
         `(exit code ${s.exit.code}${s.exit.signal ? `, ${s.exit.signal}` : ""}). Its last lines:`;
-      $("#exit-logs").textContent = s.last_logs.map((l) => l.text).join("\n");
+      const box = $("#exit-logs");
+      box.textContent = s.last_logs.map(logText).join("\n");
+      box.scrollTop = box.scrollHeight;
     }
   }
 
@@ -268,17 +270,18 @@
     );
   }
 
+  /** The proxy's lines carry their own time; the dashboard's own notes get one here. */
+  function logText(l) {
+    return l.stream === "dashboard" ? `${l.ts.slice(11, 19)} [dashboard] ${l.text}` : l.text;
+  }
+
   const logsBox = $("#logs");
   const MAX_LOG_LINES = 1000;
   function appendLogs(lines) {
     const follow = $("#logs-follow").checked;
     const frag = document.createDocumentFragment();
     for (const l of lines) {
-      // The proxy's lines carry their own time; the dashboard's own notes get one here.
-      const text = l.stream === "dashboard"
-        ? `${l.ts.slice(11, 19)} [dashboard] ${l.text}`
-        : l.text;
-      const row = el("div", { className: `log ${l.stream}` }, text);
+      const row = el("div", { className: `log ${l.stream}` }, logText(l));
       frag.append(row);
     }
     logsBox.append(frag);
