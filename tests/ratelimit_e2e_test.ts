@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { startProxy, type TestProxy } from "./helpers/proxy.ts";
 import { startTestBackend } from "./helpers/backend.ts";
 import { startRedis } from "./helpers/redis.ts";
+import { rawRequest } from "./helpers/rawhttp.ts";
 
 async function get(proxy: TestProxy, path = "/json") {
   const res = await fetch(`${proxy.url}${path}`);
@@ -147,5 +148,39 @@ Deno.test("two proxy instances on one Redis share one limit; Redis killed, they 
     await Promise.all([a.stop(), b.stop()]);
     await redis.stop();
     await backend.close();
+  }
+});
+
+Deno.test("CONNECT tunnels count against the same limit and are refused with 429 and RateLimit headers", async () => {
+  // 127.0.0.2:443 passes every other check (FORWARD_ALLOW_PRIVATE); nothing listens there, so an
+  // admitted tunnel fails with 502, and the third attempt must be refused before connecting.
+  const proxy = await startProxy({
+    env: {
+      RATE_LIMIT_REQUESTS: "2",
+      RATE_LIMIT_EXEMPT: "",
+      FORWARD_ALLOW_PRIVATE: "127.0.0.2/32",
+    },
+  });
+  try {
+    const tunnel = () =>
+      rawRequest(proxy.port, "CONNECT 127.0.0.2:443 HTTP/1.1\r\nHost: 127.0.0.2:443\r\n\r\n", {
+        timeoutMs: 15_000,
+      });
+    const first = [(await tunnel()).status, (await tunnel()).status];
+    assert.ok(first.every((s) => s !== 429), `first two: ${first}`);
+    const refused = await tunnel();
+    assert.equal(refused.status, 429);
+    assert.equal(refused.headers["ratelimit-limit"], "2");
+    assert.equal(refused.headers["ratelimit-remaining"], "0");
+    assert.ok(Number(refused.headers["retry-after"]) > 0);
+    // Plain requests share the budget with tunnels.
+    const plain = await rawRequest(
+      proxy.port,
+      "GET http://127.0.0.2:9/ HTTP/1.1\r\nHost: 127.0.0.2:9\r\n\r\n",
+    );
+    assert.equal(plain.status, 429);
+    assert.equal((await proxy.stats()).rate_limited_requests, 2);
+  } finally {
+    await proxy.stop();
   }
 });
