@@ -7,7 +7,8 @@
  *   worker round trip);
  * - known length above that (up to `maxBufferBytes`): buffered and compressed in the worker
  *   pool, so the event loop keeps serving small requests meanwhile; if the pool refuses or
- *   fails the task, it is compressed inline instead, so the request still answers;
+ *   fails the task, it is streamed through a compressor here instead, so the request still
+ *   answers;
  * - unknown length, larger bodies, or no pool: streamed through a compressor
  *   (node:zlib streams, flushed when the body pauses so slow streams reach the client live).
  *
@@ -73,6 +74,18 @@ export interface Compression extends StatsSource {
 }
 
 const NO_BODY_STATUS = new Set([204, 206, 304]);
+
+/** A stream over `bytes` in slices of `size`. */
+function chunked(bytes: Uint8Array, size: number): ReadableStream<Uint8Array> {
+  let offset = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (offset >= bytes.byteLength) return controller.close();
+      controller.enqueue(bytes.subarray(offset, offset + size));
+      offset += size;
+    },
+  });
+}
 
 function concat(chunks: Uint8Array[], size: number): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(size);
@@ -149,9 +162,10 @@ export function createCompression(options: CompressionOptions): Compression {
         output = new Uint8Array(out);
         paths.pooled++;
       } catch {
+        // Pool full, or the task failed twice: stream it here rather than hold the event
+        // loop for the whole body at once (the compressor yields between 64 KiB chunks).
         paths.pool_fallbacks++;
-        output = compressSync(encoding, new Uint8Array(input));
-        paths.inline++;
+        return compressStreaming(res, encoding, chunked(new Uint8Array(input), 64 * 1024));
       }
     } else {
       output = compressSync(encoding, new Uint8Array(input));
