@@ -94,11 +94,19 @@ export class UpstreamConn {
     }
   }
 
-  /**
-   * Reads more bytes after `end`, compacting or growing the buffer up to `limit`.
-   * Resolves false on EOF; rejects on a socket error.
-   */
+  /** Reads more bytes after `end`. Resolves false on EOF; rejects on a socket error. */
   async fill(limit = MAX_HEAD): Promise<boolean> {
+    const n = await this.conn.read(this.readSpace(limit));
+    if (n === null) return false;
+    this.end += n;
+    return true;
+  }
+
+  /**
+   * Makes room after `end` (compacting, or growing up to `limit`) and returns the free
+   * space to read into; callers on the hot path await `conn.read` on it themselves.
+   */
+  readSpace(limit = MAX_HEAD): Uint8Array {
     if (this.start === this.end) {
       this.start = this.end = 0;
     } else if (this.end === this.buf.length) {
@@ -113,10 +121,7 @@ export class UpstreamConn {
         this.buf = grown;
       }
     }
-    const n = await this.conn.read(this.buf.subarray(this.end));
-    if (n === null) return false;
-    this.end += n;
-    return true;
+    return this.buf.subarray(this.end);
   }
 }
 

@@ -283,7 +283,9 @@ class HttpForwarder implements Forwarder {
       bytes = encodeHead(head);
     }
     try {
-      await writeAll(c.conn, bytes);
+      // One write nearly always takes the whole head; writeAll only for the rest.
+      const n = await c.conn.write(bytes);
+      if (n < bytes.length) await writeAll(c.conn, bytes.subarray(n));
     } catch (err) {
       c.close();
       if (pooled && mayRetry) throw new StaleConnection();
@@ -318,7 +320,14 @@ class HttpForwarder implements Forwarder {
     // cheaper for Deno.serve than a stream, and the wait is at most 64 KiB.
     let whole: Uint8Array<ArrayBuffer> | undefined;
     if (!noBody && !h.chunked && h.contentLength >= 0 && h.contentLength <= SMALL_RESPONSE) {
-      whole = await this.#readSmall(c, h.contentLength);
+      const n = h.contentLength;
+      if (c.end - c.start >= n) {
+        // Usual case, kept synchronous: the whole body came with the head.
+        whole = c.buf.slice(c.start, c.start + n);
+        c.start += n;
+      } else {
+        whole = await this.#readSmall(c, n);
+      }
     }
     try {
       if (noBody) {
@@ -368,14 +377,9 @@ class HttpForwarder implements Forwarder {
     }
   }
 
-  /** Takes a whole `n`-byte body: from the buffer, then straight from the socket. Closes `c` on failure. */
+  /** Completes an `n`-byte body partly in the buffer straight from the socket. Closes `c` on failure. */
   async #readSmall(c: UpstreamConn, n: number): Promise<Uint8Array<ArrayBuffer>> {
     const have = c.end - c.start;
-    if (have >= n) {
-      const out = c.buf.slice(c.start, c.start + n);
-      c.start += n;
-      return out;
-    }
     const out = new Uint8Array(n);
     out.set(c.buf.subarray(c.start, c.end));
     c.start = c.end = 0;
@@ -417,7 +421,9 @@ class HttpForwarder implements Forwarder {
             throw new UpstreamError("protocol", "upstream response head exceeds 64 KiB", true);
           }
           scanned = c.end - c.start;
-          if (!await c.fill(MAX_HEAD + 4)) break;
+          const n = await c.conn.read(c.readSpace(MAX_HEAD + 4));
+          if (n === null) break;
+          c.end += n;
         }
         if (end < 0) break; // EOF
         const h = parseResponseHead(decodeLatin1(c.buf, c.start, end), upgrade);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { UpstreamError } from "./errors.ts";
 import { findHeadEnd, parseResponseHead } from "./head.ts";
-import { buildRequestHead, encodeLatin1 } from "./headers.ts";
+import { buildRequestHead, decodeLatin1, encodeHead, encodeLatin1 } from "./headers.ts";
 
 const enc = new TextEncoder();
 
@@ -75,4 +75,18 @@ Deno.test("buildRequestHead frames bodies and encodes latin1 byte for byte", () 
   );
   const bytes = encodeLatin1("caf\u00e9");
   assert.deepEqual([...bytes], [99, 97, 102, 0xe9]);
+});
+
+Deno.test("decodeLatin1 and encodeHead are byte-exact for ASCII, latin1 and UTF-8-looking bytes", () => {
+  const cases: [number[], string][] = [
+    [[104, 105], "hi"],
+    [[99, 97, 102, 0xe9], "caf\u00e9"], // invalid UTF-8
+    [[0xc3, 0xa9], "\u00c3\u00a9"], // valid UTF-8 "é" read as two latin1 bytes
+    [[0xef, 0xbf, 0xbd], "\u00ef\u00bf\u00bd"], // UTF-8 of U+FFFD
+  ];
+  for (const [bytes, text] of cases) {
+    const b = new Uint8Array([32, ...bytes, 32]);
+    assert.equal(decodeLatin1(b, 1, b.length - 1), text);
+    assert.deepEqual([...encodeHead(text)], bytes);
+  }
 });
