@@ -227,7 +227,13 @@ export class Http1Connection {
     } else if (head.chunked) {
       bytesIn += await this.#skipChunked();
     } else if (head.contentLength >= 0) {
-      bytesIn += await this.#skip(head.contentLength);
+      const n = head.contentLength;
+      if (this.#end - this.#start >= n) {
+        this.#start += n; // the whole body came with the head: no await needed
+        bytesIn += n;
+      } else {
+        bytesIn += await this.#skip(n);
+      }
     } else {
       bytesIn += await this.#skipToEof();
       keepAlive = false;
