@@ -99,6 +99,8 @@ export interface Forwarder {
 const BUFFER_REQUEST = 64 * 1024;
 /** Response bodies up to this size already in the read buffer are returned as one Uint8Array. */
 const SMALL_RESPONSE = 64 * 1024;
+/** Longest idle time of a pooled connection given a request whose streamed body cannot be retried. */
+const STREAMED_MAX_IDLE = 2_000;
 const LAST_CHUNK = new Uint8Array([48, 13, 10, 13, 10]);
 const DIGITS = /^[0-9]{1,15}$/;
 
@@ -177,7 +179,9 @@ class HttpForwarder implements Forwarder {
     const origin = this.#pools.origin(ep.key);
     origin.requests++;
     try {
-      const pooled = this.#pools.take(origin);
+      // A streamed body cannot be replayed if the pooled connection turns out dead, so it only
+      // takes a recently used one (origins rarely drop a connection within seconds of using it).
+      const pooled = this.#pools.take(origin, stream === null ? Infinity : STREAMED_MAX_IDLE);
       if (pooled !== undefined) {
         try {
           return await this.#exchange(

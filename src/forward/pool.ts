@@ -97,11 +97,16 @@ export class Pools implements ConnRegistry {
     return o;
   }
 
-  /** A live idle connection for the origin, or undefined. */
-  take(o: Origin): UpstreamConn | undefined {
+  /**
+   * A live idle connection for the origin, or undefined. `maxIdleMs` refuses connections idle
+   * longer than that (left pooled): for requests that could not be retried on a dead one.
+   */
+  take(o: Origin, maxIdleMs = Infinity): UpstreamConn | undefined {
     const now = Date.now();
     while (o.idle.length > 0) {
-      const c = o.idle.pop()!;
+      const c = o.idle[o.idle.length - 1];
+      if (!c.closed && now - c.idleSince > maxIdleMs) return undefined; // the freshest is on top
+      o.idle.pop();
       this.#idleCount--;
       if (c.closed || now - c.idleSince >= this.#lifetime(c)) {
         c.close();
