@@ -43,6 +43,22 @@ const COUNT_COLOUR = `(args) => {
   return n;
 }`;
 
+/** Headless Chromium with the flags that keep it quiet and sandbox-free in CI containers. */
+async function launchBrowser() {
+  // deno-lint-ignore no-import-prefix
+  const { chromium } = await import("npm:playwright-core@1.65.1");
+  return await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}
+
 /** Counts pixels of one colour in the charts under `selector` (evaluated in the page). */
 async function pixels(page: Page, selector: string, rgb: number[]): Promise<number> {
   return Number(await page.evaluate(`(${COUNT_COLOUR})(${JSON.stringify([selector, ...rgb])})`));
@@ -55,8 +71,6 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    // deno-lint-ignore no-import-prefix
-    const { chromium } = await import("npm:playwright-core@1.65.1");
     await Deno.mkdir(ARTIFACTS, { recursive: true });
     const dir = await Deno.makeTempDir({ prefix: "dashboard-e2e-" });
     const envFile = `${dir}/.env`;
@@ -79,16 +93,7 @@ Deno.test({
     const draining = (async () => {
       for await (const chunk of stderr) collected.push(chunk);
     })();
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    const browser = await launchBrowser();
     const shot = (page: Page, name: string, fullPage = true) =>
       page.screenshot({ path: `${ARTIFACTS}dashboard-${name}.png`, fullPage });
     try {
@@ -109,6 +114,14 @@ Deno.test({
       // ── configuration: a refused value, then a good save ──
       await page.click('nav a[data-page="config"]');
       await page.locator("#set-FORWARD_ALLOW_PRIVATE").waitFor();
+      // The filter narrows the long list to what matches.
+      await page.fill("#config-filter", "redis");
+      const visible = await page.locator(".setting:not(.filtered-out)").count();
+      const all = await page.locator(".setting").count();
+      assert(visible >= 3 && visible < all / 3, `${visible} of ${all} settings shown`);
+      assert(await page.isVisible("#set-REDIS_URL"));
+      assert(await page.isHidden("#set-PORT"));
+      await page.fill("#config-filter", "");
       await page.fill("#set-PORT", "not-a-port");
       await page.click("#config-save");
       await page.locator("#err-PORT").filter({ hasText: /./ }).waitFor();
@@ -213,6 +226,48 @@ Deno.test({
       await origin.shutdown();
       await Deno.remove(dir, { recursive: true });
       assert(status.success || status.signal === "SIGTERM", collected.join(""));
+    }
+  },
+});
+
+Deno.test({
+  name: "dashboard in a browser with a token: login page, wrong token refused, right one lets in",
+  ignore: !haveChromium,
+  // playwright-core keeps timers and pipes of its own past browser.close().
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await Deno.mkdir(ARTIFACTS, { recursive: true });
+    const dir = await Deno.makeTempDir({ prefix: "dashboard-e2e-token-" });
+    const port = freePort();
+    const dashboard = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, "dashboard", "--port", String(port), "--env-file", `${dir}/.env`],
+      stdout: "null",
+      stderr: "null",
+      env: { DASHBOARD_TOKEN: "let-me-in" },
+    }).spawn();
+    const browser = await launchBrowser();
+    try {
+      await waitForPort(port, 60_000);
+      const page = await browser.newPage({ viewport: { width: 1280, height: 700 } });
+      page.setDefaultTimeout(60_000);
+      await page.goto(`http://127.0.0.1:${port}/`);
+      await page.locator("#login-token").waitFor({ state: "visible" });
+      assert(await page.isHidden("#page-home"), "no data before login");
+      await page.fill("#login-token", "guess");
+      await page.click("#login-form button");
+      await page.locator("#login-error", { hasText: "wrong token" }).waitFor();
+      await page.screenshot({ path: `${ARTIFACTS}dashboard-0-login.png` });
+      await page.fill("#login-token", "let-me-in");
+      await page.click("#login-form button");
+      await page.locator("#proxy-state", { hasText: "stopped" }).waitFor();
+      await page.locator("#live", { hasText: "live" }).waitFor();
+      assert(await page.isHidden("#page-login"));
+    } finally {
+      await browser.close();
+      dashboard.kill("SIGTERM");
+      await dashboard.status;
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });

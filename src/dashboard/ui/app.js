@@ -425,7 +425,22 @@
         el("p", { className: "banner error" }, stray.map(([k, v]) => `${k}: ${v}`).join("; ")),
       );
     }
+    applyFilter();
   }
+
+  function applyFilter() {
+    const q = $("#config-filter").value.trim().toLowerCase();
+    for (const fs of document.querySelectorAll("#config-form fieldset")) {
+      let shown = 0;
+      for (const row of fs.querySelectorAll(".setting")) {
+        const hit = !q || row.textContent.toLowerCase().includes(q);
+        row.classList.toggle("filtered-out", !hit);
+        if (hit) shown++;
+      }
+      fs.classList.toggle("filtered-out", shown === 0);
+    }
+  }
+  $("#config-filter").addEventListener("input", applyFilter);
 
   $("#config-form").addEventListener("submit", async (e) => {
     e.preventDefault();
