@@ -6,7 +6,7 @@ import { settingsTable } from "../scripts/settings_table.ts";
 
 const root = new URL("../", import.meta.url);
 
-Deno.test("README's settings table matches the schema (regenerate: deno run scripts/settings_table.ts)", () => {
+Deno.test("README's settings table matches the schema (regenerate: deno run -A scripts/update_docs.ts)", () => {
   const readme = Deno.readTextFileSync(new URL("README.md", root));
   // deno fmt pads table cells; compare cell contents only.
   const cells = (t: string) => t.replace(/ *\| */g, "|").replace(/-{3,}/g, "---");
@@ -17,7 +17,7 @@ Deno.test("README's settings table matches the schema (regenerate: deno run scri
   for (const s of SETTINGS) assert.ok(readme.includes(`\`${s.env}\``), s.env);
 });
 
-Deno.test(".env.example lists every setting (regenerate: deno run scripts/env_example.ts > .env.example)", () => {
+Deno.test(".env.example lists every setting (regenerate: deno run -A scripts/update_docs.ts)", () => {
   const text = Deno.readTextFileSync(new URL(".env.example", root));
   assert.equal(text.trimEnd(), envExample().trimEnd());
 });

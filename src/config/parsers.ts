@@ -184,6 +184,15 @@ export function cidr(): Parser<CidrText> {
       if (!/^\d+$/.test(prefixText ?? "0") || prefix > max) {
         throw new ValueError(`prefix length must be 0–${max}`);
       }
+      if (v4 && prefix < 32) {
+        const n = address.split(".").reduce((acc, o) => acc * 256 + Number(o), 0);
+        const mask = prefix === 0 ? 0 : 2 ** 32 - 2 ** (32 - prefix);
+        const network = Number(BigInt(n) & BigInt(mask));
+        if (network !== n) {
+          const base = [24, 16, 8, 0].map((sh) => (network / 2 ** sh) & 255).join(".");
+          throw new ValueError(`host bits set below /${prefix}; did you mean ${base}/${prefix}?`);
+        }
+      }
       return { address, prefix, text: `${address}/${prefix}` };
     },
   };

@@ -394,7 +394,8 @@ export const SCHEMA = {
     flag: "rate-limit-window",
     default: "60",
     group: "rate limiting",
-    description: "Rate-limit window in seconds (GCRA: the budget refills smoothly).",
+    description:
+      "Rate-limit window in seconds (sliding window: at most the limit in any such span).",
     parser: integer(1, 86_400),
   }),
   rateLimitBy: setting({
@@ -406,10 +407,11 @@ export const SCHEMA = {
   }),
   rateLimitExempt: setting({
     env: "RATE_LIMIT_EXEMPT",
-    default: "127.0.0.0/8,::1/128",
+    default: "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
     group: "rate limiting",
     description:
-      "Clients never rate-limited (loopback by default, so local tools and tests are not).",
+      "Clients never rate-limited. By default loopback and private networks, so local tools, " +
+      "load tests and browsers on the LAN are not refused by surprise; public clients are limited.",
     parser: list(cidr()),
   }),
   // ── security ────────────────────────────────────────────────────────

@@ -145,6 +145,9 @@ export function listenNode(app: AppFetch, options: NodeListenOptions): Promise<L
     headersTimeout: options.headerTimeoutMs,
     requestTimeout: 0,
     keepAliveTimeout: 5_000,
+    // Node checks headersTimeout only this often (30 s by default), so slow clients would
+    // keep their connection far longer than HEADER_TIMEOUT says.
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, options.headerTimeoutMs)),
   };
   const server = options.tls
     ? https.createServer({ ...serverOptions, cert: options.tls.cert, key: options.tls.key })
