@@ -1074,3 +1074,26 @@ Deno.test("latin1 header bytes pass byte for byte both ways", async () => {
     await server.close();
   }
 });
+
+Deno.test("an upstream stalling mid-body errors the body stream after the response timeout", async () => {
+  const server = new RawServer(async (conn) => {
+    const r = new Reader(conn);
+    await r.request();
+    await write(conn, "HTTP/1.1 200 OK\r\ncontent-length: 200000\r\n\r\n");
+    await write(conn, new Uint8Array(100_000));
+    await r.eof(); // then silence until the proxy gives up
+  });
+  const fwd = createForwarder(testOptions({ responseTimeoutMs: 300 }));
+  try {
+    const res = await fwd.forward(new Request("http://x/"), server.url, testInfo());
+    await assert.rejects(
+      res.arrayBuffer(),
+      (e: unknown) =>
+        e instanceof UpstreamError && e.kind === "response-timeout" && e.status === 504,
+    );
+    assert.equal(fwd.snapshot().errors_by_kind["response-timeout"], 1);
+  } finally {
+    fwd.close();
+    await server.close();
+  }
+});
