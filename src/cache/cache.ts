@@ -101,16 +101,17 @@ function isOriginFailure(err: unknown): boolean {
 
 /**
  * Seconds a store should keep an entry from `now`: what is left of its
- * freshness, plus its stale allowance (stale-while-revalidate,
- * stale-if-error), plus a grace period for revalidation when it has
- * validators. 0 means "not worth storing".
+ * freshness plus the longest of its stale allowances (stale-while-revalidate,
+ * stale-if-error) and the grace period. An entry that may never be served
+ * stale and cannot be revalidated goes when it stops being fresh.
+ * 0 means "not worth storing".
  */
 export function storageTtl(e: CacheEntry, now: number, graceSec: number): number {
   const f = e.freshness;
   const left = Math.max(0, f.lifetime - currentAge(e.initialAge, e.responseTime, now));
-  const staleAllowance = f.mustRevalidate ? 0 : Math.max(f.swr, f.sie);
-  const grace = e.etag !== null || e.lastModified !== null ? graceSec : 0;
-  return Math.ceil(left + staleAllowance + grace);
+  if (f.mustRevalidate && e.etag === null && e.lastModified === null) return Math.ceil(left);
+  // Stale copies stay a while: for revalidation, max-stale and an unreachable origin.
+  return Math.ceil(left + Math.max(f.swr, f.sie, graceSec));
 }
 
 export class CacheEngine {

@@ -137,7 +137,7 @@ export async function createCache(options: CacheOptions): Promise<Cache> {
     // and is renewed on every reconnect.
     subscriber = (redis.client as Redis).duplicate({
       enableOfflineQueue: true,
-      commandTimeout: 0,
+      commandTimeout: undefined,
       connectionName: "proxy-cache-invalidation",
     });
     subscriber.on("error", () => {/* the shared handle reports Redis trouble */});

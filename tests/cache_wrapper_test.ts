@@ -1,0 +1,644 @@
+/**
+ * The cache phase driven through `cache.wrap(next)` against a real local
+ * origin (and a real redis-server where Redis matters).
+ */
+import assert from "node:assert/strict";
+import { type Cache, type CacheOptions, createCache, purgeRoutes } from "../src/cache/mod.ts";
+import { call, ctx, fetchNext, type Origin, startOrigin } from "../src/cache/test_util.ts";
+import { connectRedis, type RedisHandle } from "../src/redis/mod.ts";
+import { startRedis, type TestRedis } from "./helpers/redis.ts";
+
+const text = (body: string, headers: HeadersInit = {}, status = 200) =>
+  new Response(body, { status, headers });
+
+async function memoryCache(over: Partial<CacheOptions> = {}): Promise<Cache> {
+  return await createCache({
+    backend: "memory",
+    memoryBytes: 8 << 20,
+    maxObjectBytes: 1 << 20,
+    defaultTtlSec: 0,
+    prefix: "test:",
+    ...over,
+  });
+}
+
+/** Runs `fn` with an origin and a memory cache, cleaning both up. */
+async function withCache(
+  routes: Parameters<typeof startOrigin>[0],
+  fn: (o: Origin, cache: Cache, h: ReturnType<Cache["wrap"]>) => Promise<void>,
+  over: Partial<CacheOptions> = {},
+) {
+  const origin = startOrigin(routes);
+  const cache = await memoryCache(over);
+  try {
+    await fn(origin, cache, cache.wrap(fetchNext));
+  } finally {
+    await cache.close();
+    await origin.close();
+  }
+}
+
+Deno.test("cache: miss then hit with Age; origin asked once", async () => {
+  await withCache(
+    { "/a": (_r, n) => text(`v${n}`, { "cache-control": "max-age=60" }) },
+    async (o, cache, h) => {
+      const a = await call(h, `${o.url}/a`);
+      assert.equal(a.xcache, "MISS");
+      assert.equal(a.body, "v1");
+      const b = await call(h, `${o.url}/a`);
+      assert.equal(b.xcache, "HIT");
+      assert.equal(b.body, "v1");
+      assert.equal(b.age, "0");
+      assert.equal(b.headers.get("content-length"), "2");
+      assert.equal(o.count("/a"), 1);
+      const s = cache.snapshot();
+      assert.equal(s.cache_hits, 1);
+      assert.equal(s.cache_misses, 1);
+      assert.equal(s.cache_hit_ratio, 0.5);
+      assert.equal(s.bytes_served_from_cache, 2);
+      assert.equal(s.l1_entries, 1);
+      assert.ok(cache.metrics().some((m) => m.name === "proxy_cache_requests_total"));
+    },
+  );
+});
+
+Deno.test("cache: Age from upstream is carried; HEAD is served from a stored GET", async () => {
+  await withCache({
+    "/aged": () => text("x".repeat(100), { "cache-control": "max-age=600", age: "100" }),
+  }, async (o, _cache, h) => {
+    await call(h, `${o.url}/aged`);
+    const head = await call(h, `${o.url}/aged`, { method: "HEAD" });
+    assert.equal(head.xcache, "HIT");
+    assert.equal(head.body, "");
+    assert.equal(head.headers.get("content-length"), "100");
+    assert.ok(Number(head.age) >= 100);
+    assert.equal(o.count("/aged"), 1);
+  });
+});
+
+Deno.test("cache: query strings are part of the key", async () => {
+  await withCache(
+    { "/q": (r) => text(new URL(r.url).search, { "cache-control": "max-age=60" }) },
+    async (o, _c, h) => {
+      assert.equal((await call(h, `${o.url}/q?a=1`)).body, "?a=1");
+      assert.equal((await call(h, `${o.url}/q?a=2`)).body, "?a=2");
+      assert.equal((await call(h, `${o.url}/q?a=1`)).xcache, "HIT");
+    },
+  );
+});
+
+Deno.test("cache: no-store, private and Set-Cookie responses are never served to another client", async () => {
+  await withCache({
+    "/nostore": (_r, n) => text(`s${n}`, { "cache-control": "no-store, max-age=60" }),
+    "/private": (_r, n) => text(`user${n}`, { "cache-control": "private, max-age=60" }),
+    "/cookie": (_r, n) => text(`c${n}`, { "cache-control": "max-age=60", "set-cookie": `id=${n}` }),
+    "/pubcookie": (_r, n) =>
+      text(`p${n}`, { "cache-control": "public, max-age=60", "set-cookie": `id=${n}` }),
+  }, async (o, _cache, h) => {
+    for (const p of ["/nostore", "/private", "/cookie"]) {
+      const first = await call(h, `${o.url}${p}`);
+      const second = await call(h, `${o.url}${p}`);
+      assert.notEqual(first.body, second.body, p);
+      assert.equal(second.xcache, "MISS", p);
+      assert.equal(o.count(p), 2, p);
+    }
+    const first = await call(h, `${o.url}/pubcookie`);
+    assert.equal(first.headers.get("set-cookie"), "id=1", "the first client gets its cookie");
+    const second = await call(h, `${o.url}/pubcookie`);
+    assert.equal(second.xcache, "HIT");
+    assert.equal(second.headers.get("set-cookie"), null, "no one else's cookie from the cache");
+  });
+});
+
+Deno.test("cache: Authorization responses are shared only when the origin says so", async () => {
+  await withCache({
+    "/auth": (_r, n) => text(`a${n}`, { "cache-control": "max-age=60" }),
+    "/authpub": (_r, n) => text(`b${n}`, { "cache-control": "public, max-age=60" }),
+  }, async (o, _cache, h) => {
+    const auth = { headers: { authorization: "Bearer t" } };
+    await call(h, `${o.url}/auth`, auth);
+    assert.equal((await call(h, `${o.url}/auth`)).body, "a2");
+    await call(h, `${o.url}/authpub`, auth);
+    assert.equal((await call(h, `${o.url}/authpub`)).xcache, "HIT");
+  });
+});
+
+Deno.test("cache: request no-cache / Pragma / max-age=0 revalidate; 304 refreshes headers", async () => {
+  await withCache({
+    "/v": (r, n) => {
+      if (r.headers.get("if-none-match") === '"e1"') {
+        return new Response(null, { status: 304, headers: { etag: '"e1"', "x-gen": `${n}` } });
+      }
+      return text("body", { "cache-control": "max-age=60", etag: '"e1"', "x-gen": `${n}` });
+    },
+  }, async (o, cache, h) => {
+    await call(h, `${o.url}/v`);
+    const variants: Record<string, string>[] = [
+      { "cache-control": "no-cache" },
+      { pragma: "no-cache" },
+      { "cache-control": "max-age=0" },
+    ];
+    for (const headers of variants) {
+      const r = await call(h, `${o.url}/v`, { headers });
+      assert.equal(r.xcache, "REVALIDATED", JSON.stringify(headers));
+      assert.equal(r.body, "body");
+      assert.equal(o.last("/v")!.get("if-none-match"), '"e1"');
+    }
+    const after = await call(h, `${o.url}/v`);
+    assert.equal(after.xcache, "HIT");
+    assert.equal(after.headers.get("x-gen"), "4", "the 304's headers were stored");
+    assert.equal(cache.snapshot().revalidations, 3);
+  });
+});
+
+Deno.test("cache: response no-cache and max-age=0 with validators always revalidate; Last-Modified too", async () => {
+  const lm = new Date(Date.now() - 3600_000).toUTCString();
+  await withCache({
+    "/nc": (r) =>
+      r.headers.get("if-none-match") === '"x"'
+        ? new Response(null, { status: 304, headers: { etag: '"x"' } })
+        : text("nc", { "cache-control": "no-cache", etag: '"x"' }),
+    "/lm": (r) =>
+      r.headers.get("if-modified-since") === lm
+        ? new Response(null, { status: 304 })
+        : text("lm", { "cache-control": "max-age=0", "last-modified": lm }),
+  }, async (o, _cache, h) => {
+    for (const p of ["/nc", "/lm"]) {
+      assert.equal((await call(h, `${o.url}${p}`)).xcache, "MISS");
+      const r = await call(h, `${o.url}${p}`);
+      assert.equal(r.xcache, "REVALIDATED", p);
+      assert.equal(o.count(p), 2);
+    }
+  });
+});
+
+Deno.test("cache: max-stale, min-fresh, only-if-cached", async () => {
+  await withCache({
+    "/s": (_r, n) => text(`s${n}`, { "cache-control": "max-age=1" }),
+    "/f": (_r, n) => text(`f${n}`, { "cache-control": "max-age=60" }),
+  }, async (o, _cache, h) => {
+    const miss = await call(h, `${o.url}/s`, { headers: { "cache-control": "only-if-cached" } });
+    assert.equal(miss.status, 504);
+    assert.equal(o.count("/s"), 0);
+    await call(h, `${o.url}/s`);
+    assert.equal(
+      (await call(h, `${o.url}/s`, { headers: { "cache-control": "only-if-cached" } })).xcache,
+      "HIT",
+    );
+    await new Promise((r) => setTimeout(r, 1100));
+    const stale = await call(h, `${o.url}/s`, { headers: { "cache-control": "max-stale=60" } });
+    assert.equal(stale.xcache, "STALE");
+    assert.equal(stale.body, "s1");
+    const refetched = await call(h, `${o.url}/s`);
+    assert.equal(refetched.body, "s2", "stale without max-stale goes to the origin");
+    await call(h, `${o.url}/f`);
+    const mf = await call(h, `${o.url}/f`, { headers: { "cache-control": "min-fresh=120" } });
+    assert.equal(mf.body, "f2", "not fresh enough for min-fresh");
+  });
+});
+
+Deno.test("cache: s-maxage beats max-age; Expires works; invalid Expires is stale", async () => {
+  await withCache({
+    "/sm": (_r, n) => text(`${n}`, { "cache-control": "max-age=0, s-maxage=60" }),
+    "/ex": (_r, n) => text(`${n}`, { expires: new Date(Date.now() + 60_000).toUTCString() }),
+    "/ex0": (_r, n) => text(`${n}`, { expires: "0" }),
+  }, async (o, _cache, h) => {
+    for (const [p, hit] of [["/sm", true], ["/ex", true], ["/ex0", false]] as const) {
+      await call(h, `${o.url}${p}`);
+      assert.equal((await call(h, `${o.url}${p}`)).xcache, hit ? "HIT" : "MISS", p);
+    }
+  });
+});
+
+Deno.test("cache: defaultTtl gives freshness only where none is explicit", async () => {
+  const routes = {
+    "/plain": (_r: Request, n: number) => text(`${n}`),
+    "/zero": (_r: Request, n: number) => text(`${n}`, { "cache-control": "max-age=0" }),
+    "/302": (_r: Request, n: number) => text(`${n}`, { location: "/x" }, 302),
+  };
+  await withCache(routes, async (o, _cache, h) => {
+    await call(h, `${o.url}/plain`);
+    assert.equal((await call(h, `${o.url}/plain`)).xcache, "HIT");
+    await call(h, `${o.url}/zero`);
+    assert.equal((await call(h, `${o.url}/zero`)).body, "2", "explicit max-age=0 wins");
+    await call(h, `${o.url}/302`);
+    assert.equal((await call(h, `${o.url}/302`)).body, "2", "302 is not cacheable by default");
+  }, { defaultTtlSec: 300 });
+  await withCache(routes, async (o, _cache, h) => {
+    await call(h, `${o.url}/plain`);
+    assert.equal((await call(h, `${o.url}/plain`)).body, "2", "strict RFC: nothing to go on");
+  }, { defaultTtlSec: 0 });
+});
+
+Deno.test("cache: Vary keeps variants apart; Accept-Encoding normalised; Vary: * never hits", async () => {
+  await withCache({
+    "/v": (r, n) =>
+      text(`${r.headers.get("x-lang") ?? "none"}${n}`, {
+        "cache-control": "max-age=60",
+        vary: "X-Lang",
+      }),
+    "/star": (_r, n) => text(`${n}`, { "cache-control": "max-age=60", vary: "*" }),
+  }, async (o, _cache, h) => {
+    assert.equal((await call(h, `${o.url}/v`, { headers: { "x-lang": "en" } })).body, "en1");
+    assert.equal((await call(h, `${o.url}/v`, { headers: { "x-lang": "de" } })).body, "de2");
+    const en = await call(h, `${o.url}/v`, { headers: { "x-lang": "en" } });
+    assert.equal(en.xcache, "HIT");
+    assert.equal(en.body, "en1");
+    assert.equal((await call(h, `${o.url}/v`)).body, "none3");
+    assert.equal((await call(h, `${o.url}/v`, { headers: { "x-lang": "de" } })).body, "de2");
+    await call(h, `${o.url}/star`);
+    assert.equal((await call(h, `${o.url}/star`)).xcache, "MISS");
+  });
+  // Compression sits inside the cache: one variant per acceptable-coding set.
+  await withCache({
+    "/ae": (r, n) =>
+      text(`${r.headers.get("x-ae")}${n}`, {
+        "cache-control": "max-age=60",
+        vary: "accept-encoding",
+      }),
+  }, async (o, cache, _h) => {
+    // fetchNext forces identity upstream, so pass the client's value on in another header.
+    const h = cache.wrap((req, c) => {
+      const headers = new Headers(req.headers);
+      headers.set("x-ae", req.headers.get("accept-encoding") ?? "-");
+      return fetchNext(new Request(req.url, { headers }), c);
+    });
+    const gz = await call(h, `${o.url}/ae`, {
+      headers: { "accept-encoding": "gzip, deflate, br" },
+    });
+    const same = await call(h, `${o.url}/ae`, {
+      headers: { "accept-encoding": "br,gzip;q=0.8, deflate" },
+    });
+    assert.equal(same.xcache, "HIT");
+    assert.equal(same.body, gz.body);
+    const id = await call(h, `${o.url}/ae`, { headers: { "accept-encoding": "identity" } });
+    assert.equal(id.xcache, "MISS");
+    assert.equal(cache.snapshot().l1_entries, 2);
+  });
+});
+
+Deno.test("cache: client conditionals are answered 304 from a fresh entry", async () => {
+  await withCache({
+    "/c": () =>
+      text("c", {
+        "cache-control": "max-age=60",
+        etag: '"c1"',
+        "last-modified": new Date(0).toUTCString(),
+      }),
+  }, async (o, _cache, h) => {
+    const first = await call(h, `${o.url}/c`, { headers: { "if-none-match": '"c1"' } });
+    assert.equal(first.status, 304, "even on a miss the full response is fetched and stored");
+    const r = await call(h, `${o.url}/c`, { headers: { "if-none-match": 'W/"c1"' } });
+    assert.equal(r.status, 304);
+    assert.equal(r.xcache, "HIT");
+    assert.equal(r.headers.get("etag"), '"c1"');
+    const ims = await call(h, `${o.url}/c`, {
+      headers: { "if-modified-since": new Date().toUTCString() },
+    });
+    assert.equal(ims.status, 304);
+    const full = await call(h, `${o.url}/c`, { headers: { "if-none-match": '"other"' } });
+    assert.equal(full.status, 200);
+    assert.equal(full.body, "c");
+    assert.equal(o.count("/c"), 1);
+  });
+});
+
+Deno.test("cache: stale-while-revalidate serves stale and refreshes once in the background", async () => {
+  await withCache({
+    "/swr": (_r, n) => text(`v${n}`, { "cache-control": "max-age=0, stale-while-revalidate=60" }),
+  }, async (o, cache, h) => {
+    await call(h, `${o.url}/swr`);
+    const results = await Promise.all(Array.from({ length: 10 }, () => call(h, `${o.url}/swr`)));
+    for (const r of results) {
+      assert.equal(r.xcache, "STALE");
+      assert.equal(r.body, "v1");
+    }
+    await cache.settle();
+    assert.equal(o.count("/swr"), 2, "one background refresh for ten stale hits");
+    const next = await call(h, `${o.url}/swr`);
+    assert.equal(next.body, "v2", "the refresh was stored");
+  });
+});
+
+Deno.test("cache: stale-if-error serves stale on 5xx and on an unreachable origin, not past must-revalidate", async () => {
+  let failing = false;
+  await withCache({
+    "/sie": (_r, n) =>
+      failing
+        ? text("down", {}, 503)
+        : text(`ok${n}`, { "cache-control": "max-age=0, stale-if-error=60" }),
+    "/mr": (_r, n) =>
+      failing
+        ? text("down", {}, 503)
+        : text(`ok${n}`, { "cache-control": "max-age=0, must-revalidate, stale-if-error=60" }),
+  }, async (o, cache, h) => {
+    await call(h, `${o.url}/sie`);
+    await call(h, `${o.url}/mr`);
+    failing = true;
+    const r = await call(h, `${o.url}/sie`);
+    assert.equal(r.xcache, "STALE");
+    assert.equal(r.body, "ok1");
+    const mr = await call(h, `${o.url}/mr`);
+    assert.equal(mr.status, 503, "must-revalidate forbids serving stale");
+    await o.close();
+    const gone = await call(h, `${o.url}/sie`);
+    assert.equal(gone.xcache, "STALE");
+    assert.equal(gone.body, "ok1");
+    await assert.rejects(call(h, `${o.url}/mr`), /unreachable/);
+    assert.ok(cache.snapshot().stale_served >= 2);
+  });
+});
+
+Deno.test("cache: 100 concurrent misses reach the origin once", async () => {
+  await withCache({
+    "/slow": async () => {
+      await new Promise((r) => setTimeout(r, 300));
+      return text("x".repeat(5000), { "cache-control": "max-age=60" });
+    },
+  }, async (o, cache, h) => {
+    const results = await Promise.all(Array.from({ length: 100 }, () => call(h, `${o.url}/slow`)));
+    assert.equal(o.count("/slow"), 1);
+    for (const r of results) assert.equal(r.body.length, 5000);
+    assert.equal(results.filter((r) => r.xcache === "MISS").length, 1);
+    assert.equal(cache.snapshot().coalesced_waiters, 99);
+  });
+});
+
+Deno.test("cache: concurrent misses on an uncacheable URL are not serialised", async () => {
+  await withCache({
+    "/priv": async (_r, n) => {
+      await new Promise((r) => setTimeout(r, 200));
+      return text(`${n}`, { "cache-control": "private" });
+    },
+  }, async (o, _cache, h) => {
+    const t0 = performance.now();
+    const results = await Promise.all(Array.from({ length: 20 }, () => call(h, `${o.url}/priv`)));
+    assert.equal(new Set(results.map((r) => r.body)).size, 20, "each got its own response");
+    assert.ok(performance.now() - t0 < 3000, "waiters went to the origin in parallel");
+  });
+});
+
+Deno.test("cache: a successful unsafe method invalidates the URI and same-origin Location", async () => {
+  await withCache({
+    "/item": (r, n) =>
+      r.method === "GET"
+        ? text(`g${n}`, { "cache-control": "max-age=60" })
+        : text("ok", { location: "/other" }),
+    "/other": (_r, n) => text(`o${n}`, { "cache-control": "max-age=60" }),
+    "/fail": (r, n) =>
+      r.method === "GET" ? text(`f${n}`, { "cache-control": "max-age=60" }) : text("no", {}, 500),
+  }, async (o, _cache, h) => {
+    await call(h, `${o.url}/item`);
+    await call(h, `${o.url}/other`);
+    await call(h, `${o.url}/fail`);
+    const post = await call(h, `${o.url}/item`, { method: "POST", body: "x" });
+    assert.equal(post.xcache, "BYPASS");
+    const again = await call(h, `${o.url}/item`);
+    assert.equal(again.xcache, "MISS");
+    assert.equal((await call(h, `${o.url}/other`)).xcache, "MISS", "Location invalidated");
+    await call(h, `${o.url}/fail`, { method: "DELETE" });
+    assert.equal(
+      (await call(h, `${o.url}/fail`)).xcache,
+      "HIT",
+      "failed DELETE invalidates nothing",
+    );
+  });
+});
+
+Deno.test("cache: PURGE and the admin endpoint purge by URL, prefix and all", async () => {
+  await withCache({
+    "/p/1": () => text("1", { "cache-control": "max-age=60" }),
+    "/p/2": () => text("2", { "cache-control": "max-age=60" }),
+    "/q": () => text("q", { "cache-control": "max-age=60" }),
+  }, async (o, cache, h) => {
+    const admin = purgeRoutes(cache);
+    const warm = async () => {
+      for (const p of ["/p/1", "/p/2", "/q"]) await call(h, `${o.url}${p}`);
+    };
+    const cached = async (p: string) => (await call(h, `${o.url}${p}`)).xcache === "HIT";
+    await warm();
+    let res = await admin.fetch(new Request(`${o.url}/p/1`, { method: "PURGE" }));
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { purged: 1 });
+    res = await admin.fetch(new Request(`${o.url}/p/1`, { method: "PURGE" }));
+    assert.equal(res.status, 404);
+    await res.body?.cancel();
+    assert.equal(await cached("/p/2"), true);
+    const post = (body: unknown) =>
+      admin.fetch(
+        new Request("http://proxy/proxy-cache/purge", {
+          method: "POST",
+          body: JSON.stringify(body),
+        }),
+      );
+    await warm();
+    res = await post({ prefix: `${o.url}/p/` });
+    assert.deepEqual(await res.json(), { purged: 2 });
+    assert.equal(await cached("/q"), true);
+    assert.equal(await cached("/p/1"), false);
+    await warm();
+    res = await post({ all: true });
+    assert.equal(res.status, 200);
+    await res.body?.cancel();
+    assert.equal(await cached("/q"), false);
+    res = await post({ url: `${o.url}/q` });
+    assert.deepEqual(await res.json(), { purged: 1 });
+    res = await post({ nope: 1 });
+    assert.equal(res.status, 400);
+    await res.body?.cancel();
+  });
+});
+
+Deno.test("cache: an oversized object streams without buffering and is not stored", async () => {
+  let release!: () => void;
+  const released = new Promise<void>((r) => release = r);
+  await withCache({
+    "/big": (_r, n) => {
+      const chunk = new Uint8Array(64 * 1024).fill(n);
+      let sent = 0;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(c) {
+          if (sent === 1 && n === 1) await released; // hold the rest until the client saw bytes
+          if (sent++ === 32) return c.close();
+          c.enqueue(chunk);
+        },
+      });
+      return new Response(body, { headers: { "cache-control": "max-age=60" } });
+    },
+  }, async (o, cache, h) => {
+    const res = await h(new Request(`${o.url}/big`), ctx());
+    const reader = res.body!.getReader();
+    const first = await reader.read();
+    assert.ok(first.value && first.value.byteLength > 0, "bytes arrive before the origin finished");
+    release();
+    let total = first.value.byteLength;
+    for (let r = await reader.read(); !r.done; r = await reader.read()) total += r.value.byteLength;
+    assert.equal(total, 32 * 64 * 1024);
+    await cache.settle();
+    assert.equal((await call(h, `${o.url}/big`)).xcache, "MISS");
+    assert.equal(o.count("/big"), 2);
+    assert.equal(cache.snapshot().l1_entries, 0);
+  }, { maxObjectBytes: 256 * 1024 });
+});
+
+Deno.test("cache: a client that goes away mid-body still leaves a stored object", async () => {
+  await withCache({
+    "/half": () => text("y".repeat(200_000), { "cache-control": "max-age=60" }),
+  }, async (o, cache, h) => {
+    const res = await h(new Request(`${o.url}/half`), ctx());
+    const reader = res.body!.getReader();
+    await reader.read();
+    await reader.cancel();
+    await cache.settle();
+    const r = await call(h, `${o.url}/half`);
+    assert.equal(r.xcache, "HIT");
+    assert.equal(r.body.length, 200_000);
+  });
+});
+
+Deno.test("cache: backend off passes everything through", async () => {
+  await withCache(
+    { "/a": (_r, n) => text(`${n}`, { "cache-control": "max-age=60" }) },
+    async (o, cache, h) => {
+      assert.equal(cache.backendName, "off");
+      await call(h, `${o.url}/a`);
+      assert.equal((await call(h, `${o.url}/a`)).body, "2");
+      assert.equal(cache.status(), "off");
+    },
+    { backend: "off" },
+  );
+});
+
+// ---- Redis ----
+
+async function withRedis(fn: (redis: TestRedis, handle: RedisHandle) => Promise<void>) {
+  const redis = await startRedis();
+  const handle = connectRedis({ url: redis.url, commandTimeoutMs: 250, name: "cache-test" });
+  try {
+    await fn(redis, handle);
+  } finally {
+    await handle.close();
+    await redis.stop();
+  }
+}
+
+async function scanKeys(port: number): Promise<string[]> {
+  const out = await new Deno.Command("redis-cli", { args: ["-p", String(port), "--scan"] })
+    .output();
+  return new TextDecoder().decode(out.stdout).split("\n").filter((s) => s.length > 0).sort();
+}
+
+Deno.test("cache+redis: a second instance on the same Redis hits; keys stay under the prefix", async () => {
+  await withRedis(async (redis, handle) => {
+    const origin = startOrigin({
+      "/shared": (_r, n) =>
+        text(`s${n}`, { "cache-control": "max-age=60", vary: "accept-encoding" }),
+    });
+    const opts = { backend: "auto" as const, redis: handle, prefix: "px:" };
+    const a = await memoryCache(opts);
+    const b = await memoryCache(opts);
+    try {
+      assert.equal(a.backendName, "redis");
+      assert.equal(a.status(), "ok");
+      await handle.client.set("unrelated", "1");
+      // Both instances listen for invalidations before the traffic starts.
+      for (let t = Date.now(); Date.now() - t < 5000;) {
+        const [, subs] = await handle.client.pubsub("NUMSUB", "px:invalidate") as [string, number];
+        if (subs === 2) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal((await call(a.wrap(fetchNext), `${origin.url}/shared`)).xcache, "MISS");
+      await a.settle();
+      const fromB = await call(b.wrap(fetchNext), `${origin.url}/shared`);
+      assert.equal(fromB.xcache, "HIT");
+      assert.equal(fromB.body, "s1");
+      assert.equal(
+        (await call(b.wrap(fetchNext), `${origin.url}/shared`)).xcache,
+        "HIT",
+        "promoted to L1",
+      );
+      assert.equal(origin.count("/shared"), 1);
+      assert.deepEqual(await scanKeys(redis.port), [`px:${origin.url}/shared`, "unrelated"]);
+      // A purge through one instance reaches the other's memory too.
+      assert.equal(await a.purge({ all: true }), 1);
+      const deadline = Date.now() + 5000;
+      while (b.snapshot().l1_entries > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal((await call(b.wrap(fetchNext), `${origin.url}/shared`)).xcache, "MISS");
+      assert.deepEqual(await scanKeys(redis.port), [`px:${origin.url}/shared`, "unrelated"]);
+    } finally {
+      await a.close();
+      await b.close();
+      await origin.close();
+    }
+  });
+});
+
+Deno.test("cache+redis: Redis killed mid-traffic fails no request; restarted, caching resumes", async () => {
+  await withRedis(async (redis, handle) => {
+    let i = 0;
+    const origin = startOrigin({
+      "/t": (r) => text(new URL(r.url).search, { "cache-control": "max-age=60" }),
+    });
+    const cache = await memoryCache({ backend: "redis", redis: handle, prefix: "px:" });
+    const h = cache.wrap(fetchNext);
+    let failures = 0;
+    let done = false;
+    const traffic = async () => {
+      while (!done) {
+        // L1 hits resolve in microtasks only: yield so timers and sockets get their turn.
+        await new Promise((r) => setTimeout(r, 1));
+        // Every other request is a new URL, so lookups and stores keep hitting Redis.
+        const n = i % 2 === 0 ? i : i % 50;
+        i++;
+        try {
+          const r = await call(h, `${origin.url}/t?n=${n}`);
+          if (r.status !== 200 || r.body !== `?n=${n}`) failures++;
+        } catch {
+          failures++;
+        }
+      }
+    };
+    try {
+      const workers = Array.from({ length: 8 }, traffic);
+      await new Promise((r) => setTimeout(r, 300));
+      await redis.kill();
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(cache.status(), "degraded");
+      assert.equal(cache.snapshot().status, "degraded");
+      await redis.restart();
+      const deadline = Date.now() + 15_000;
+      while (cache.status() !== "ok" && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      done = true;
+      await Promise.all(workers);
+      assert.equal(failures, 0);
+      assert.equal(cache.status(), "ok");
+      assert.ok(i > 100, `traffic kept flowing (${i} requests)`);
+      // The restarted Redis is empty; a new object lands there again.
+      await call(h, `${origin.url}/t?after=1`);
+      await cache.settle();
+      const keys = await scanKeys(redis.port);
+      assert.ok(keys.includes(`px:${origin.url}/t?after=1`));
+      assert.ok(keys.every((k) => k.startsWith("px:")));
+    } finally {
+      done = true;
+      await cache.close();
+      await origin.close();
+    }
+  });
+});
+
+Deno.test("cache+redis: auto falls back to memory when Redis does not answer", async () => {
+  const handle = connectRedis({ port: 1, commandTimeoutMs: 100 });
+  const cache = await memoryCache({ backend: "auto", redis: handle });
+  try {
+    assert.equal(cache.backendName, "memory");
+    assert.equal(cache.status(), "ok");
+  } finally {
+    await cache.close();
+    await handle.close();
+  }
+});
