@@ -542,7 +542,8 @@ Deno.test("cache+redis: a second instance on the same Redis hits; keys stay unde
       assert.equal(a.status(), "ok");
       await handle.client.set("unrelated", "1");
       // Both instances listen for invalidations before the traffic starts.
-      for (let t = Date.now(); Date.now() - t < 5000;) {
+      const t0 = Date.now();
+      while (Date.now() - t0 < 5000) {
         const [, subs] = await handle.client.pubsub("NUMSUB", "px:invalidate") as [string, number];
         if (subs === 2) break;
         await new Promise((r) => setTimeout(r, 20));
