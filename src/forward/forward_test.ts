@@ -1097,3 +1097,19 @@ Deno.test("an upstream stalling mid-body errors the body stream after the respon
     await server.close();
   }
 });
+
+Deno.test("redirects come back to the caller untouched", async () => {
+  const origin = serveOrigin(() =>
+    new Response(null, { status: 302, headers: { location: "http://elsewhere.example/next" } })
+  );
+  const fwd = createForwarder(testOptions());
+  try {
+    const res = await fwd.forward(new Request("http://x/"), origin.url, testInfo());
+    assert.equal(res.status, 302);
+    assert.equal(res.headers.get("location"), "http://elsewhere.example/next");
+    await res.body?.cancel();
+  } finally {
+    fwd.close();
+    await origin.close();
+  }
+});
