@@ -39,6 +39,7 @@ import { createCompression } from "./compress/mod.ts";
 import { createFilter, xFilterValue } from "./filter/mod.ts";
 import { createWorkerPool, TASK_WORKER } from "./workers/mod.ts";
 import { connectRedis } from "./redis/mod.ts";
+import { createCache, purgeRoutes } from "./cache/mod.ts";
 import { PROMETHEUS_CONTENT_TYPE, ProxyStats, renderPrometheus } from "./stats/mod.ts";
 import type { Refusal, TunnelRequest } from "./server/tunnel.ts";
 import { isWebSocketUpgrade, relayWebSocket } from "./server/websocket.ts";
@@ -214,7 +215,34 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
     return balancer.handler(req, ctx);
   };
 
-  // cache: wraps compression which wraps route
+  // cache: wraps compression which wraps route; Redis shared with the rate limiter when both use it
+  const cacheRedis = config.cacheBackend === "auto" || config.cacheBackend === "redis"
+    ? rateRedis ?? connectRedis({
+      url: config.redisUrl || undefined,
+      host: config.redisHost,
+      port: config.redisPort,
+      db: config.redisDb,
+      commandTimeoutMs: config.redisTimeout,
+      name: "proxy-cache",
+      logger: (level, msg) => logger("redis")[level](msg),
+    })
+    : undefined;
+  const cache = await createCache({
+    backend: config.cacheBackend,
+    memoryBytes: config.cacheMemorySize,
+    maxObjectBytes: config.cacheMaxObjectSize,
+    defaultTtlSec: config.cacheExpiration,
+    prefix: config.cachePrefix,
+    redis: cacheRedis,
+    logger: (level, msg) => logger("cache")[level](msg),
+  });
+  if (cacheRedis && cacheRedis !== rateRedis) {
+    if (cache.backendName === "redis") closers.push(() => cacheRedis.close());
+    else await cacheRedis.close(); // auto fell back to memory: stop reconnecting
+  }
+  closers.push(() => cache.close());
+  stats.add(cache);
+  const purger = purgeRoutes(cache);
   // compression: wraps route; bodies above INLINE_MAX_BYTES (32 KiB) go to the worker pool
   const pool = createWorkerPool({
     size: config.threadPoolSize,
@@ -232,7 +260,7 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
     pool,
   });
   stats.add(compression);
-  const pipeline: Handler = compression.wrap(route);
+  const pipeline: Handler = cache.wrap(compression.wrap(route));
 
   // ── the Hono app ────────────────────────────────────────────────────
   const app = new Hono<ProxyEnv>();
@@ -292,6 +320,7 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
       version: VERSION,
       uptime_seconds: Math.floor((Date.now() - stats.startTime.getTime()) / 1000),
       backends: config.backends.length,
+      cache: cache.status(),
     }));
   own.get("/proxy-stats", (c) => c.json(stats.snapshot()));
   own.get(
@@ -317,6 +346,16 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
     // /healthz stays open for load balancers; the rest needs loopback or ADMIN_TOKEN.
     if (c.req.path === "/healthz") return serveOwn();
     return guardAdmin(c, serveOwn);
+  });
+
+  // cache: PURGE <url> and POST /proxy-cache/purge, behind the admin guard
+  app.use((c, next) => {
+    const purge = c.req.method === "PURGE" ||
+      (c.env.form === "origin" && c.req.path === "/proxy-cache/purge");
+    if (!purge) return next();
+    return guardAdmin(c, async () => {
+      c.res = await purger.fetch(c.req.raw);
+    });
   });
 
   // admission: in-flight limit and queue (after the own endpoints, so /metrics answers under load)

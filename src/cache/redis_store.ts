@@ -184,8 +184,13 @@ export class RedisStore implements CacheStore {
     return n;
   }
 
-  clear(): Promise<number> {
-    return this.purgePrefix("");
+  /**
+   * Removes every cache key: keys are `<prefix><url>`, so only `<prefix>http…`
+   * is scanned, and other users of the prefix (the rate limiter's
+   * `<prefix>rl:` keys) are left alone.
+   */
+  async clear(): Promise<number> {
+    return await this.purgePrefix("http://") + await this.purgePrefix("https://");
   }
 
   close(): Promise<void> {

@@ -41,6 +41,7 @@ Deno.test("RedisStore: binary bodies, variants, TTL, purge confined to the prefi
     assert.ok(await handle.ping(5000));
     assert.equal(handle.status(), "ok");
     await handle.client.set("other:keep", "1");
+    await handle.client.set("t:rl:client", "1"); // the rate limiter shares the prefix
     const store = new RedisStore({ client: handle.client, prefix: "t:", defaultTtlSec: 0 });
     const body = new Uint8Array(256).map((_, i) => i);
     await store.set("http://a/bin", entry("http://a/bin", body), 30);
@@ -73,12 +74,17 @@ Deno.test("RedisStore: binary bodies, variants, TTL, purge confined to the prefi
       "t:http://a/v",
       "t:http://a/x/1",
       "t:http://a/x/2",
+      "t:rl:client",
     ]);
     assert.equal(await store.purgePrefix("http://a/x/"), 2);
     assert.equal(await store.delete("http://a/v"), true);
     assert.equal(await store.get("http://a/v", gz), undefined);
     assert.equal(await store.clear(), 1);
-    assert.deepEqual(await redisKeys(redis.port), ["other:keep"], "nothing outside the prefix");
+    assert.deepEqual(
+      await redisKeys(redis.port),
+      ["other:keep", "t:rl:client"],
+      "nothing but cache keys",
+    );
     assert.equal(store.errors, 0);
   } finally {
     await handle.close();
