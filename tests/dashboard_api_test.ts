@@ -403,7 +403,7 @@ Deno.test({
       );
       assert(typeof started.pid === "number");
       const events = seen.map((e) => e.event);
-      assert(events.includes("log"), events.join(","));
+      assert(events.includes("logs-append"), events.join(","));
       const running = seen.find((e) =>
         e.event === "status" && (e.data as { state: string }).state === "running"
       );

@@ -77,6 +77,14 @@ export class StateError extends Error {
   override name = "StateError";
 }
 
+/**
+ * Log lines go to browsers in batches: at most LOG_BATCH_MAX lines every
+ * LOG_BATCH_MS; more are counted as skipped, so a busy access log cannot
+ * flood the event stream or the page.
+ */
+const LOG_BATCH_MS = 100;
+const LOG_BATCH_MAX = 200;
+
 const LISTENING = /proxy listening on (https?:\/\/\S+)/;
 // deno-lint-ignore no-control-regex
 const CONTROL = /\x1b\[[0-9;?]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]/g;
@@ -93,6 +101,9 @@ export class ProxySupervisor {
   #restartNeeded = false;
   #logs: LogLine[] = [];
   #seq = 0;
+  #pending: LogLine[] = [];
+  #skipped = 0;
+  #flushTimer: ReturnType<typeof setTimeout> | undefined;
   /** Sequence number of the first log line of the current (or last) run. */
   #runFirstSeq = 1;
   #poller: ReturnType<typeof setInterval> | undefined;
@@ -123,7 +134,7 @@ export class ProxySupervisor {
   }
 
   logs(): LogLine[] {
-    return [...this.#logs];
+    return this.#logs.slice(-(this.#o.logLines ?? 1000));
   }
 
   /** The latest /proxy-stats document and the chart series. */
@@ -231,6 +242,7 @@ export class ProxySupervisor {
   async close(): Promise<void> {
     if (this.#child && this.#state !== "stopped") await this.stop().catch(() => {});
     clearInterval(this.#poller);
+    this.#flushLogs();
   }
 
   #onExit(s: Deno.CommandStatus): void {
@@ -294,11 +306,25 @@ export class ProxySupervisor {
     const line: LogLine = { seq: ++this.#seq, ts: new Date().toISOString(), stream, text };
     this.#logs.push(line);
     const max = this.#o.logLines ?? 1000;
-    if (this.#logs.length > max) this.#logs.splice(0, this.#logs.length - max);
-    this.#o.hub.publish("log", line);
+    // Trimmed in steps, not per line: an access log can write thousands of lines a second.
+    if (this.#logs.length > max + (max >> 2)) this.#logs.splice(0, this.#logs.length - max);
+    if (this.#pending.length < LOG_BATCH_MAX) this.#pending.push(line);
+    else this.#skipped++;
+    this.#flushTimer ??= setTimeout(() => this.#flushLogs(), LOG_BATCH_MS);
+  }
+
+  /** Sends the lines gathered since the last flush as one event. */
+  #flushLogs(): void {
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    if (this.#pending.length === 0 && this.#skipped === 0) return;
+    this.#o.hub.publish("logs-append", { lines: this.#pending, skipped: this.#skipped });
+    this.#pending = [];
+    this.#skipped = 0;
   }
 
   #publishStatus(): void {
+    this.#flushLogs(); // lines that led to a state change arrive before it
     this.#o.hub.publish("status", this.status());
   }
 

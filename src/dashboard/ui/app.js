@@ -328,7 +328,17 @@
       logsBox.textContent = "";
       appendLogs(JSON.parse(e.data));
     });
-    events.addEventListener("log", (e) => appendLogs([JSON.parse(e.data)]));
+    events.addEventListener("logs-append", (e) => {
+      const { lines, skipped } = JSON.parse(e.data);
+      appendLogs(lines);
+      if (skipped > 0) {
+        appendLogs([{
+          ts: new Date().toISOString(),
+          stream: "dashboard",
+          text: `… ${skipped} more lines came too fast to show`,
+        }]);
+      }
+    });
     events.addEventListener("stats", (e) => {
       const { latest, point } = JSON.parse(e.data);
       renderStats(latest, point);
