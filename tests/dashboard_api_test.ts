@@ -386,7 +386,10 @@ Deno.test("settings: listed with defaults, validated by the schema, saved atomic
 Deno.test({
   name: "proxy child: start, live status/logs/stats, 409s, restart prompt, stop, and a death",
   async fn() {
-    const env = await setup({ envText: "HOST=127.0.0.1\nPORT=0\nLOG_LEVEL=info\n" });
+    // CACHE_BACKEND=memory: "auto" would probe (and use) a shared Redis on 6379.
+    const env = await setup({
+      envText: "HOST=127.0.0.1\nPORT=0\nLOG_LEVEL=info\nCACHE_BACKEND=memory\n",
+    });
     try {
       assertEquals((await env.api("POST", "/api/proxy/stop")).status, 409);
       // Watch the event stream while starting: status goes to running and log lines arrive.
@@ -448,10 +451,14 @@ Deno.test({
       // A proxy that dies on its own: shown stopped, with its last lines.
       const again = await env.api("POST", "/api/proxy/start");
       const pid = (again.data.proxy as { pid: number }).pid;
+      let lastStatus: unknown;
       await waitFor(async () => {
         const s = (await env.api("GET", "/api/status")).data.proxy as { state: string };
+        lastStatus = s;
         return s.state === "running" ? true : undefined;
-      }, 60_000);
+      }, 60_000).catch((err) => {
+        throw new Error(`${err.message}: ${JSON.stringify(lastStatus)}`);
+      });
       Deno.kill(pid, "SIGKILL");
       const dead = await waitFor(async () => {
         const s = (await env.api("GET", "/api/status")).data.proxy as Record<string, unknown>;
@@ -474,7 +481,7 @@ Deno.test({
 Deno.test("a proxy that cannot start (port taken) is reported stopped with its error", async () => {
   const blocker = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (blocker.addr as Deno.NetAddr).port;
-  const env = await setup({ envText: `HOST=127.0.0.1\nPORT=${port}\n` });
+  const env = await setup({ envText: `HOST=127.0.0.1\nPORT=${port}\nCACHE_BACKEND=memory\n` });
   try {
     const r = await env.api("POST", "/api/proxy/start");
     assertEquals(r.status, 200);

@@ -172,6 +172,9 @@ Deno.test("time-based run stops at the duration", async () => {
     assertLess(took, 5000);
     assertLess(Math.abs(r.duration_s - 1), 0.3);
     assertEquals(r.errors_total, 0, JSON.stringify(r.errors_total));
+    // Nothing after the end is counted, so the per-second chart has no inflated tail.
+    assertEquals(r.timeline.length, 1, JSON.stringify(r.timeline));
+    assertEquals(r.timeline[0].requests, r.requests);
   } finally {
     await o.close();
   }

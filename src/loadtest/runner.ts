@@ -236,7 +236,8 @@ class Run {
         }
         this.#deadlines.delete(current);
         const now = performance.now();
-        if (this.#stopping && now > this.#endAt) break;
+        // A response after the end of a timed run is not counted (the stop timer may fire late).
+        if (now > this.#endAt) break;
         this.#bytesOut += this.#bytes.length;
         this.#record(now, now - t0, res.status, res.bytes, res.rateLimited);
         if (res.keepAlive) {

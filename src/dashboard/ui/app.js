@@ -155,7 +155,8 @@
           ...series.map((s, i) => ({
             stroke: s.color || COLORS[i % COLORS.length],
             width: 2,
-            points: { show: opts.points === true },
+            // uPlot shows points by itself where data is sparse (a short run); force them on request.
+            points: opts.points === true ? { show: true, size: 7 } : { size: 7 },
             ...s,
           })),
         ],
@@ -545,7 +546,11 @@
 
   $("#lt-stop").addEventListener("click", () => api("POST", "/api/loadtests/stop"));
 
+  // A short run can finish (SSE) before its POST answers: never reopen a finished run.
+  const finishedRuns = new Set();
+
   function onLoadtestStarted(summary) {
+    if (finishedRuns.has(summary.id)) return;
     currentRun = summary.id;
     $("#lt-run").disabled = true;
     $("#lt-stop").disabled = false;
@@ -555,6 +560,7 @@
   }
 
   function onLoadtestProgress({ id, progress }) {
+    if (finishedRuns.has(id)) return;
     if (currentRun !== id) onLoadtestStarted({ id });
     if (!progress) return;
     $("#lt-bar").style.width = `${Math.round(progress.fraction * 100)}%`;
@@ -564,6 +570,7 @@
   }
 
   async function onLoadtestDone(summary) {
+    finishedRuns.add(summary.id);
     currentRun = null;
     $("#lt-run").disabled = false;
     $("#lt-stop").disabled = true;
@@ -614,7 +621,18 @@
   /** Whole seconds on the x axis of per-second charts. */
   const SECOND_INCRS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600];
   function secondsRange(_u, min, max) {
-    return [Math.min(min ?? 1, 1), Math.max(max ?? 2, 2)];
+    // Half a second of room on each side, so a run of one or two seconds is not a point on an edge.
+    return [(min ?? 1) - 0.5, (max ?? 1) + 0.5];
+  }
+
+  /** Rates and latencies are drawn from zero, so one run's level is not blown up. */
+  function fromZero(_u, _min, max) {
+    return [0, max > 0 ? max * 1.1 : 1];
+  }
+
+  /** The p99 line in the lower half of a shared chart, below the rate line. */
+  function fromZeroLow(_u, _min, max) {
+    return [0, max > 0 ? max * 2 : 1];
   }
 
   function renderResult(run) {
@@ -684,7 +702,11 @@
       {
         time: false,
         points: tl.length < 3,
-        scales: { x: { time: false, range: secondsRange }, rps: {}, ms: {} },
+        scales: {
+          x: { time: false, range: secondsRange },
+          rps: { range: fromZero },
+          ms: { range: fromZeroLow },
+        },
         axes: [{ label: "second", incrs: SECOND_INCRS }, { scale: "rps", size: 60 }, {
           scale: "ms",
           side: 1,
@@ -849,7 +871,7 @@
     ], {
       time: false,
       points: len < 3,
-      scales: { x: { time: false, range: secondsRange } },
+      scales: { x: { time: false, range: secondsRange }, y: { range: fromZero } },
       axes: [{ label: "second", incrs: SECOND_INCRS }, { size: 60 }],
       xSeries: { label: "second" },
     });
