@@ -538,7 +538,7 @@ Deno.test("load tests: form errors, background run with progress, history across
         mode: "requests",
         requests: "300",
         concurrency: "4",
-        headers: "X-Run: one",
+        headers: "X-Run: one\nAuthorization: Bearer hunter2",
         label: "first",
       });
       assertEquals(r.status, 202, JSON.stringify(r.data));
@@ -554,6 +554,10 @@ Deno.test("load tests: form errors, background run with progress, history across
     assertEquals(done.requests, 300);
     const run = (await env.api("GET", `/api/loadtests/${id}`)).data.run as Record<string, unknown>;
     assertEquals(run.state, "done");
+    assertEquals((run.options as { headers: string[][] }).headers, [
+      ["X-Run", "one"],
+      ["Authorization", "***"],
+    ]);
     const report = run.report as Record<string, unknown>;
     assertEquals(report.status, { "200": 300 });
     assert((report.timeline as unknown[]).length >= 1);
@@ -582,6 +586,10 @@ Deno.test("load tests: form errors, background run with progress, history across
     const list = await env.api("GET", "/api/loadtests");
     assertEquals((list.data.runs as { label: string }[]).map((r) => r.label), ["second", "first"]);
     assertEquals(list.data.current, null);
+
+    const saved = await Deno.readTextFile(`${dir}/.proxy-dashboard/history.json`);
+    assert(saved.includes('"label":"first"'), "the run was saved");
+    assert(!saved.includes("hunter2"), "no credentials in the history file");
 
     // The history survives a dashboard restart.
     await env.close();

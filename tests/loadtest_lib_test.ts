@@ -138,6 +138,24 @@ Deno.test("chunked bodies, Connection: close, HEAD and POST bodies are framed ri
   }
 });
 
+Deno.test("credentials in the URL become an Authorization header, headers can override", async () => {
+  const seen: (string | null)[] = [];
+  const o = origin((req) => {
+    seen.push(req.headers.get("authorization"));
+    return new Response("ok");
+  });
+  try {
+    const withUser = o.url.replace("http://", "http://al%20ice:s3cr%3At@");
+    const r = await loadtest({ url: `${withUser}/`, requests: 2 });
+    assert(!r.url.includes("s3cr") && r.url.includes("***"), r.url);
+    assertEquals(seen.splice(0), Array(2).fill(`Basic ${btoa("al ice:s3cr:t")}`));
+    await loadtest({ url: `${withUser}/`, requests: 1, headers: [["Authorization", "Bearer x"]] });
+    assertEquals(seen, ["Bearer x"]);
+  } finally {
+    await o.close();
+  }
+});
+
 Deno.test("rate mode holds the rate and counts latency from the intended send time", async () => {
   // The first request stalls 600 ms. With one connection and 100 requests/s, the
   // ~60 requests due meanwhile must show that wait (coordinated omission corrected).

@@ -214,7 +214,7 @@ export class LoadtestManager {
       state: "running",
       started_at: new Date().toISOString(),
       finished_at: null,
-      options: { ...options, body: typeof options.body === "string" ? options.body : undefined },
+      options: redactOptions(options),
       progress: null,
       report: null,
       error: null,
@@ -293,6 +293,31 @@ export class LoadtestManager {
     });
     return this.#writes;
   }
+}
+
+const SECRET_HEADERS = /^(authorization|proxy-authorization|cookie|x-api-key)$/i;
+
+function redactUrl(text: string | undefined): string | undefined {
+  if (!text) return text;
+  try {
+    const u = new URL(text);
+    if (!u.password) return text;
+    u.password = "***";
+    return u.href;
+  } catch {
+    return text;
+  }
+}
+
+/** The options as kept in the history file and shown: no passwords or credentials. */
+function redactOptions(o: LoadtestOptions): LoadtestOptions {
+  return {
+    ...o,
+    url: redactUrl(o.url)!,
+    proxy: redactUrl(o.proxy),
+    headers: o.headers?.map(([k, v]) => [k, SECRET_HEADERS.test(k) ? "***" : v]),
+    body: typeof o.body === "string" ? o.body : undefined,
+  };
 }
 
 function summarize(r: LoadtestRun): RunSummary {

@@ -62,12 +62,17 @@ export function encodeRequest(
 ): Uint8Array {
   const url = target.url;
   const viaPlainProxy = target.proxy !== undefined && url.protocol === "http:";
-  const requestTarget = viaPlainProxy ? url.href : `${url.pathname}${url.search}`;
+  // Absolute-form without user:pass@ (credentials go in Authorization, never in the target).
+  const path = `${url.pathname}${url.search}`;
+  const requestTarget = viaPlainProxy ? `${url.origin}${path}` : path;
   const lower = new Set(headers.map(([k]) => k.toLowerCase()));
   let head = `${method} ${requestTarget} HTTP/1.1\r\n`;
   if (!lower.has("host")) head += `Host: ${url.host}\r\n`;
   if (!lower.has("user-agent")) head += "User-Agent: proxy-loadtest\r\n";
   if (!lower.has("accept")) head += "Accept: */*\r\n";
+  if ((url.username || url.password) && !lower.has("authorization")) {
+    head += `Authorization: ${basicAuth(url)}\r\n`; // http://user:pass@host/ as curl does
+  }
   if (viaPlainProxy && !lower.has("proxy-authorization")) {
     const auth = proxyAuthorization(target.proxy!);
     if (auth) head += `Proxy-Authorization: ${auth}\r\n`;
@@ -89,11 +94,15 @@ export function encodeRequest(
   return out;
 }
 
+function basicAuth(u: URL): string {
+  const user = decodeURIComponent(u.username);
+  const pass = decodeURIComponent(u.password);
+  return `Basic ${btoa(String.fromCharCode(...encoder.encode(`${user}:${pass}`)))}`;
+}
+
 function proxyAuthorization(proxy: URL): string | undefined {
   if (!proxy.username && !proxy.password) return undefined;
-  const user = decodeURIComponent(proxy.username);
-  const pass = decodeURIComponent(proxy.password);
-  return `Basic ${btoa(String.fromCharCode(...encoder.encode(`${user}:${pass}`)))}`;
+  return basicAuth(proxy);
 }
 
 function portOf(url: URL): number {

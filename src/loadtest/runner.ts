@@ -335,9 +335,9 @@ class Run {
       );
     }
     return {
-      url: o.url.href,
+      url: redact(o.url),
       method: o.method,
-      proxy: o.proxy ? redact(o.proxy) : null,
+      proxy: o.proxy ? redact(o.proxy).replace(/\/$/, "") : null,
       mode: o.mode,
       concurrency: o.concurrency,
       rate: o.rate ?? null,
@@ -392,11 +392,11 @@ const PERCENTILES = [
   100,
 ];
 
-/** The proxy URL without its password, for reports. */
+/** A URL without its password, for reports (they are saved and shown). */
 function redact(u: URL): string {
   const c = new URL(u.href);
   if (c.password) c.password = "***";
-  return c.href.replace(/\/$/, "");
+  return c.href;
 }
 
 function sleep(ms: number): Promise<void> {
