@@ -88,7 +88,7 @@ export async function compile(options: CompileOptions = {}): Promise<CompileResu
         text.trim().split("\n").filter(Boolean).slice(-3).join(" | ")
       }`
       : denortBin
-      ? `compile ${target}: the runtime at DENORT_BIN=${denortBin} was not usable (it must be ${runtime})`
+      ? `compile ${target}: the runtime ${denortBin} was not usable (it must be ${runtime})`
       : `compile ${target}: no runtime: deno compile could not download ${runtime}; set ${
         options.denortSetting ?? "DENORT_BIN"
       } to the denort binary from denort-${target}.zip of the Deno ${Deno.version.deno} release`;
@@ -98,7 +98,7 @@ export async function compile(options: CompileOptions = {}): Promise<CompileResu
     const problem = await smokeTest(output);
     if (problem) {
       await Deno.remove(output).catch(() => {});
-      const from = denortBin ? `DENORT_BIN=${denortBin}` : "the downloaded runtime";
+      const from = denortBin ?? "the downloaded runtime";
       return {
         ok: false,
         output,
