@@ -413,6 +413,7 @@ Deno.test({
       assert(running, events.join(","));
       const address = (running.data as { address: string }).address;
       assert(/^http:\/\/127\.0\.0\.1:\d+$/.test(address), address);
+      assertEquals((running.data as { mode: string }).mode, "forward");
       const stats = seen.find((e) => e.event === "stats")!.data as {
         latest: Record<string, unknown>;
         point: Record<string, number>;

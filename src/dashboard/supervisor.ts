@@ -52,6 +52,8 @@ export interface ProxyStatus {
   uptime_s: number | null;
   /** Address the proxy reported it listens on (http://host:port). */
   address: string | null;
+  /** What it serves, from its start-up line: forward, reverse or both. */
+  mode: string | null;
   /** /proxy-stats answered at least once since the start. */
   ready: boolean;
   /** How the last run ended (null while running or before the first run). */
@@ -85,7 +87,7 @@ export class StateError extends Error {
 const LOG_BATCH_MS = 100;
 const LOG_BATCH_MAX = 200;
 
-const LISTENING = /proxy listening on (https?:\/\/\S+)/;
+const LISTENING = /proxy listening on (https?:\/\/\S+)(?: \((\w+) mode)?/;
 // deno-lint-ignore no-control-regex
 const CONTROL = /\x1b\[[0-9;?]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]/g;
 
@@ -95,6 +97,7 @@ export class ProxySupervisor {
   #state: ProxyState = "stopped";
   #startedAt: number | null = null;
   #address: string | null = null;
+  #mode: string | null = null;
   #ready = false;
   #exit: ProxyStatus["exit"] = null;
   #lastLogs: LogLine[] = [];
@@ -126,6 +129,7 @@ export class ProxySupervisor {
       started_at: this.#startedAt ? new Date(this.#startedAt).toISOString() : null,
       uptime_s: this.#startedAt ? Math.round((Date.now() - this.#startedAt) / 1000) : null,
       address: this.#address,
+      mode: this.#mode,
       ready: this.#ready,
       exit: this.#exit,
       last_logs: this.#lastLogs,
@@ -183,6 +187,7 @@ export class ProxySupervisor {
     this.#state = "starting";
     this.#startedAt = Date.now();
     this.#address = null;
+    this.#mode = null;
     this.#ready = false;
     this.#exit = null;
     this.#lastLogs = [];
@@ -260,6 +265,7 @@ export class ProxySupervisor {
     this.#lastLogs = this.#logs.filter((l) => l.seq >= this.#runFirstSeq).slice(-20);
     this.#state = "stopped";
     this.#address = null;
+    this.#mode = null;
     this.#child = null;
     this.#startedAt = null;
     this.#ready = false;
@@ -293,6 +299,7 @@ export class ProxySupervisor {
     const m = LISTENING.exec(text);
     if (m && this.#state === "starting") {
       this.#address = m[1];
+      this.#mode = m[2] ?? null;
       this.#state = "running";
       this.#log(stream, text);
       this.#publishStatus();
@@ -357,7 +364,9 @@ export class ProxySupervisor {
       const total = Number(stats.requests_total ?? 0);
       let rps = 0;
       if (this.#lastTotal && now > this.#lastTotal.at) {
-        rps = Math.max(0, ((total - this.#lastTotal.total) * 1000) / (now - this.#lastTotal.at));
+        // Each interval holds exactly one of our own /proxy-stats requests: leave it out.
+        const served = total - this.#lastTotal.total - 1;
+        rps = Math.max(0, (served * 1000) / (now - this.#lastTotal.at));
       }
       this.#lastTotal = { at: now, total };
       const latency = (stats.latency_ms ?? {}) as Record<string, number>;

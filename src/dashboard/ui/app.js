@@ -189,6 +189,7 @@
     badge.textContent = s.state;
     badge.className = `badge ${s.state}`;
     $("#proxy-pid").textContent = s.pid ?? "–";
+    $("#proxy-mode").textContent = s.mode ?? "–";
     $("#proxy-address").textContent = s.address ?? (s.state === "starting" ? "starting…" : "–");
     renderUptime();
     const busy = s.state === "starting" || s.state === "stopping";
