@@ -406,6 +406,16 @@ Deno.test({
       assertEquals(proxy.tunnels.length, 2, "one tunnel per keep-alive connection");
       assertEquals(proxy.tunnels[0], `localhost:${tlsServer.addr.port}`);
 
+      // Directly over TLS, without a proxy.
+      const direct = await loadtest({
+        url: `https://localhost:${tlsServer.addr.port}/s`,
+        caCerts: [cert],
+        requests: 30,
+        concurrency: 3,
+      });
+      assertEquals(direct.status, { "200": 30 }, JSON.stringify(direct.error_samples));
+      assertEquals(proxy.tunnels.length, 2, "no tunnel without --proxy");
+
       // Without the CA the TLS handshake fails and says so.
       const untrusted = await loadtest({
         url: `https://localhost:${tlsServer.addr.port}/s`,
