@@ -69,6 +69,9 @@ interface Lock {
   release(stored: boolean): void;
 }
 
+/** Bodies of known length up to this size are read whole on a miss instead of streamed. */
+const INLINE_MAX_BYTES = 64 * 1024;
+
 const NO_RULES: RequestRules = { directives: NO_DIRECTIVES, noCache: false };
 
 /** Request fields this cache answers itself, so they never go upstream on a GET. */
@@ -190,15 +193,22 @@ export class CacheEngine {
       (inm !== null || ims !== null) && entry.status === 200 &&
       notModified(inm, ims, entry.etag, entry.lastModified)
     ) {
-      return new Response(null, {
-        status: 304,
-        headers: [...entry.notModifiedHeaders, ["age", ageStr], ["x-cache", status]],
-      });
+      const res = new Response(null, { status: 304, headers: entry.notModifiedHeaders });
+      res.headers.append("age", ageStr);
+      res.headers.append("x-cache", status);
+      return res;
     }
-    const headers = [...entry.serveHeaders, ["age", ageStr], ["x-cache", status]];
     const noBody = req.method === "HEAD" || entry.status === 204 || entry.status === 304;
     if (!noBody) this.counters.bytesServed += entry.body.byteLength;
-    return new Response(noBody ? null : entry.body, { status: entry.status, headers });
+    const res = new Response(noBody ? null : entry.body, {
+      status: entry.status,
+      headers: entry.serveHeaders,
+    });
+    // Stored headers never contain Age, so append (no search) is enough; X-Cache is HIT there.
+    const out = res.headers;
+    out.append("age", ageStr);
+    if (status !== "HIT") out.set("x-cache", status);
+    return res;
   }
 
   async #slow(
@@ -318,7 +328,10 @@ export class CacheEngine {
     const conditional = isGet && entry !== undefined &&
       (entry.etag !== null || entry.lastModified !== null);
     let upstream = req;
-    if (isGet) {
+    const rh = req.headers;
+    const rewrite = conditional ||
+      (isGet && (rh.has("if-none-match") || rh.has("if-modified-since") || rh.has("if-range")));
+    if (rewrite) {
       const headers = new Headers(req.headers);
       for (const f of CLIENT_CONDITIONALS) headers.delete(f);
       if (conditional) {
@@ -369,7 +382,7 @@ export class CacheEngine {
       return this.#forward(req, ctx, next, key, rules, undefined, lock, count);
     }
     if (count) this.counters.misses++;
-    return this.#storeAndServe(req, ctx, key, rules, res, requestTime, responseTime, lock);
+    return await this.#storeAndServe(req, ctx, key, rules, res, requestTime, responseTime, lock);
   }
 
   /** Applies a 304's header fields to the stored response (RFC 9111 §3.2, §4.3.4). */
@@ -406,7 +419,7 @@ export class CacheEngine {
     return prepare(s, this.#defaultTtl);
   }
 
-  #storeAndServe(
+  async #storeAndServe(
     req: Request,
     ctx: RequestContext,
     key: string,
@@ -415,7 +428,7 @@ export class CacheEngine {
     requestTime: number,
     responseTime: number,
     lock: Lock | null,
-  ): Response {
+  ): Promise<Response> {
     const pass = () => {
       lock?.release(false);
       ctx.cacheStatus = "MISS";
@@ -458,6 +471,38 @@ export class CacheEngine {
       varyKey: secondaryKey(varyNames, req.headers) ?? "",
       initialAge: correctedInitialAge(rh.get("age"), dateMs, requestTime, responseTime),
     };
+    const h = req.headers;
+    const inm = h.get("if-none-match");
+    const ims = inm === null ? h.get("if-modified-since") : null;
+    if (res.body !== null && length !== null && Number(length) <= INLINE_MAX_BYTES) {
+      // Small body of known size: read it at once. A JS stream between the
+      // forwarder and the client would cost more than holding a few KiB.
+      const body = new Uint8Array(await res.arrayBuffer());
+      const entry = prepare({ ...base, body }, this.#defaultTtl);
+      const ttl = this.ttlOf(entry, Date.now());
+      if (ttl > 0) {
+        this.store.set(key, entry, ttl);
+        this.counters.stored++;
+      }
+      lock?.release(ttl > 0);
+      ctx.cacheStatus = "MISS";
+      if (
+        (inm !== null || ims !== null) && res.status === 200 &&
+        notModified(inm, ims, entry.etag, entry.lastModified)
+      ) {
+        const nm = new Response(null, { status: 304, headers: entry.notModifiedHeaders });
+        nm.headers.append("x-cache", "MISS");
+        return nm;
+      }
+      const full = new Response(body, {
+        status: res.status,
+        statusText: res.statusText,
+        headers: rh,
+      });
+      full.headers.set("x-cache", "MISS");
+      return full;
+    }
+
     const probe = prepare(base, this.#defaultTtl);
     const ttl = this.ttlOf(probe, responseTime);
     if (ttl <= 0) return pass();
@@ -475,8 +520,6 @@ export class CacheEngine {
       lock?.release(true);
     };
     ctx.cacheStatus = "MISS";
-    const out = new Headers(rh);
-    out.set("x-cache", "MISS");
     let body: ReadableStream<Uint8Array> | null = null;
     if (res.body === null) {
       finish(new Uint8Array(0));
@@ -485,21 +528,23 @@ export class CacheEngine {
       body = cap.stream;
       this.#track(cap.done.then(finish));
     }
-    const h = req.headers;
-    const inm = h.get("if-none-match");
-    const ims = inm === null ? h.get("if-modified-since") : null;
     if (
       (inm !== null || ims !== null) && res.status === 200 &&
       notModified(inm, ims, probe.etag, probe.lastModified)
     ) {
       // Keep reading upstream into the store; the client only needs the 304.
       body?.cancel().catch(() => {});
-      return new Response(null, {
-        status: 304,
-        headers: [...probe.notModifiedHeaders, ["x-cache", "MISS"]],
-      });
+      const notModified = new Response(null, { status: 304, headers: probe.notModifiedHeaders });
+      notModified.headers.append("x-cache", "MISS");
+      return notModified;
     }
-    return new Response(body, { status: res.status, statusText: res.statusText, headers: out });
+    const streamed = new Response(body, {
+      status: res.status,
+      statusText: res.statusText,
+      headers: rh,
+    });
+    streamed.headers.set("x-cache", "MISS");
+    return streamed;
   }
 
   /** stale-while-revalidate: one background refresh per key at a time; never throws. */

@@ -36,47 +36,100 @@ export interface CacheEntry extends StoredResponse {
   readonly freshness: Freshness;
   readonly etag: string | null;
   readonly lastModified: string | null;
-  /** Headers to serve (everything stored plus Content-Length). */
-  readonly serveHeaders: readonly [string, string][];
-  /** Headers of a 304 answered from this entry. */
-  readonly notModifiedHeaders: readonly [string, string][];
+  /**
+   * Headers to serve (everything stored plus Content-Length), built once:
+   * `new Response(body, { headers })` copies an existing Headers list several
+   * times faster than it validates tuples or a record. Never mutated.
+   */
+  readonly serveHeaders: Headers;
+  /** Headers of a 304 answered from this entry (never mutated). */
+  readonly notModifiedHeaders: Headers;
   /** Approximate bytes held in memory. */
   readonly size: number;
 }
 
+/**
+ * A stored response with its derived values. The header lists used to serve
+ * it are built on first use: on a miss-heavy workload most entries are never
+ * served, and building a Headers list costs microseconds.
+ */
+class Entry implements CacheEntry {
+  readonly url: string;
+  readonly status: number;
+  readonly headers: readonly [string, string][];
+  readonly body: Uint8Array<ArrayBuffer>;
+  readonly requestTime: number;
+  readonly responseTime: number;
+  readonly varyNames: readonly string[];
+  readonly varyKey: string;
+  readonly initialAge: number;
+  readonly freshness: Freshness;
+  readonly etag: string | null;
+  readonly lastModified: string | null;
+  readonly size: number;
+  #serve: Headers | undefined;
+  #notModified: Headers | undefined;
+
+  constructor(s: StoredResponse, defaultTtlSec: number) {
+    this.url = s.url;
+    this.status = s.status;
+    this.headers = s.headers;
+    this.body = s.body;
+    this.requestTime = s.requestTime;
+    this.responseTime = s.responseTime;
+    this.varyNames = s.varyNames;
+    this.varyKey = s.varyKey;
+    this.initialAge = s.initialAge;
+    let cc: string | null = null;
+    let date: string | null = null;
+    let etag: string | null = null;
+    let lastModified: string | null = null;
+    let expires: string | null = null;
+    let headerBytes = 0;
+    for (const [k, v] of s.headers) {
+      headerBytes += k.length + v.length + 16;
+      if (k === "cache-control") cc = cc === null ? v : cc + ", " + v;
+      else if (k === "date") date = v;
+      else if (k === "etag") etag = v;
+      else if (k === "last-modified") lastModified = v;
+      else if (k === "expires") expires = expires === null ? v : expires + ", " + v;
+    }
+    const fields = {
+      get: (name: string) =>
+        name === "expires" ? expires : name === "last-modified" ? lastModified : null,
+    };
+    const dateMs = parseHttpDate(date) ?? s.responseTime;
+    this.freshness = freshness(s.status, parseCacheControl(cc), fields, dateMs, defaultTtlSec);
+    this.etag = etag;
+    this.lastModified = lastModified;
+    this.size = s.body.byteLength + headerBytes + s.url.length + 256;
+  }
+
+  get serveHeaders(): Headers {
+    if (this.#serve === undefined) {
+      const h = new Headers(this.headers as [string, string][]);
+      // 204 and 304 never carry Content-Length for a body (RFC 9110 §8.6).
+      if (this.status !== 204 && this.status !== 304) {
+        h.append("content-length", String(this.body.byteLength));
+      }
+      // Most responses served from an entry are hits: one header less to add per request.
+      h.append("x-cache", "HIT");
+      this.#serve = h;
+    }
+    return this.#serve;
+  }
+
+  get notModifiedHeaders(): Headers {
+    this.#notModified ??= new Headers(
+      this.headers.filter(([k]) => NOT_MODIFIED_FIELDS.has(k)) as [string, string][],
+    );
+    return this.#notModified;
+  }
+}
+
 /** Derives a {@linkcode CacheEntry} from a stored response. */
 export function prepare(s: StoredResponse, defaultTtlSec: number): CacheEntry {
-  let cc: string | null = null;
-  let date: string | null = null;
-  let etag: string | null = null;
-  let lastModified: string | null = null;
-  let headerBytes = 0;
-  const notModifiedHeaders: [string, string][] = [];
-  for (const [k, v] of s.headers) {
-    headerBytes += k.length + v.length + 16;
-    if (k === "cache-control") cc = cc === null ? v : cc + ", " + v;
-    else if (k === "date") date = v;
-    else if (k === "etag") etag = v;
-    else if (k === "last-modified") lastModified = v;
-    if (NOT_MODIFIED_FIELDS.has(k)) notModifiedHeaders.push([k, v]);
-  }
-  const headers = new Headers(s.headers as [string, string][]);
-  const dateMs = parseHttpDate(date) ?? s.responseTime;
-  const f = freshness(s.status, parseCacheControl(cc), headers, dateMs, defaultTtlSec);
-  const serveHeaders: [string, string][] = s.headers.map(([k, v]) => [k, v]);
-  // 204 and 304 never carry Content-Length for a body (RFC 9110 §8.6).
-  if (s.status !== 204 && s.status !== 304) {
-    serveHeaders.push(["content-length", String(s.body.byteLength)]);
-  }
-  return {
-    ...s,
-    freshness: f,
-    etag,
-    lastModified,
-    serveHeaders,
-    notModifiedHeaders,
-    size: s.body.byteLength + headerBytes + s.url.length + 256,
-  };
+  return new Entry(s, defaultTtlSec);
 }
 
 /** Strips the derived fields (for serialisation). */

@@ -266,7 +266,7 @@ export interface Freshness {
 export function freshness(
   status: number,
   rc: Directives,
-  headers: Headers,
+  headers: { get(name: string): string | null },
   dateMs: number,
   defaultTtlSec: number,
 ): Freshness {
