@@ -58,6 +58,16 @@ Deno.test("cache: miss then hit with Age; origin asked once", async () => {
       assert.equal(s.bytes_served_from_cache, 2);
       assert.equal(s.l1_entries, 1);
       assert.ok(cache.metrics().some((m) => m.name === "proxy_cache_requests_total"));
+      const fast = cache.serveHit(new Request(`${o.url}/a`), ctx());
+      assert.equal(fast?.headers.get("x-cache"), "HIT");
+      assert.equal(await fast?.text(), "v1");
+      const nc = new Request(`${o.url}/a`, { headers: { "cache-control": "no-cache" } });
+      assert.equal(
+        cache.serveHit(nc, ctx()),
+        undefined,
+        "anything but a plain fresh hit: undefined",
+      );
+      assert.equal(cache.serveHit(new Request(`${o.url}/other`), ctx()), undefined);
     },
   );
 });
@@ -642,4 +652,46 @@ Deno.test("cache+redis: auto falls back to memory when Redis does not answer", a
     await cache.close();
     await handle.close();
   }
+});
+
+Deno.test("cache+redis: a hung Redis delays a request by the command timeout at most", async () => {
+  await withRedis(async (redis, handle) => {
+    const origin = startOrigin({
+      "/h": (r) => text(new URL(r.url).search, { "cache-control": "max-age=60" }),
+    });
+    const a = await memoryCache({ backend: "redis", redis: handle, prefix: "px:" });
+    const b = await memoryCache({ backend: "redis", redis: handle, prefix: "px:" });
+    assert.ok(await handle.ping(5000));
+    const info = await handle.client.info("server");
+    const pid = Number(/process_id:(\d+)/.exec(info)![1]);
+    const signal = (sig: string) =>
+      new Deno.Command("kill", { args: [`-${sig}`, String(pid)] }).output();
+    try {
+      await call(a.wrap(fetchNext), `${origin.url}/h?x=1`);
+      await a.settle();
+      await signal("STOP"); // Redis hangs: connected, but never answers
+      const t0 = performance.now();
+      const r = await call(b.wrap(fetchNext), `${origin.url}/h?x=1`);
+      const elapsed = performance.now() - t0;
+      assert.equal(r.status, 200);
+      assert.equal(r.body, "?x=1");
+      assert.equal(r.xcache, "MISS", "L2 lookup timed out: treated as a miss");
+      assert.ok(elapsed < 2000, `took ${elapsed.toFixed(0)} ms`);
+      assert.ok(b.snapshot().redis_errors >= 1);
+      await signal("CONT");
+      await b.settle();
+      const c = await memoryCache({ backend: "redis", redis: handle, prefix: "px:" });
+      try {
+        const again = await call(c.wrap(fetchNext), `${origin.url}/h?x=1`);
+        assert.equal(again.xcache, "HIT", "Redis answers again");
+      } finally {
+        await c.close();
+      }
+    } finally {
+      await signal("CONT");
+      await a.close();
+      await b.close();
+      await origin.close();
+    }
+  });
 });

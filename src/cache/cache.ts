@@ -149,6 +149,26 @@ export class CacheEngine {
 
   ttlOf = (e: CacheEntry, now: number): number => storageTtl(e, now, this.#grace);
 
+  /**
+   * The fresh-hit fast path alone, synchronously: a Response for a plain
+   * GET/HEAD (no Range, Cache-Control or Pragma) whose fresh entry is in
+   * memory, else undefined (then use the wrapped handler). Never touches
+   * Redis or the origin.
+   */
+  serveHit = (req: Request, ctx: RequestContext): Response | undefined => {
+    const method = req.method;
+    if (method !== "GET" && method !== "HEAD") return undefined;
+    const h = req.headers;
+    if (h.has("range") || h.has("cache-control") || h.has("pragma")) return undefined;
+    const now = Date.now();
+    const entry = this.store.lookup(cacheKey(req, ctx), h, now);
+    if (entry === undefined) return undefined;
+    const age = currentAge(entry.initialAge, entry.responseTime, now);
+    if (entry.freshness.noCache || entry.freshness.lifetime <= age) return undefined;
+    this.counters.hits++;
+    return this.#serve(entry, req, ctx, age, "HIT");
+  };
+
   wrap: Wrapper = (next: Handler): Handler => {
     return (req, ctx) => {
       const method = req.method;

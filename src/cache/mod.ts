@@ -17,7 +17,7 @@
  *
  * @module
  */
-import type { Handler, Wrapper } from "../context/mod.ts";
+import type { Handler, RequestContext, Wrapper } from "../context/mod.ts";
 import type { MetricFamily, StatsSource } from "../stats/metric.ts";
 import type { RedisHandle } from "../redis/mod.ts";
 import type { Redis } from "ioredis";
@@ -76,6 +76,14 @@ export interface Cache extends StatsSource {
   readonly backendName: "memory" | "redis" | "off";
   /** The cache phase; put it outside compression: `cache.wrap(compression.wrap(route))`. */
   readonly wrap: Wrapper;
+  /**
+   * Synchronous fresh-hit fast path for a listener that wants to answer hits
+   * before the rest of the app: a Response for a plain GET/HEAD whose fresh
+   * copy is in memory, else undefined (then run the app as usual). It skips
+   * whatever the caller has not run before it (rate limit, filters), so call
+   * it only after those or where they do not apply.
+   */
+  serveHit(req: Request, ctx: RequestContext): Response | undefined;
   /** Drops stored responses for an effective request URL (all its variants). */
   invalidate(url: string): Promise<void>;
   /** Purges by exact URL, URL prefix, or everything under the prefix; returns keys removed. */
@@ -119,6 +127,10 @@ export async function createCache(options: CacheOptions): Promise<Cache> {
   if (options.backend === "redis") {
     if (!options.redis) throw new Error("CACHE_BACKEND=redis needs a Redis connection");
     useRedis = true;
+    // Give the connection a moment, so the first requests can already share hits.
+    if (!(await options.redis.ping(500))) {
+      log?.("warn", "cache: redis is not answering yet; serving from memory until it does");
+    }
   } else if (options.backend === "auto" && options.redis) {
     useRedis = await options.redis.ping(500);
   }
@@ -197,6 +209,7 @@ export async function createCache(options: CacheOptions): Promise<Cache> {
     name: "cache",
     backendName,
     wrap: engine.wrap,
+    serveHit: engine.serveHit,
     invalidate(url) {
       engine.invalidate(normalizeUrl(url));
       return engine.settle();
@@ -244,6 +257,7 @@ function offCache(): Cache {
     name: "cache",
     backendName: "off",
     wrap: (next: Handler) => next,
+    serveHit: () => undefined,
     invalidate: () => Promise.resolve(),
     purge: () => Promise.resolve(0),
     status: () => "off",
