@@ -695,3 +695,33 @@ Deno.test("cache+redis: a hung Redis delays a request by the command timeout at 
     }
   });
 });
+
+Deno.test("cache: an origin that breaks off a body fails that request with 502 and stores nothing", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const served = (async () => {
+    for await (const conn of listener) {
+      const buf = new Uint8Array(4096);
+      await conn.read(buf);
+      await conn.write(new TextEncoder().encode(
+        "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nCache-Control: max-age=60\r\n\r\nshort",
+      ));
+      conn.close();
+    }
+  })();
+  const cache = await memoryCache();
+  try {
+    const h = cache.wrap(fetchNext);
+    const url = `http://127.0.0.1:${port}/broken`;
+    const results = await Promise.allSettled([call(h, url), call(h, url)]);
+    for (const r of results) {
+      assert.equal(r.status, "rejected");
+      assert.equal((r as PromiseRejectedResult).reason.status, 502);
+    }
+    assert.equal(cache.snapshot().l1_entries, 0);
+  } finally {
+    await cache.close();
+    listener.close();
+    await served.catch(() => {});
+  }
+});

@@ -497,7 +497,16 @@ export class CacheEngine {
     if (res.body !== null && length !== null && Number(length) <= INLINE_MAX_BYTES) {
       // Small body of known size: read it at once. A JS stream between the
       // forwarder and the client would cost more than holding a few KiB.
-      const body = new Uint8Array(await res.arrayBuffer());
+      let body: Uint8Array<ArrayBuffer>;
+      try {
+        body = new Uint8Array(await res.arrayBuffer());
+      } catch (err) {
+        lock?.release(false);
+        // Same as the forwarder's errors: the app answers 502 for status >= 500.
+        throw Object.assign(new Error(`upstream body failed: ${(err as Error).message}`), {
+          status: 502,
+        });
+      }
       const entry = prepare({ ...base, body }, this.#defaultTtl);
       const ttl = this.ttlOf(entry, Date.now());
       if (ttl > 0) {
