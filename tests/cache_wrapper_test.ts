@@ -725,3 +725,37 @@ Deno.test("cache: an origin that breaks off a body fails that request with 502 a
     await served.catch(() => {});
   }
 });
+
+Deno.test("cache+redis: a stale L1 copy is replaced by a copy another instance refreshed", async () => {
+  await withRedis(async (_redis, handle) => {
+    const origin = startOrigin({
+      "/r": (r) =>
+        r.headers.get("if-none-match") === '"r1"'
+          ? new Response(null, {
+            status: 304,
+            headers: { etag: '"r1"', "cache-control": "max-age=1" },
+          })
+          : text("r", { etag: '"r1"', "cache-control": "max-age=1" }),
+    });
+    assert.ok(await handle.ping(5000));
+    const a = await memoryCache({ backend: "redis", redis: handle, prefix: "px:" });
+    const b = await memoryCache({ backend: "redis", redis: handle, prefix: "px:" });
+    try {
+      const url = `${origin.url}/r`;
+      assert.equal((await call(a.wrap(fetchNext), url)).xcache, "MISS");
+      await a.settle();
+      assert.equal((await call(b.wrap(fetchNext), url)).xcache, "HIT");
+      await new Promise((r) => setTimeout(r, 1200));
+      assert.equal((await call(a.wrap(fetchNext), url)).xcache, "REVALIDATED");
+      await a.settle();
+      const fromB = await call(b.wrap(fetchNext), url);
+      assert.equal(fromB.xcache, "HIT", "b took a's refreshed copy from Redis");
+      assert.equal(fromB.body, "r");
+      assert.equal(origin.count("/r"), 2, "one fetch and one revalidation in all");
+    } finally {
+      await a.close();
+      await b.close();
+      await origin.close();
+    }
+  });
+});

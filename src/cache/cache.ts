@@ -256,10 +256,13 @@ export class CacheEngine {
         }
       }
       if (req.method === "HEAD") {
-        if (!l2Checked && entry === undefined) {
+        if (!l2Checked) {
           l2Checked = true;
-          entry = await this.store.get(key, req.headers);
-          if (entry !== undefined) continue;
+          const found = await this.store.newerInL2(key, req.headers, entry);
+          if (found !== undefined) {
+            entry = found;
+            continue;
+          }
         }
         if (onlyIfCached(rules)) return this.#gatewayTimeout(ctx);
         // HEAD has no body to store: ask the origin directly, without taking the lock.
@@ -285,7 +288,8 @@ export class CacheEngine {
       try {
         if (!l2Checked) {
           l2Checked = true;
-          const found = await this.store.get(key, req.headers);
+          // Also when our copy is stale: another instance may have stored a newer one.
+          const found = await this.store.newerInL2(key, req.headers, entry);
           if (found !== undefined) {
             mine?.release(true);
             entry = found;

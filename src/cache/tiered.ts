@@ -89,6 +89,23 @@ export class TieredStore implements CacheStore {
     return entry;
   }
 
+  /**
+   * L2 only: another instance may have refreshed what is stale in our L1.
+   * A copy newer than `than` is promoted to L1 and returned.
+   */
+  async newerInL2(
+    key: string,
+    headers: Headers,
+    than: CacheEntry | undefined,
+  ): Promise<CacheEntry | undefined> {
+    if (this.l2 === undefined) return undefined;
+    const entry = await this.l2.get(key, headers);
+    if (entry === undefined || (than && entry.responseTime <= than.responseTime)) return undefined;
+    const now = Date.now();
+    this.l1.put(key, entry, this.#ttlOf(entry, now), now);
+    return entry;
+  }
+
   /** Stores in L1 now and in L2 in the background. */
   set(key: string, entry: CacheEntry, ttlSec: number): Promise<void> {
     this.l1.put(key, entry, ttlSec);
