@@ -82,8 +82,9 @@
     return { ok: res.ok, status: res.status, data };
   }
 
-  function notice(text) {
+  function notice(text, level = "error") {
     const n = $("#notice");
+    n.className = `notice ${level}`;
     n.textContent = text;
     n.hidden = !text;
     if (text) {
@@ -524,7 +525,14 @@
     const u = new URL(status.address);
     if (u.hostname === "0.0.0.0") u.hostname = "127.0.0.1";
     if (u.hostname === "[::]") u.hostname = "[::1]";
-    $("#lt-proxy").value = u.origin;
+    if (status.mode === "reverse") {
+      // A gateway is the target itself: requests go to it, not through it.
+      $("#lt-url").value = `${u.origin}/`;
+      $("#lt-proxy").value = "";
+      notice("The proxy runs as a reverse proxy: it is now the URL to load.", "info");
+    } else {
+      $("#lt-proxy").value = u.origin;
+    }
   });
 
   function setFormErrors(errors) {
