@@ -655,7 +655,7 @@ Deno.test("cache+redis: auto falls back to memory when Redis does not answer", a
 });
 
 Deno.test("cache+redis: a hung Redis delays a request by the command timeout at most", async () => {
-  await withRedis(async (redis, handle) => {
+  await withRedis(async (_redis, handle) => {
     const origin = startOrigin({
       "/h": (r) => text(new URL(r.url).search, { "cache-control": "max-age=60" }),
     });
