@@ -184,7 +184,7 @@ Deno.test("cache: response no-cache and max-age=0 with validators always revalid
 
 Deno.test("cache: max-stale, min-fresh, only-if-cached", async () => {
   await withCache({
-    "/s": (_r, n) => text(`s${n}`, { "cache-control": "max-age=1" }),
+    "/s": (_r, n) => text(`s${n}`, { "cache-control": "max-age=1", etag: `"s${n}"` }),
     "/f": (_r, n) => text(`f${n}`, { "cache-control": "max-age=60" }),
   }, async (o, _cache, h) => {
     const miss = await call(h, `${o.url}/s`, { headers: { "cache-control": "only-if-cached" } });

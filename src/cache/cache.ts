@@ -104,17 +104,17 @@ function isOriginFailure(err: unknown): boolean {
 
 /**
  * Seconds a store should keep an entry from `now`: what is left of its
- * freshness plus the longest of its stale allowances (stale-while-revalidate,
- * stale-if-error) and the grace period. An entry that may never be served
- * stale and cannot be revalidated goes when it stops being fresh.
+ * freshness plus its stale allowance (stale-while-revalidate, stale-if-error),
+ * or the grace period when it has validators and that is longer.
  * 0 means "not worth storing".
  */
 export function storageTtl(e: CacheEntry, now: number, graceSec: number): number {
   const f = e.freshness;
   const left = Math.max(0, f.lifetime - currentAge(e.initialAge, e.responseTime, now));
-  if (f.mustRevalidate && e.etag === null && e.lastModified === null) return Math.ceil(left);
-  // Stale copies stay a while: for revalidation, max-stale and an unreachable origin.
-  return Math.ceil(left + Math.max(f.swr, f.sie, graceSec));
+  const stale = f.mustRevalidate ? 0 : Math.max(f.swr, f.sie);
+  // With validators a stale copy stays a while longer: revalidating it costs a 304, not a body.
+  const validators = e.etag !== null || e.lastModified !== null;
+  return Math.ceil(left + Math.max(stale, validators ? graceSec : 0));
 }
 
 export class CacheEngine {

@@ -3,6 +3,7 @@ import { MemoryStore } from "./memory.ts";
 import { type CacheEntry, pack, prepare, stored, unpack } from "./entry.ts";
 import { normalizeAcceptEncoding, parseVary, secondaryKey } from "./vary.ts";
 import { capture } from "./capture.ts";
+import { storageTtl } from "./cache.ts";
 
 const enc = new TextEncoder();
 
@@ -161,4 +162,25 @@ Deno.test("capture: client gets every byte, the copy is complete, and capped cop
   await reader.read();
   await reader.cancel();
   assert.equal(new TextDecoder().decode((await c.done)!), "abcdef");
+});
+
+Deno.test("storageTtl: freshness left + stale allowance, or the grace period with validators", () => {
+  const now = Date.now();
+  const e = (cc: string, extra: [string, string][] = []) =>
+    prepare({
+      url: "http://a/t",
+      status: 200,
+      headers: [["cache-control", cc], ...extra],
+      body: new Uint8Array(1),
+      requestTime: now,
+      responseTime: now,
+      varyNames: [],
+      varyKey: "",
+      initialAge: 10,
+    }, 0);
+  assert.equal(storageTtl(e("max-age=60"), now, 3600), 50);
+  assert.equal(storageTtl(e("max-age=60, stale-while-revalidate=100"), now, 3600), 150);
+  assert.equal(storageTtl(e("max-age=60, stale-if-error=500, must-revalidate"), now, 3600), 50);
+  assert.equal(storageTtl(e("max-age=60", [["etag", '"x"']]), now, 3600), 3650);
+  assert.equal(storageTtl(e("max-age=0"), now, 3600), 0, "nothing to reuse: not stored");
 });
