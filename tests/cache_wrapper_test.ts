@@ -759,3 +759,33 @@ Deno.test("cache+redis: a stale L1 copy is replaced by a copy another instance r
     }
   });
 });
+
+Deno.test("cache: waiters stop waiting for a leader whose client reads slowly", async () => {
+  let release!: () => void;
+  const released = new Promise<void>((r) => release = r);
+  await withCache({
+    "/slowbody": (_r, n) => {
+      let sent = 0;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(c) {
+          if (n === 1 && sent === 1) await released;
+          if (sent++ === 4) return c.close();
+          c.enqueue(new Uint8Array(32 * 1024).fill(n));
+        },
+      });
+      return new Response(body, { headers: { "cache-control": "max-age=60" } });
+    },
+  }, async (o, cache, h) => {
+    const leader = await h(new Request(`${o.url}/slowbody`), ctx());
+    const reader = leader.body!.getReader();
+    await reader.read(); // the leader's client reads one chunk, then stalls
+    const t0 = performance.now();
+    const waiter = await call(h, `${o.url}/slowbody`);
+    assert.ok(performance.now() - t0 < 3000, "gave up waiting after the lock timeout");
+    assert.equal(waiter.body.length, 4 * 32 * 1024);
+    assert.equal(o.count("/slowbody"), 2);
+    release();
+    while (!(await reader.read()).done) { /* drain */ }
+    await cache.settle();
+  }, { lockTimeoutMs: 300 });
+});

@@ -47,6 +47,8 @@ export interface EngineOptions {
   defaultTtlSec: number;
   /** How long a stale entry with validators is kept for revalidation (seconds). */
   revalidateGraceSec: number;
+  /** Longest wait for another request's origin fetch of the same key (default 5000 ms). */
+  lockTimeoutMs?: number;
   logger?: (level: "debug" | "info" | "warn" | "error", msg: string) => void;
 }
 
@@ -134,6 +136,7 @@ export class CacheEngine {
   readonly #max: number;
   readonly #defaultTtl: number;
   readonly #grace: number;
+  readonly #lockTimeout: number;
   readonly #log: EngineOptions["logger"];
   readonly #inflight = new Map<string, Lock>();
   readonly #refreshing = new Set<string>();
@@ -144,6 +147,7 @@ export class CacheEngine {
     this.#max = options.maxObjectBytes;
     this.#defaultTtl = options.defaultTtlSec;
     this.#grace = options.revalidateGraceSec;
+    this.#lockTimeout = options.lockTimeoutMs ?? 5000;
     this.#log = options.logger;
   }
 
@@ -271,7 +275,7 @@ export class CacheEngine {
       const lock = this.#inflight.get(key);
       if (lock !== undefined && attempt < 2) {
         this.counters.coalesced++;
-        const storedByLeader = await lock.promise;
+        const storedByLeader = await this.#wait(lock);
         const again = this.store.lookup(key, req.headers);
         if (again !== undefined) {
           entry = again;
@@ -305,6 +309,23 @@ export class CacheEngine {
         mine?.release(false);
         throw err;
       }
+    }
+  }
+
+  /**
+   * Waits for a leader, at most the lock timeout: a large body streams at the
+   * pace of the leader's client, and a slow client must not hold everyone
+   * else back (after the timeout the waiter fetches on its own).
+   */
+  async #wait(lock: Lock): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      return await Promise.race([
+        lock.promise,
+        new Promise<boolean>((r) => timer = setTimeout(() => r(false), this.#lockTimeout)),
+      ]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -46,6 +46,8 @@ export interface CacheOptions {
   redis?: RedisHandle;
   /** Seconds a stale entry with validators stays stored for revalidation (default 3600). */
   revalidateGraceSec?: number;
+  /** Longest wait for a concurrent request's origin fetch of the same URL (default 5000 ms). */
+  lockTimeoutMs?: number;
   logger?: (level: "debug" | "info" | "warn" | "error", msg: string) => void;
 }
 
@@ -172,6 +174,7 @@ export async function createCache(options: CacheOptions): Promise<Cache> {
     maxObjectBytes: options.maxObjectBytes,
     defaultTtlSec: options.defaultTtlSec,
     revalidateGraceSec: grace,
+    lockTimeoutMs: options.lockTimeoutMs,
     logger: log,
   });
   const backendName = redis ? "redis" : "memory";
