@@ -100,22 +100,27 @@ Deno.test({
     const browser = await launchBrowser();
     const shot = (page: Page, name: string, fullPage = true) =>
       page.screenshot({ path: `${ARTIFACTS}dashboard-${name}.png`, fullPage });
+    let step = "starting the dashboard";
+    let failurePage: Page | undefined;
     try {
       await waitForPort(port, 60_000);
       const base = `http://127.0.0.1:${port}`;
       const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
       const page = await context.newPage();
+      failurePage = page;
       const pageErrors: string[] = [];
       page.on("pageerror", (e: Error) => pageErrors.push(e.message));
       page.setDefaultTimeout(60_000);
 
       // ── home, proxy stopped ──
+      step = "home, proxy stopped";
       await page.goto(base);
       await page.locator("#proxy-state", { hasText: "stopped" }).waitFor();
       await page.locator("#live", { hasText: "live" }).waitFor();
       await shot(page, "1-home-stopped");
 
       // ── configuration: a refused value, then a good save ──
+      step = "configuration: a refused value, then a good save";
       await page.click('nav a[data-page="config"]');
       await page.locator("#set-FORWARD_ALLOW_PRIVATE").waitFor();
       // The filter narrows the long list to what matches.
@@ -143,6 +148,7 @@ Deno.test({
       await shot(page, "3-config-saved");
 
       // ── start the proxy ──
+      step = "start the proxy";
       await page.click('nav a[data-page="home"]');
       await page.click("#btn-start");
       await page.locator("#proxy-state", { hasText: "running" }).waitFor();
@@ -152,6 +158,7 @@ Deno.test({
       assert(/^\d+$/.test(pid ?? ""), `pid ${pid}`);
 
       // ── load test through the proxy ──
+      step = "load test through the proxy";
       await page.click('nav a[data-page="loadtest"]');
       await page.fill("#lt-url", originUrl);
       await page.click("#lt-use-proxy");
@@ -177,6 +184,7 @@ Deno.test({
       await shot(page, "4-loadtest-result");
 
       // ── a second run, direct, then compare the two ──
+      step = "a second run, direct, then compare the two";
       await page.fill("#lt-proxy", "");
       await page.selectOption("#lt-mode", "requests");
       await page.fill("#lt-requests", "3000");
@@ -196,6 +204,7 @@ Deno.test({
       await shot(page, "5-loadtest-compare");
 
       // ── home with live numbers and charts, then stop ──
+      step = "home with live numbers and charts, then stop";
       await page.click('nav a[data-page="home"]');
       await page.waitForFunction(
         `Number(document.querySelector("#t-total").textContent.replaceAll(",", "")) >= 1000`,
@@ -214,6 +223,7 @@ Deno.test({
       await shot(page, "7-home-stopped-again");
 
       // ── a proxy that dies is shown stopped, with its last lines ──
+      step = "a proxy that dies is shown stopped, with its last lines";
       await page.click("#btn-start");
       await page.locator("#proxy-state", { hasText: "running" }).waitFor();
       const crashPid = Number(await page.textContent("#proxy-pid"));
@@ -225,6 +235,10 @@ Deno.test({
       await shot(page, "8-home-crashed", false);
       assert(pageErrors.length === 0, `page errors: ${pageErrors.join("; ")}`);
       await context.close();
+    } catch (err) {
+      // Say which step broke, and keep what the page showed then.
+      if (failurePage) await shot(failurePage, "failure").catch(() => {});
+      throw new Error(`e2e failed while ${step}: ${(err as Error).message}`, { cause: err });
     } finally {
       await browser.close();
       try {
