@@ -8,7 +8,6 @@
  * Needs /usr/bin/chromium (CI installs it); skipped with a message otherwise.
  */
 import { ok as assert } from "node:assert/strict";
-import { freePort, waitForPort } from "./helpers/ports.ts";
 // Pinned inline (the brief allows it) so deno.json stays free of a test-only package.
 // deno-lint-ignore no-import-prefix
 import type { Page } from "npm:playwright-core@1.65.1";
@@ -42,6 +41,58 @@ const COUNT_COLOUR = `(args) => {
   }
   return n;
 }`;
+
+interface DashboardProcess {
+  base: string;
+  /** Everything it wrote to stderr so far. */
+  output(): string;
+  /** SIGTERM, then waits; returns its exit status. */
+  stop(): Promise<Deno.CommandStatus>;
+}
+
+/**
+ * Runs `main.ts dashboard` on port 0 and reads the port from its start-up
+ * line, so no other test can take the port between choosing and binding it.
+ */
+async function startDashboard(envFile: string, token: string): Promise<DashboardProcess> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, "dashboard", "--port", "0", "--env-file", envFile],
+    stdout: "null",
+    stderr: "piped",
+    env: { DASHBOARD_TOKEN: token },
+  }).spawn();
+  let text = "";
+  const listening = Promise.withResolvers<string>();
+  const draining = (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      text += chunk;
+      const m = /proxy dashboard listening on (http:\/\/\S+?)\/?\s/.exec(text);
+      if (m) listening.resolve(m[1]);
+    }
+    listening.reject(new Error(`the dashboard exited before listening:\n${text}`));
+  })();
+  const timer = setTimeout(
+    () => listening.reject(new Error(`the dashboard did not start in 60 s:\n${text}`)),
+    60_000,
+  );
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* already gone */ }
+    const status = await child.status;
+    await draining;
+    return status;
+  };
+  try {
+    const base = await listening.promise;
+    return { base, output: () => text, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Headless Chromium with the flags that keep it quiet and sandbox-free in CI containers. */
 async function launchBrowser() {
@@ -85,26 +136,14 @@ Deno.test({
       () => new Response(body, { headers: { "cache-control": "max-age=60" } }),
     );
     const originUrl = `http://127.0.0.1:${origin.addr.port}/data`;
-    const port = freePort();
-    const dashboard = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", MAIN, "dashboard", "--port", String(port), "--env-file", envFile],
-      stdout: "null",
-      stderr: "piped",
-      env: { DASHBOARD_TOKEN: "" },
-    }).spawn();
-    const stderr = dashboard.stderr.pipeThrough(new TextDecoderStream());
-    const collected: string[] = [];
-    const draining = (async () => {
-      for await (const chunk of stderr) collected.push(chunk);
-    })();
+    const dashboard = await startDashboard(envFile, "");
     const browser = await launchBrowser();
     const shot = (page: Page, name: string, fullPage = true) =>
       page.screenshot({ path: `${ARTIFACTS}dashboard-${name}.png`, fullPage });
     let step = "starting the dashboard";
     let failurePage: Page | undefined;
     try {
-      await waitForPort(port, 60_000);
-      const base = `http://127.0.0.1:${port}`;
+      const base = dashboard.base;
       const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
       const page = await context.newPage();
       failurePage = page;
@@ -241,14 +280,10 @@ Deno.test({
       throw new Error(`e2e failed while ${step}: ${(err as Error).message}`, { cause: err });
     } finally {
       await browser.close();
-      try {
-        dashboard.kill("SIGTERM");
-      } catch { /* already gone */ }
-      const status = await dashboard.status;
-      await draining;
+      const status = await dashboard.stop();
       await origin.shutdown();
       await Deno.remove(dir, { recursive: true });
-      assert(status.success || status.signal === "SIGTERM", collected.join(""));
+      assert(status.success || status.signal === "SIGTERM", dashboard.output());
     }
   },
 });
@@ -262,19 +297,12 @@ Deno.test({
   async fn() {
     await Deno.mkdir(ARTIFACTS, { recursive: true });
     const dir = await Deno.makeTempDir({ prefix: "dashboard-e2e-token-" });
-    const port = freePort();
-    const dashboard = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", MAIN, "dashboard", "--port", String(port), "--env-file", `${dir}/.env`],
-      stdout: "null",
-      stderr: "null",
-      env: { DASHBOARD_TOKEN: "let-me-in" },
-    }).spawn();
+    const dashboard = await startDashboard(`${dir}/.env`, "let-me-in");
     const browser = await launchBrowser();
     try {
-      await waitForPort(port, 60_000);
       const page = await browser.newPage({ viewport: { width: 1280, height: 700 } });
       page.setDefaultTimeout(60_000);
-      await page.goto(`http://127.0.0.1:${port}/`);
+      await page.goto(`${dashboard.base}/`);
       await page.locator("#login-token").waitFor({ state: "visible" });
       assert(await page.isHidden("#page-home"), "no data before login");
       await page.fill("#login-token", "guess");
@@ -288,8 +316,7 @@ Deno.test({
       assert(await page.isHidden("#page-login"));
     } finally {
       await browser.close();
-      dashboard.kill("SIGTERM");
-      await dashboard.status;
+      await dashboard.stop();
       await Deno.remove(dir, { recursive: true });
     }
   },
