@@ -184,7 +184,7 @@ Deno.test("cache: response no-cache and max-age=0 with validators always revalid
 
 Deno.test("cache: max-stale, min-fresh, only-if-cached", async () => {
   await withCache({
-    "/s": (_r, n) => text(`s${n}`, { "cache-control": "max-age=1", etag: `"s${n}"` }),
+    "/s": (_r, n) => text(`s${n}`, { "cache-control": "max-age=2", etag: `"s${n}"` }),
     "/f": (_r, n) => text(`f${n}`, { "cache-control": "max-age=60" }),
   }, async (o, _cache, h) => {
     const miss = await call(h, `${o.url}/s`, { headers: { "cache-control": "only-if-cached" } });
@@ -195,7 +195,8 @@ Deno.test("cache: max-stale, min-fresh, only-if-cached", async () => {
       (await call(h, `${o.url}/s`, { headers: { "cache-control": "only-if-cached" } })).xcache,
       "HIT",
     );
-    await new Promise((r) => setTimeout(r, 1100));
+    // Date has one-second granularity: max-age=2 is fresh for at least a second, stale after 2.1 s.
+    await new Promise((r) => setTimeout(r, 2100));
     const stale = await call(h, `${o.url}/s`, { headers: { "cache-control": "max-stale=60" } });
     assert.equal(stale.xcache, "STALE");
     assert.equal(stale.body, "s1");
@@ -733,9 +734,9 @@ Deno.test("cache+redis: a stale L1 copy is replaced by a copy another instance r
         r.headers.get("if-none-match") === '"r1"'
           ? new Response(null, {
             status: 304,
-            headers: { etag: '"r1"', "cache-control": "max-age=1" },
+            headers: { etag: '"r1"', "cache-control": "max-age=2" },
           })
-          : text("r", { etag: '"r1"', "cache-control": "max-age=1" }),
+          : text("r", { etag: '"r1"', "cache-control": "max-age=2" }),
     });
     assert.ok(await handle.ping(5000));
     const a = await memoryCache({ backend: "redis", redis: handle, prefix: "px:" });
@@ -745,7 +746,8 @@ Deno.test("cache+redis: a stale L1 copy is replaced by a copy another instance r
       assert.equal((await call(a.wrap(fetchNext), url)).xcache, "MISS");
       await a.settle();
       assert.equal((await call(b.wrap(fetchNext), url)).xcache, "HIT");
-      await new Promise((r) => setTimeout(r, 1200));
+      // Date has one-second granularity: max-age=2 is fresh for at least a second, stale after 2.1 s.
+      await new Promise((r) => setTimeout(r, 2100));
       assert.equal((await call(a.wrap(fetchNext), url)).xcache, "REVALIDATED");
       await a.settle();
       const fromB = await call(b.wrap(fetchNext), url);
