@@ -31,16 +31,22 @@ import {
   createHostnameCheck,
   createProxyAuth,
   forwardedForValue,
+  matchesAny,
   parseCidrList,
   requestHygiene,
 } from "./security/mod.ts";
 import { createRateLimiter, rateLimitHeaders } from "./ratelimit/mod.ts";
 import { createCompression } from "./compress/mod.ts";
-import { createFilter, xFilterValue } from "./filter/mod.ts";
+import { blockedResponse, createFilter, xFilterValue } from "./filter/mod.ts";
 import { createWorkerPool, TASK_WORKER } from "./workers/mod.ts";
 import { connectRedis } from "./redis/mod.ts";
 import { createCache, purgeRoutes } from "./cache/mod.ts";
-import { PROMETHEUS_CONTENT_TYPE, ProxyStats, renderPrometheus } from "./stats/mod.ts";
+import {
+  type MetricFamily,
+  PROMETHEUS_CONTENT_TYPE,
+  ProxyStats,
+  renderPrometheus,
+} from "./stats/mod.ts";
 import type { Refusal, TunnelRequest } from "./server/tunnel.ts";
 import { isWebSocketUpgrade, relayWebSocket } from "./server/websocket.ts";
 import { VERSION } from "./version.ts";
@@ -157,8 +163,12 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
   closers.push(() => forwarder.close());
   stats.add({
     name: "upstream",
-    snapshot: () => forwarder.snapshot(),
-    metrics: () => forwarder.metrics(),
+    snapshot: () => ({ ...forwarder.snapshot(), forward_proxy: forwardForwarder.snapshot() }),
+    metrics: () =>
+      mergeFamilies([
+        ...withLabels(forwarder.metrics(), { role: "reverse" }),
+        ...withLabels(forwardForwarder.metrics(), { role: "forward" }),
+      ]),
   });
 
   /** WebSocket upgrades (Deno.serve only): the original request, which Deno must upgrade itself. */
@@ -268,45 +278,57 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
 
   app.use(observe());
 
+  /** Request id, client address, stats: the first thing every request gets. */
+  function begin(req: Request, conn: ConnInfo): RequestContext {
+    stats.begin(req.method);
+    return {
+      id: `${instance}-${(++sequence).toString(36)}`,
+      conn,
+      startedAt: performance.now(),
+      clientIp: trusted.length === 0
+        ? conn.remoteAddr
+        : clientIpFrom(conn.remoteAddr, req.headers.get("x-forwarded-for"), trusted),
+    };
+  }
+
+  /** Stats and the access-log line once the response is known; may wrap the body to count it. */
+  function finish(req: Request, res: Response, ctx: RequestContext, path: () => string): Response {
+    const ms = performance.now() - ctx.startedAt;
+    stats.end(res.status, ms);
+    const length = res.headers.get("content-length");
+    if (length !== null) stats.bytesTransferred += Number(length);
+    else if (res.body && req.method !== "HEAD") {
+      res = countBody(res, (n) => stats.bytesTransferred += n);
+    }
+    if (accessLog) {
+      accessLog.info(
+        "{clientIp} {method} {target} {status} {bytes} {durationMs}ms {cache} {backend} {id}",
+        {
+          id: ctx.id,
+          clientIp: ctx.clientIp,
+          method: req.method,
+          target: ctx.conn.form === "absolute" ? req.url : path(),
+          status: res.status,
+          bytes: length ?? "-",
+          durationMs: Math.round(ms * 1000) / 1000,
+          cache: ctx.cacheStatus ?? "-",
+          backend: ctx.backend ?? "-",
+          userAgent: req.headers.get("user-agent") ?? "",
+        },
+      );
+    }
+    return res;
+  }
+
   function observe(): MiddlewareHandler<ProxyEnv> {
     return async (c, next) => {
       const req = c.req.raw;
-      const ctx: RequestContext = {
-        id: `${instance}-${(++sequence).toString(36)}`,
-        conn: c.env,
-        startedAt: performance.now(),
-        clientIp: trusted.length === 0
-          ? c.env.remoteAddr
-          : clientIpFrom(c.env.remoteAddr, req.headers.get("x-forwarded-for"), trusted),
-      };
+      const ctx = begin(req, c.env);
       c.set("ctx", ctx);
-      stats.begin(req.method);
       await next();
       const res = c.res;
-      const ms = performance.now() - ctx.startedAt;
-      stats.end(res.status, ms);
-      const length = res.headers.get("content-length");
-      if (length !== null) stats.bytesTransferred += Number(length);
-      else if (res.body && req.method !== "HEAD") {
-        c.res = countBody(res, (n) => stats.bytesTransferred += n);
-      }
-      if (accessLog) {
-        accessLog.info(
-          "{clientIp} {method} {target} {status} {bytes} {durationMs}ms {cache} {backend} {id}",
-          {
-            id: ctx.id,
-            clientIp: ctx.clientIp,
-            method: req.method,
-            target: ctx.conn.form === "absolute" ? req.url : c.req.path,
-            status: res.status,
-            bytes: length ?? "-",
-            durationMs: Math.round(ms * 1000) / 1000,
-            cache: ctx.cacheStatus ?? "-",
-            backend: ctx.backend ?? "-",
-            userAgent: req.headers.get("user-agent") ?? "",
-          },
-        );
-      }
+      const out = finish(req, res, ctx, () => c.req.path);
+      if (out !== res) c.res = out;
     };
   }
 
@@ -331,31 +353,35 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
       }),
   );
   own.post("/proxy-reload", async () => {
-    await proxy.reload();
+    try {
+      await proxy.reload();
+    } catch (err) {
+      // The previous lists and users stay in force; say why the new ones were not taken.
+      return text(500, `reload failed, previous configuration kept: ${(err as Error).message}`);
+    }
     return text(200, "reloaded");
   });
   own.all("*", () => text(405, "method not allowed on this endpoint"));
 
   // security: header count/size and ambiguous framing (431/400) before anything else reads them
   app.use(hygiene);
+  // Own endpoints and purge, behind the admin guard (/healthz stays open for load balancers).
+  // One middleware for both keeps the proxied path to a method check and a path lookup.
   app.use((c, next) => {
-    if (c.env.form !== "origin" || !OWN_PATHS.has(c.req.path)) return next();
+    const method = c.req.method;
+    const origin = c.env.form === "origin";
+    if (method !== "PURGE" && !origin) return next();
+    const path = origin ? c.req.path : "";
+    if (method === "PURGE" || path === "/proxy-cache/purge") {
+      return guardAdmin(c, async () => {
+        c.res = await purger.fetch(c.req.raw);
+      });
+    }
+    if (!OWN_PATHS.has(path)) return next();
     const serveOwn = async () => {
       c.res = await own.fetch(c.req.raw, c.env);
     };
-    // /healthz stays open for load balancers; the rest needs loopback or ADMIN_TOKEN.
-    if (c.req.path === "/healthz") return serveOwn();
-    return guardAdmin(c, serveOwn);
-  });
-
-  // cache: PURGE <url> and POST /proxy-cache/purge, behind the admin guard
-  app.use((c, next) => {
-    const purge = c.req.method === "PURGE" ||
-      (c.env.form === "origin" && c.req.path === "/proxy-cache/purge");
-    if (!purge) return next();
-    return guardAdmin(c, async () => {
-      c.res = await purger.fetch(c.req.raw);
-    });
+    return path === "/healthz" ? serveOwn() : guardAdmin(c, serveOwn);
   });
 
   // admission: in-flight limit and queue (after the own endpoints, so /metrics answers under load)
@@ -367,15 +393,18 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
   closers.push(() => admission.close());
   stats.add(admission);
   app.use(admission.middleware);
-  // security: client ACL (and proxy auth) for forward proxying
-  app.use((c, next) => {
-    if (c.env.form === "origin" && !aclForReverse) return next();
-    return acl.middleware(c, next);
-  });
+  // security: client ACL (and proxy auth) for forward proxying. Phases that are off are not
+  // registered at all: every middleware hop costs the hit path about a microsecond.
+  if (listener === "node:http" || aclForReverse) {
+    app.use((c, next) => {
+      if (c.env.form === "origin" && !aclForReverse) return next();
+      return acl.middleware(c, next);
+    });
+  }
   if (auth) app.use(auth.middleware); // forward proxying only; strips Proxy-Authorization
-  app.use(limitBody);
+  if (config.maxBodySize > 0) app.use(limitBody);
   // ratelimit:
-  app.use(rateLimiter.middleware);
+  if (config.rateLimitRequests > 0) app.use(rateLimiter.middleware);
   // filter: lists parsed in the pool; verdicts are hash lookups on this thread
   const filter = await createFilter({
     categories: config.requestFilters,
@@ -390,30 +419,34 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
   });
   closers.push(() => filter.close());
   stats.add(filter);
-  app.use(filter.middleware);
+  if (config.requestFilters.length > 0 || config.filterLists.length > 0) app.use(filter.middleware);
 
-  app.all("*", async (c) => {
+  app.all("*", (c) => {
     const ctx = c.get("ctx");
-    if (c.env.form === "absolute") {
-      let target: URL;
-      try {
-        target = new URL(c.req.url);
-      } catch {
-        return text(400, "bad request-target");
-      }
-      if (target.protocol !== "http:" && target.protocol !== "https:") {
-        return text(
-          400,
-          `unsupported scheme ${target.protocol} (only http and https; use CONNECT for TLS)`,
-        );
-      }
-      if (c.req.raw.headers.get("via")?.includes(via)) return text(508, "loop detected");
-      const refused = await checkHost?.(target.hostname);
-      if (refused) return text(403, `403 Forbidden: ${refused}`);
-      ctx.target = target;
-    }
-    return await pipeline(c.req.raw, ctx);
+    if (c.env.form !== "absolute") return pipeline(c.req.raw, ctx);
+    return forwardRequest(c.req.raw, ctx);
   });
+
+  /** An absolute-form request: validate the target, refuse loops and inside names, then go. */
+  async function forwardRequest(req: Request, ctx: RequestContext): Promise<Response> {
+    let target: URL;
+    try {
+      target = new URL(req.url);
+    } catch {
+      return text(400, "bad request-target");
+    }
+    if (target.protocol !== "http:" && target.protocol !== "https:") {
+      return text(
+        400,
+        `unsupported scheme ${target.protocol} (only http and https; use CONNECT for TLS)`,
+      );
+    }
+    if (req.headers.get("via")?.includes(via)) return text(508, "loop detected");
+    const refused = await checkHost?.(target.hostname);
+    if (refused) return text(403, `403 Forbidden: ${refused}`);
+    ctx.target = target;
+    return await pipeline(req, ctx);
+  }
 
   app.onError((err, c) => {
     if (err instanceof UpstreamError) return text(err.status, `upstream error: ${err.message}`);
@@ -425,8 +458,54 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
     return text(500, "internal proxy error");
   });
 
+  // ── the cache-hit lane ──────────────────────────────────────────────
+  // A fresh hit in memory costs a few microseconds; the Hono chain around it would cost
+  // several times that. So an origin-form GET/HEAD that the cache can answer from memory
+  // is answered here, with the checks that apply to it (rate limit exemption, filter),
+  // and everything else takes the full chain. Admission is not needed for a hit: it
+  // holds no upstream resource and finishes at once.
+  const rateExempt = cidrs(config.rateLimitExempt);
+  const exemptSeen = new Map<string, boolean>();
+  const isRateExempt = (ip: string) => {
+    let v = exemptSeen.get(ip);
+    if (v === undefined) {
+      v = matchesAny(rateExempt, ip);
+      if (exemptSeen.size > 10_000) exemptSeen.clear();
+      exemptSeen.set(ip, v);
+    }
+    return v;
+  };
+  const filtering = config.requestFilters.length > 0 || config.filterLists.length > 0;
+  const laneOpen = cache.backendName !== "off" && !auth && !aclForReverse;
+  function hitLane(req: Request, conn: ConnInfo): Response | undefined {
+    if (!laneOpen || conn.form !== "origin") return undefined;
+    const url = req.url;
+    const p = url.indexOf("/", url.indexOf("//") + 2);
+    const q = url.indexOf("?", p);
+    if (OWN_PATHS.has(q < 0 ? url.slice(p) : url.slice(p, q))) return undefined;
+    if (
+      config.rateLimitRequests > 0 && (trusted.length > 0 || !isRateExempt(conn.remoteAddr))
+    ) return undefined;
+    const ctx: RequestContext = {
+      id: "",
+      conn,
+      startedAt: performance.now(),
+      clientIp: conn.remoteAddr,
+    };
+    let res = cache.serveHit(req, ctx);
+    if (res === undefined) return undefined;
+    if (filtering) {
+      const host = req.headers.get("host");
+      const verdict = host === null ? undefined : filter.check(host);
+      if (verdict) res = blockedResponse(verdict);
+    }
+    stats.begin(req.method);
+    (ctx as { id: string }).id = `${instance}-${(++sequence).toString(36)}`;
+    return finish(req, res, ctx, () => new URL(url).pathname);
+  }
+
   const proxy: Proxy = {
-    fetch: (req, conn) => app.fetch(req, conn),
+    fetch: (req, conn) => hitLane(req, conn) ?? app.fetch(req, conn),
     checkAddress,
     async admitTunnel(req: TunnelRequest): Promise<Refusal | undefined> {
       if (!acl.isAllowedClient(req.clientIp)) {
@@ -505,6 +584,24 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
     },
   };
   return proxy;
+}
+
+/** Adds `labels` to every sample (two forwarders report the same metric names). */
+function withLabels(families: MetricFamily[], labels: Record<string, string>): MetricFamily[] {
+  return families.map((f) => ({
+    ...f,
+    samples: f.samples.map((s) => ({ ...s, labels: { ...s.labels, ...labels } })),
+  }));
+}
+
+/** Joins families of the same name into one (Prometheus allows one HELP/TYPE per name). */
+function mergeFamilies(families: MetricFamily[]): MetricFamily[] {
+  const byName = new Map<string, MetricFamily>();
+  for (const f of families) {
+    const seen = byName.get(f.name);
+    byName.set(f.name, seen ? { ...seen, samples: [...seen.samples, ...f.samples] } : f);
+  }
+  return [...byName.values()];
 }
 
 /** Counts body bytes as they stream to the client (responses without Content-Length). */
