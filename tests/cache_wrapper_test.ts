@@ -791,3 +791,32 @@ Deno.test("cache: waiters stop waiting for a leader whose client reads slowly", 
     await cache.settle();
   }, { lockTimeoutMs: 300 });
 });
+
+Deno.test("cache: a HEAD response freshens the stored GET, or drops it when validators differ", async () => {
+  let version = "a";
+  await withCache({
+    "/hd": (r, n) => {
+      const cc = r.method === "HEAD" ? "max-age=60" : "max-age=0";
+      // Deno.serve sends the headers (with Content-Length) and no body for HEAD.
+      return text(`body-${version}`, {
+        etag: `"${version}"`,
+        "cache-control": cc,
+        "x-gen": `${n}`,
+      });
+    },
+  }, async (o, _cache, h) => {
+    const url = `${o.url}/hd`;
+    assert.equal((await call(h, url)).xcache, "MISS");
+    const head = await call(h, url, { method: "HEAD" });
+    assert.equal(head.xcache, "MISS", "stale entry: HEAD went to the origin");
+    const hit = await call(h, url);
+    assert.equal(hit.xcache, "HIT", "the HEAD's max-age=60 freshened the stored GET");
+    assert.equal(hit.body, "body-a");
+    assert.equal(hit.headers.get("x-gen"), "2");
+    version = "b";
+    await call(h, url, { method: "HEAD", headers: { "cache-control": "no-cache" } });
+    const after = await call(h, url);
+    assert.equal(after.xcache, "MISS", "different validators: the stored body was dropped");
+    assert.equal(after.body, "body-b");
+  });
+});

@@ -426,8 +426,41 @@ export class CacheEngine {
       res.body?.cancel().catch(() => {});
       return this.#forward(req, ctx, next, key, rules, undefined, lock, count);
     }
+    if (!isGet && entry !== undefined && res.status === 200) {
+      this.#freshenFromHead(key, entry, res, requestTime, responseTime);
+    }
     if (count) this.counters.misses++;
     return await this.#storeAndServe(req, ctx, key, rules, res, requestTime, responseTime, lock);
+  }
+
+  /**
+   * A HEAD response for a stored GET (RFC 9111 §4.3.5): same validators and
+   * length freshen the stored headers like a 304; different ones mean the
+   * stored body is outdated, so it is dropped.
+   */
+  #freshenFromHead(
+    key: string,
+    entry: CacheEntry,
+    res: Response,
+    requestTime: number,
+    responseTime: number,
+  ): void {
+    const h = res.headers;
+    const etag = h.get("etag");
+    const lm = h.get("last-modified");
+    const length = h.get("content-length");
+    const same = (length === null || Number(length) === entry.body.byteLength) &&
+      (etag !== null
+        ? etag === entry.etag
+        : entry.etag === null && lm !== null && lm === entry.lastModified);
+    if (!same) {
+      this.#track(this.store.delete(key));
+      return;
+    }
+    const updated = this.#merge(entry, res, requestTime, responseTime);
+    if (updated === null) return;
+    const ttl = this.ttlOf(updated, responseTime);
+    if (ttl > 0) this.store.set(key, updated, ttl);
   }
 
   /** Applies a 304's header fields to the stored response (RFC 9111 §3.2, §4.3.4). */
