@@ -110,6 +110,18 @@ async function launchBrowser() {
   });
 }
 
+/**
+ * Polls a condition from the test side. (page.waitForFunction with a string
+ * evaluates it inside the page, which the dashboard's CSP rightly forbids.)
+ */
+async function until(ok: () => Promise<boolean>, what: string, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await ok())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** Counts pixels of one colour in the charts under `selector` (evaluated in the page). */
 async function pixels(page: Page, selector: string, rgb: number[]): Promise<number> {
   return Number(await page.evaluate(`(${COUNT_COLOUR})(${JSON.stringify([selector, ...rgb])})`));
@@ -192,7 +204,7 @@ Deno.test({
       await page.click("#btn-start");
       await page.locator("#proxy-state", { hasText: "running" }).waitFor();
       await page.locator("#logs", { hasText: "proxy listening on" }).waitFor();
-      await page.waitForFunction(`document.querySelector("#t-total").textContent !== "–"`);
+      await until(async () => (await page.textContent("#t-total")) !== "–", "live numbers");
       const pid = await page.textContent("#proxy-pid");
       assert(/^\d+$/.test(pid ?? ""), `pid ${pid}`);
 
@@ -241,12 +253,20 @@ Deno.test({
       const cmpPixelsB = await pixels(page, "#chart-cmp-latency", [220, 38, 38]);
       assert(cmpPixels > 50 && cmpPixelsB > 50, `comparison pixels ${cmpPixels}/${cmpPixelsB}`);
       await shot(page, "5-loadtest-compare");
+      // "again" puts a past run's settings back in the form.
+      await page.locator("#lt-history tbody tr").nth(1).locator("button", { hasText: "again" })
+        .click();
+      await until(async () => (await page.inputValue("#lt-label")) === "through proxy", "refill");
+      assert((await page.inputValue("#lt-proxy")) === proxyUrl);
+      assert((await page.inputValue("#lt-mode")) === "duration");
+      assert((await page.inputValue("#lt-duration")) === "2");
 
       // ── home with live numbers and charts, then stop ──
       step = "home with live numbers and charts, then stop";
       await page.click('nav a[data-page="home"]');
-      await page.waitForFunction(
-        `Number(document.querySelector("#t-total").textContent.replaceAll(",", "")) >= 1000`,
+      await until(
+        async () => Number((await page.textContent("#t-total"))!.replaceAll(",", "")) >= 1000,
+        "the load test in the proxy's numbers",
       );
       const rpsPixels = await pixels(page, "#chart-rps", [37, 99, 235]);
       assert(rpsPixels > 20, `live rps chart pixels: ${rpsPixels}`);

@@ -787,8 +787,15 @@
           el("td", {}, fmt.ms(h.p99_ms)),
           el(
             "td",
-            {},
+            { className: "row-actions" },
             h.state === "running" ? "running" : el("button", {
+              type: "button",
+              className: "link",
+              title: "fill the form with this run's settings",
+              onclick: () => fillForm(h.id),
+            }, "again"),
+            " ",
+            h.state === "running" ? null : el("button", {
               type: "button",
               className: "link danger",
               onclick: async () => {
@@ -802,6 +809,31 @@
       );
     }
     $("#lt-compare-btn").disabled = selected.size !== 2;
+  }
+
+  /** Puts a past run's settings back in the form, to run it again after a change. */
+  async function fillForm(id) {
+    const run = await fetchRun(id);
+    if (!run) return;
+    const o = run.options;
+    const byTime = o.duration !== undefined && o.duration !== null;
+    $("#lt-url").value = o.url;
+    $("#lt-proxy").value = o.proxy || "";
+    $("#lt-mode").value = byTime ? "duration" : "requests";
+    $("#lt-mode").dispatchEvent(new Event("change"));
+    if (byTime) $("#lt-duration").value = o.duration;
+    else $("#lt-requests").value = o.requests ?? 1000;
+    $("#lt-concurrency").value = o.concurrency ?? 10;
+    $("#lt-rate").value = o.rate ?? "";
+    $("#lt-method").value = o.method || "GET";
+    $("#lt-headers").value = (o.headers || []).map(([k, v]) => `${k}: ${v}`).join("\n");
+    $("#lt-body").value = o.body || "";
+    $("#lt-label").value = run.label;
+    setFormErrors({});
+    if (JSON.stringify(o).includes("***")) {
+      notice("Passwords and credentials are not kept: put them back in before running.", "info");
+    }
+    $("#lt-form").scrollIntoView({ behavior: "smooth" });
   }
 
   $("#lt-compare-btn").addEventListener("click", async () => {
