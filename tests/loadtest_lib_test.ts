@@ -178,6 +178,19 @@ Deno.test("rate mode holds the rate and counts latency from the intended send ti
   }
 });
 
+Deno.test("rate mode in a timed run sends rate × duration requests", async () => {
+  const o = origin(() => new Response("ok"));
+  try {
+    const r = await loadtest({ url: o.url, duration: 1, rate: 200, concurrency: 4 });
+    // Requests due at 0, 5, 10 … 995 ms: 200 of them, never more; the last few may be cut
+    // off by the end when a loaded machine delays them.
+    assert(r.requests >= 150 && r.requests <= 200, `${r.requests} requests`);
+    assertEquals(r.errors_total, 0);
+  } finally {
+    await o.close();
+  }
+});
+
 Deno.test("time-based run stops at the duration", async () => {
   const o = origin(() => new Response("ok"));
   try {
