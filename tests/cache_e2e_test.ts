@@ -38,7 +38,8 @@ async function withProxy(
 }
 
 Deno.test("e2e cache: hit after miss, coalescing, revalidation, purge, stats", async () => {
-  await withProxy({ CACHE_BACKEND: "memory" }, async (proxy, backend) => {
+  const env = { CACHE_BACKEND: "memory", CACHE_MAX_OBJECT_SIZE: "128KiB" };
+  await withProxy(env, async (proxy, backend) => {
     const url = `${proxy.url}/bytes/2048?max_age=3600`;
     const first = await get(url);
     assert.equal(first.status, 200);
@@ -65,6 +66,22 @@ Deno.test("e2e cache: hit after miss, coalescing, revalidation, purge, stats", a
     const again = await get(tagged);
     assert.equal(again.xcache, "REVALIDATED");
     assert.equal(again.status, 200);
+
+    // A body larger than 64 KiB streams through the tee into the cache.
+    const big = `${proxy.url}/bytes/90000?max_age=600`;
+    const bigMiss = await get(big);
+    assert.equal(bigMiss.xcache, "MISS");
+    const bigHit = await get(big);
+    assert.equal(bigHit.xcache, "HIT");
+    assert.equal(bigHit.body, bigMiss.body);
+    assert.equal(bigHit.body.length, 90000);
+    // Above CACHE_MAX_OBJECT_SIZE it streams through and is not stored.
+    const huge = `${proxy.url}/bytes/300000?max_age=600`;
+    for (let i = 0; i < 2; i++) {
+      const r = await get(huge);
+      assert.equal(r.xcache, "MISS");
+      assert.equal(r.body.length, 300000);
+    }
 
     // PURGE from loopback needs no token.
     const purge = await fetch(url, { method: "PURGE" });
