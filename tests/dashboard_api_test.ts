@@ -257,11 +257,24 @@ Deno.test("the proxy command is the running program itself, compiled or from sou
     cmd: "/usr/bin/proxy",
     args: ["serve"],
   });
-  assertEquals(selfServeCommand("file:///work/my%20proxy/main.ts", "/usr/bin/deno"), {
+  const none = () => false;
+  assertEquals(selfServeCommand("file:///work/my%20proxy/main.ts", "/usr/bin/deno", none), {
     cmd: "/usr/bin/deno",
     args: ["run", "-A", "/work/my proxy/main.ts", "serve"],
   });
-  assertEquals(selfServeCommand("file:///C:/src/main.ts", "deno.exe").args[2], "C:/src/main.ts");
+  assertEquals(
+    selfServeCommand("file:///C:/src/main.ts", "deno.exe", none).args[2],
+    "C:/src/main.ts",
+  );
+  // The project's deno.json is named, so it works from any working directory.
+  assertEquals(selfServeCommand(MAIN, "/usr/bin/deno").args, [
+    "run",
+    "-A",
+    "--config",
+    new URL("../deno.json", import.meta.url).pathname,
+    new URL(MAIN).pathname,
+    "serve",
+  ]);
 });
 
 Deno.test("CLI options: off loopback needs a token; flags beat environment beat .env", () => {

@@ -402,16 +402,33 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The command that runs this same program's `serve`: the compiled binary
- * itself, or `deno run -A <main.ts> serve` from source.
+ * itself, or `deno run -A [--config <deno.json beside main.ts>] <main.ts> serve`
+ * from source. The config is named because Deno looks for it from the working
+ * directory, which need not be the project's (and without it the bare imports
+ * such as "hono" do not resolve).
  */
-export function selfServeCommand(mainModule: string, execPath: string): ProxyCommand {
+export function selfServeCommand(
+  mainModule: string,
+  execPath: string,
+  fileExists: (path: string) => boolean = isFile,
+): ProxyCommand {
   if (mainModule.includes("deno-compile")) return { cmd: execPath, args: ["serve"] };
   let main = mainModule;
   if (mainModule.startsWith("file:")) {
     main = decodeURIComponent(new URL(mainModule).pathname);
     if (/^\/[A-Za-z]:\//.test(main)) main = main.slice(1); // file:///C:/x → C:/x on Windows
   }
-  return { cmd: execPath, args: ["run", "-A", main, "serve"] };
+  const config = `${main.replace(/[/\\][^/\\]*$/, "")}/deno.json`;
+  const configArgs = fileExists(config) ? ["--config", config] : [];
+  return { cmd: execPath, args: ["run", "-A", ...configArgs, main, "serve"] };
 }
