@@ -26,6 +26,9 @@ export interface NodeListenOptions extends ListenOptions {
 
 const NO_BODY = new Set(["GET", "HEAD", "DELETE", "OPTIONS", "TRACE"]);
 
+/** Response bodies up to this size (with Content-Length) are written in one call. */
+const SMALL_BODY = 64 * 1024;
+
 function requestBody(req: http.IncomingMessage): ReadableStream<Uint8Array> | null {
   const hasBody = req.headers["transfer-encoding"] !== undefined ||
     (req.headers["content-length"] !== undefined && req.headers["content-length"] !== "0");
@@ -96,6 +99,20 @@ async function writeResponse(res: http.ServerResponse, response: Response): Prom
   res.writeHead(response.status, response.statusText || undefined, headers);
   if (!response.body) {
     res.end();
+    return;
+  }
+  // A small body of known length is read whole and written with the head in one go: reading
+  // it as a stream costs a promise per chunk and a write per chunk.
+  const length = headers["content-length"];
+  if (typeof length === "string" && Number(length) <= SMALL_BODY) {
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(await response.arrayBuffer());
+    } catch {
+      res.destroy();
+      return;
+    }
+    res.end(bytes);
     return;
   }
   const reader = response.body.getReader();
