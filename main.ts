@@ -8,17 +8,43 @@ import { VERSION } from "./src/version.ts";
 const HELP = `proxy ${VERSION} — a caching HTTP/HTTPS proxy, reverse proxy and load balancer
 
 USAGE
-  proxy [serve] [FLAGS]     run the proxy (default); see proxy serve --help
-  proxy dashboard [FLAGS]   web UI: start/stop the proxy, live logs, config, load tests
+  proxy [serve] [FLAGS]     run the proxy (the default command); proxy serve --help lists
+                            every setting, flag and default
+  proxy dashboard [FLAGS]   web UI on 127.0.0.1:5000: start/stop the proxy, live logs,
+                            settings editor, load tests with charts
   proxy backend [FLAGS]     a test origin server (httpbin-like endpoints)
-  proxy loadtest [FLAGS]    a load generator with latency percentiles
-  proxy --version           version, Deno/V8 versions and build target
-  proxy --help              this text; proxy <subcommand> --help for each
+  proxy loadtest [FLAGS]    a load generator: requests/s and latency percentiles
+  proxy --version, -V       version, Deno/V8/TypeScript versions and build target
+  proxy --help, -h          this text; proxy <command> --help for each command
+
+DESCRIPTION
+  One port serves what the settings ask for. Without BACKEND_SERVERS it is a forward proxy:
+  clients set HTTP_PROXY/HTTPS_PROXY (or a browser's proxy settings) to it, and HTTPS goes
+  through CONNECT tunnels. With BACKEND_SERVERS it is a reverse proxy and load balancer in
+  front of them; PROXY_MODE=both does both. Responses are cached by RFC 9111 in memory and,
+  when Redis answers, in Redis shared by every instance; clients are rate-limited, listed
+  ad/tracker/malware hosts blocked, bodies compressed. Its own endpoints: /healthz,
+  /proxy-stats, /metrics, POST /proxy-reload, PURGE <url>.
+
+SETTINGS
+  Every setting is an environment variable, also read from ./.env (or --env-file FILE);
+  many have a flag. Flags beat the environment, which beats .env, which beats the defaults.
 
 EXAMPLES
-  proxy --port 8080                                   forward proxy on :8080
-  curl -x http://127.0.0.1:8080 http://example.com/   use it from curl
-  proxy --backend http://10.0.0.1:8000,http://10.0.0.2:8000   reverse proxy
+  proxy --port 8080                                     forward proxy on :8080
+  curl -x http://127.0.0.1:8080 https://example.com/    use it from curl
+  proxy --backend http://10.0.0.1:8000,http://10.0.0.2:8000
+                                                        reverse proxy over two backends
+  REDIS_URL=redis://127.0.0.1:6379 proxy --port 8080    share cache and rate limits
+  proxy dashboard                                       then open http://127.0.0.1:5000/
+
+EXIT STATUS
+  0   clean shutdown (SIGINT/SIGTERM) or --help/--version
+  2   unknown command, bad flag or setting, or start-up failure (the reason in one line)
+
+SEE ALSO
+  README.md (the manual), SECURITY.md (defaults and threat model), CHANGELOG.md; all three
+  ship beside the binary in every release archive.
 `;
 
 function versionText(): string {

@@ -36,6 +36,24 @@ ${settingsHelp()}
 SIGNALS
   SIGINT, SIGTERM   stop accepting, let in-flight requests finish (SHUTDOWN_TIMEOUT), exit 0
   SIGHUP            reload blocklists, proxy users and TLS certificates
+
+FILES
+  ./.env            settings read at start-up (another file with --env-file FILE)
+
+EXAMPLES
+  proxy --port 8080                                   forward proxy for HTTP_PROXY/HTTPS_PROXY
+  FORWARD_ALLOW_PRIVATE=true proxy --port 8080        ... that may also reach local addresses
+  proxy --backend "http://10.0.0.1:8000,http://10.0.0.2:8000 weight=2" \\
+        --lb-strategy weighted-round-robin            reverse proxy, 1:2 over two backends
+  REDIS_URL=redis://10.0.0.5:6379 proxy --backend http://10.0.0.1:8000
+                                                      cache and rate limits shared via Redis
+  proxy --tls-cert cert.pem --tls-key key.pem --backend http://127.0.0.1:8000
+                                                      HTTPS and HTTP/2 on the proxy port
+
+EXIT STATUS
+  0   clean shutdown (SIGINT/SIGTERM) or --help
+  2   bad flag or setting, or start-up failure (port in use, unusable certificate, ...);
+      the reason in one line
 `;
 
 /** Exit code 2 for bad configuration, like other CLI usage errors. */
