@@ -301,18 +301,25 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
       res = countBody(res, (n) => stats.bytesTransferred += n);
     }
     if (accessLog) {
+      const target = ctx.conn.form === "absolute" ? req.url : path();
+      const durationMs = Math.round(ms * 1000) / 1000;
+      const cache = ctx.cacheStatus ?? "-";
+      const backend = ctx.backend ?? "-";
+      // The line is built here, not as a template: LogTape would quote every string value.
       accessLog.info(
-        "{clientIp} {method} {target} {status} {bytes} {durationMs}ms {cache} {backend} {id}",
+        `${ctx.clientIp} ${req.method} ${target} ${res.status} ${
+          length ?? "-"
+        } ${durationMs}ms ${cache} ${backend} ${ctx.id}`,
         {
           id: ctx.id,
           clientIp: ctx.clientIp,
           method: req.method,
-          target: ctx.conn.form === "absolute" ? req.url : path(),
+          target,
           status: res.status,
-          bytes: length ?? "-",
-          durationMs: Math.round(ms * 1000) / 1000,
-          cache: ctx.cacheStatus ?? "-",
-          backend: ctx.backend ?? "-",
+          bytes: length === null ? null : Number(length),
+          durationMs,
+          cache,
+          backend,
           userAgent: req.headers.get("user-agent") ?? "",
         },
       );

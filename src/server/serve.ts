@@ -106,12 +106,14 @@ export async function runServe(args: string[]): Promise<number> {
           admit: (req) => proxy.admitTunnel(req),
           checkAddress: proxy.checkAddress,
           log: config.accessLog
-            ? (l) =>
-              logger("access").info("{clientIp} CONNECT {target} {status} {bytes} {durationMs}ms", {
-                ...l,
-                bytes: l.bytesUp + l.bytesDown,
-                durationMs: Math.round(l.durationMs),
-              })
+            ? (l) => {
+              const bytes = l.bytesUp + l.bytesDown;
+              const durationMs = Math.round(l.durationMs);
+              const line =
+                `${l.clientIp} CONNECT ${l.target} ${l.status} ${bytes} ${durationMs}ms` +
+                (l.reason ? ` (${l.reason})` : "");
+              logger("access").info(line, { ...l, bytes, durationMs });
+            }
             : undefined,
         },
       });
@@ -173,7 +175,7 @@ export async function runServe(args: string[]): Promise<number> {
   const url = `${config.tlsCert ? "https" : "http"}://${
     listener.hostname.includes(":") ? `[${listener.hostname}]` : listener.hostname
   }:${listener.port}`;
-  log.info("proxy {version} listening on {url} ({mode} mode, {listener})", {
+  log.info(`proxy ${VERSION} listening on ${url} (${mode} mode, ${listener.kind})`, {
     version: VERSION,
     url,
     mode,
