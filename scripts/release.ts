@@ -25,7 +25,7 @@
  */
 import { parseArgs } from "node:util";
 import { VERSION } from "../src/version.ts";
-import { compile, TARGETS } from "./compile.ts";
+import { compile, type CompileOptions, type CompileResult, TARGETS } from "./compile.ts";
 
 const ROOT = new URL("../", import.meta.url);
 /** Files shipped beside the binary in every archive. */
@@ -377,13 +377,21 @@ export interface ReleaseResult {
   failures: string[];
 }
 
+export interface ReleaseOptions {
+  log?: (line: string) => void;
+  /** Failures, one line each. */
+  warn?: (line: string) => void;
+  /** The compile step; default {@linkcode compile} (tests pass one that needs no runtime). */
+  build?: (options: CompileOptions) => Promise<CompileResult>;
+}
+
 /** Compiles and packs every target into outDir, then writes outDir/SHA256SUMS. */
 export async function release(
   targets: readonly string[],
   outDir: string,
-  log: (line: string) => void = console.log,
-  warn: (line: string) => void = console.error,
+  options: ReleaseOptions = {},
 ): Promise<ReleaseResult> {
+  const { log = console.log, warn = console.error, build = compile } = options;
   await Deno.mkdir(outDir, { recursive: true });
   const work = await Deno.makeTempDir({ prefix: "proxy-release-" });
   const built: string[] = [];
@@ -399,7 +407,8 @@ export async function release(
         ? `DENORT_BIN (or ${denortVariable(target)})`
         : denortVariable(target);
       const output = `${work}/${target}/proxy`;
-      const res = await compile({ target, output, denortBin, denortSetting });
+      await Deno.mkdir(`${work}/${target}`, { recursive: true });
+      const res = await build({ target, output, denortBin, denortSetting });
       if (!res.ok) {
         failures.push(res.error!);
         warn(res.error!);

@@ -6,13 +6,14 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { embeddedFiles, embeddedRelative } from "../scripts/embedded.ts";
-import { binaryPath, compile, TARGETS } from "../scripts/compile.ts";
+import { binaryPath, compile, type CompileOptions, TARGETS } from "../scripts/compile.ts";
 import {
   archiveName,
   crc32,
   denoJsonVersion,
   DOCS,
   packTarget,
+  release,
   sha256,
   sha256sums,
   smoke,
@@ -303,6 +304,49 @@ Deno.test("make release without runtimes: one line per target, non-zero exit, no
     assert.match(lines.at(-1)!, /^release: 2 of 2 targets not built/);
     assert.equal(Deno.readTextFileSync(`${dir}/SHA256SUMS`), "");
     assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["SHA256SUMS"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("release builds every target into named archives and SHA256SUMS covers them", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "proxy-release-all-" });
+  try {
+    // The compile step stands in for `deno compile` (no runtime here): it writes a small
+    // executable where the real one would, so the packing and checksums are what is tested.
+    const built: string[] = [];
+    const build = async (o: CompileOptions) => {
+      const output = binaryPath(o.output!, o.target!);
+      await Deno.writeTextFile(output, `#!/bin/sh\necho ${o.target}\n`, { mode: 0o755 });
+      built.push(o.target!);
+      return { ok: true, output, target: o.target! };
+    };
+    const log: string[] = [];
+    const res = await release(TARGETS, dir, {
+      build,
+      log: (l) => log.push(l),
+      warn: (l) => log.push(l),
+    });
+    assert.deepEqual(built, [...TARGETS]);
+    assert.deepEqual(res.failures, []);
+    assert.deepEqual(res.built, TARGETS.map((t) => archiveName(VERSION, t)));
+    assert.equal(log.length, TARGETS.length);
+    const names = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+    assert.deepEqual(names, [...res.built, "SHA256SUMS"].sort());
+    const check = await new Deno.Command("sha256sum", { args: ["-c", "SHA256SUMS"], cwd: dir })
+      .output();
+    assert.ok(check.success, dec.decode(check.stdout) + dec.decode(check.stderr));
+    assert.equal(dec.decode(check.stdout).trim().split("\n").length, TARGETS.length);
+    // The Linux archive's binary is the one built for its target.
+    const untar = await new Deno.Command("tar", {
+      args: ["xzf", archiveName(VERSION, "aarch64-unknown-linux-gnu")],
+      cwd: dir,
+    }).output();
+    assert.ok(untar.success);
+    assert.equal(
+      Deno.readTextFileSync(`${dir}/proxy-${VERSION}-aarch64-unknown-linux-gnu/proxy`),
+      "#!/bin/sh\necho aarch64-unknown-linux-gnu\n",
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
