@@ -148,6 +148,21 @@ function recipeEnv(): Record<string, string> {
   };
 }
 
+/** Resolves once a key ending in `path` exists in the Redis on `port` (10 s at most). */
+async function waitForRedisKey(port: number, path: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const out = await new Deno.Command("redis-cli", {
+      args: ["-p", String(port), "--scan", "--pattern", `*${path}*`],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    if (new TextDecoder().decode(out.stdout).trim() !== "") return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`no Redis key for ${path} on port ${port} after 10 s`);
+}
+
 /**
  * Runs a README block line by line in bash: lines ending in `&` are started
  * (and their `--port`s awaited), `export` lines add to the environment, other
@@ -185,6 +200,14 @@ async function runRecipe(lines: string[]): Promise<string[]> {
         for (const m of cmd.matchAll(/--port (\d+)/g)) await waitForPort(Number(m[1]), 30_000);
         continue;
       }
+      const expect = /#\s*(MISS|HIT|\d{3})\b/.exec(raw)?.[1];
+      const redisPort = ports.get(6379);
+      const path = /https?:\/\/[^/\s]+(\/[^\s'"]*)/.exec(line)?.[1];
+      if (expect === "HIT" && redisPort && path) {
+        // The entry reaches Redis just after the previous response went out; a person types
+        // the next line long after that. Wait for the key instead of racing the store.
+        await waitForRedisKey(redisPort, path);
+      }
       const out = await new Deno.Command("bash", {
         args: ["-c", line],
         cwd: dir,
@@ -194,7 +217,6 @@ async function runRecipe(lines: string[]): Promise<string[]> {
       }).output();
       const text = new TextDecoder().decode(out.stdout);
       outputs.push(text);
-      const expect = /#\s*(MISS|HIT|\d{3})\b/.exec(raw)?.[1];
       if (expect) assert.ok(text.includes(expect), `"${raw}" printed ${JSON.stringify(text)}`);
     }
     return outputs;
