@@ -15,16 +15,25 @@
  *
  * @module
  */
-import { Hono, type MiddlewareHandler } from "hono";
+import { Hono } from "hono";
 import type { LoadedConfig } from "./config/mod.ts";
-import type { ConnInfo, Handler, RequestContext } from "./context/mod.ts";
+import type { ConnInfo, Handler, RequestContext, Wrapper } from "./context/mod.ts";
+import {
+  aclPhase,
+  admissionPhase,
+  authPhase,
+  bodyLimitPhase,
+  compose,
+  filterPhase,
+  hygienePhase,
+  rateLimitPhase,
+} from "./pipeline/mod.ts";
 import { createForwarder, UpstreamError } from "./forward/mod.ts";
 import { createBalancer } from "./balancer/mod.ts";
 import { createAdmission } from "./admission/mod.ts";
 import { logger } from "./log/mod.ts";
 import {
   adminGuard,
-  bodyLimit,
   clientIpFrom,
   createAddressPolicy,
   createClientAcl,
@@ -33,7 +42,6 @@ import {
   forwardedForValue,
   matchesAny,
   parseCidrList,
-  requestHygiene,
 } from "./security/mod.ts";
 import { createRateLimiter, rateLimitHeaders } from "./ratelimit/mod.ts";
 import { createCompression } from "./compress/mod.ts";
@@ -51,7 +59,11 @@ import type { Refusal, TunnelRequest } from "./server/tunnel.ts";
 import { isWebSocketUpgrade, relayWebSocket } from "./server/websocket.ts";
 import { VERSION } from "./version.ts";
 
-export type ProxyEnv = { Bindings: ConnInfo; Variables: { ctx: RequestContext } };
+/** The admin Hono app's environment: the connection plus the request's context. */
+type ProxyEnv = {
+  Bindings: ConnInfo & { ctx: RequestContext };
+  Variables: { ctx: RequestContext };
+};
 
 /** Everything `serve` needs from the composed proxy. */
 export interface Proxy {
@@ -73,6 +85,14 @@ const text = (status: number, body: string, headers: Record<string, string> = {}
     status,
     headers: { "content-type": "text/plain; charset=utf-8", ...headers },
   });
+
+/** The path of a request URL (no query), without the cost of `new URL`. */
+function pathOf(url: string): string {
+  const p = url.indexOf("/", url.indexOf("//") + 2);
+  if (p < 0) return "/";
+  const q = url.indexOf("?", p);
+  return q < 0 ? url.slice(p) : url.slice(p, q);
+}
 
 /** Paths of the proxy's own endpoints (origin-form requests only). */
 const OWN_PATHS = new Set(["/proxy-stats", "/metrics", "/healthz", "/proxy-reload"]);
@@ -112,11 +132,6 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
     closers.push(() => auth.close());
   }
   const guardAdmin = adminGuard({ token: config.adminToken });
-  const hygiene = requestHygiene({
-    maxHeaderCount: config.maxHeaderCount,
-    maxHeaderSize: config.maxHeaderSize,
-  });
-  const limitBody = bodyLimit(config.maxBodySize);
 
   // ── ratelimit: per client, shared through Redis when REDIS_URL is set ──
   const rateRedis = config.redisUrl
@@ -272,11 +287,8 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
   stats.add(compression);
   const pipeline: Handler = cache.wrap(compression.wrap(route));
 
-  // ── the Hono app ────────────────────────────────────────────────────
-  const app = new Hono<ProxyEnv>();
+  // ── bookkeeping every request gets ─────────────────────────────────
   let sequence = 0;
-
-  app.use(observe());
 
   /** Request id, client address, stats: the first thing every request gets. */
   function begin(req: Request, conn: ConnInfo): RequestContext {
@@ -327,18 +339,6 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
     return res;
   }
 
-  function observe(): MiddlewareHandler<ProxyEnv> {
-    return async (c, next) => {
-      const req = c.req.raw;
-      const ctx = begin(req, c.env);
-      c.set("ctx", ctx);
-      await next();
-      const res = c.res;
-      const out = finish(req, res, ctx, () => c.req.path);
-      if (out !== res) c.res = out;
-    };
-  }
-
   // ── own endpoints ───────────────────────────────────────────────────
   const own = new Hono<ProxyEnv>();
   own.get("/healthz", (c) =>
@@ -370,28 +370,24 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
   });
   own.all("*", () => text(405, "method not allowed on this endpoint"));
 
-  // security: header count/size and ambiguous framing (431/400) before anything else reads them
-  app.use(hygiene);
-  // Own endpoints and purge, behind the admin guard (/healthz stays open for load balancers).
-  // One middleware for both keeps the proxied path to a method check and a path lookup.
-  app.use((c, next) => {
-    const method = c.req.method;
-    const origin = c.env.form === "origin";
-    if (method !== "PURGE" && !origin) return next();
-    const path = origin ? c.req.path : "";
-    if (method === "PURGE" || path === "/proxy-cache/purge") {
-      return guardAdmin(c, async () => {
-        c.res = await purger.fetch(c.req.raw);
-      });
-    }
-    if (!OWN_PATHS.has(path)) return next();
-    const serveOwn = async () => {
-      c.res = await own.fetch(c.req.raw, c.env);
-    };
-    return path === "/healthz" ? serveOwn() : guardAdmin(c, serveOwn);
+  // The admin surface: own endpoints and purge, behind the admin guard (/healthz stays open
+  // for load balancers). Hono serves it; the proxied path below does not pay for Hono.
+  const admin = new Hono<ProxyEnv>();
+  admin.use((c, next) => {
+    c.set("ctx", c.env.ctx);
+    const path = c.req.path;
+    return path === "/healthz" && c.req.method !== "PURGE" ? next() : guardAdmin(c, next);
   });
+  admin.on("PURGE", "*", (c) => purger.fetch(c.req.raw));
+  admin.post("/proxy-cache/purge", (c) => purger.fetch(c.req.raw));
+  admin.route("/", own);
 
-  // admission: in-flight limit and queue (after the own endpoints, so /metrics answers under load)
+  /** Requests for the proxy itself rather than for an origin. */
+  const isAdminRequest = (req: Request, conn: ConnInfo, path: string): boolean =>
+    req.method === "PURGE" ||
+    (conn.form === "origin" && (OWN_PATHS.has(path) || path === "/proxy-cache/purge"));
+
+  // ── the request-filter phases, in Pingora's order ───────────────────
   const admission = createAdmission({
     maxConcurrency: config.maxConcurrency,
     queueSize: config.requestQueueSize,
@@ -399,19 +395,6 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
   });
   closers.push(() => admission.close());
   stats.add(admission);
-  app.use(admission.middleware);
-  // security: client ACL (and proxy auth) for forward proxying. Phases that are off are not
-  // registered at all: every middleware hop costs the hit path about a microsecond.
-  if (listener === "node:http" || aclForReverse) {
-    app.use((c, next) => {
-      if (c.env.form === "origin" && !aclForReverse) return next();
-      return acl.middleware(c, next);
-    });
-  }
-  if (auth) app.use(auth.middleware); // forward proxying only; strips Proxy-Authorization
-  if (config.maxBodySize > 0) app.use(limitBody);
-  // ratelimit:
-  if (config.rateLimitRequests > 0) app.use(rateLimiter.middleware);
   // filter: lists parsed in the pool; verdicts are hash lookups on this thread
   const filter = await createFilter({
     categories: config.requestFilters,
@@ -426,16 +409,11 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
   });
   closers.push(() => filter.close());
   stats.add(filter);
-  if (config.requestFilters.length > 0 || config.filterLists.length > 0) app.use(filter.middleware);
+  const filtering = config.requestFilters.length > 0 || config.filterLists.length > 0;
 
-  app.all("*", (c) => {
-    const ctx = c.get("ctx");
-    if (c.env.form !== "absolute") return pipeline(c.req.raw, ctx);
-    return forwardRequest(c.req.raw, ctx);
-  });
-
-  /** An absolute-form request: validate the target, refuse loops and inside names, then go. */
-  async function forwardRequest(req: Request, ctx: RequestContext): Promise<Response> {
+  /** An absolute-form request: validate the target, refuse loops and inside names. */
+  const targetPhase: Wrapper = (next) => async (req, ctx) => {
+    if (ctx.conn.form !== "absolute") return await next(req, ctx);
     let target: URL;
     try {
       target = new URL(req.url);
@@ -452,18 +430,49 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
     const refused = await checkHost?.(target.hostname);
     if (refused) return text(403, `403 Forbidden: ${refused}`);
     ctx.target = target;
-    return await pipeline(req, ctx);
-  }
+    return await next(req, ctx);
+  };
 
-  app.onError((err, c) => {
+  // Phases that are off are left out: the chain is what this configuration needs.
+  const proxied: Handler = compose(
+    pipeline,
+    hygienePhase({ maxHeaderCount: config.maxHeaderCount, maxHeaderSize: config.maxHeaderSize }),
+    admissionPhase(admission),
+    listener === "node:http" || aclForReverse
+      ? aclPhase(acl.isAllowedClient, (ctx) => ctx.conn.form !== "origin" || aclForReverse)
+      : undefined,
+    auth ? authPhase(auth) : undefined,
+    config.maxBodySize > 0 ? bodyLimitPhase(config.maxBodySize) : undefined,
+    config.rateLimitRequests > 0 ? rateLimitPhase(rateLimiter) : undefined,
+    filtering ? filterPhase(filter) : undefined,
+    targetPhase,
+  );
+
+  /** The answer to an error a phase threw. */
+  function errorResponse(err: unknown, ctx: RequestContext): Response {
     if (err instanceof UpstreamError) return text(err.status, `upstream error: ${err.message}`);
     const status = (err as { status?: number }).status;
     if (typeof status === "number" && status >= 400 && status < 600) {
       return text(status, (err as Error).message);
     }
-    log.error("unexpected error on {id}: {error}", { id: c.get("ctx")?.id, error: String(err) });
+    log.error("unexpected error on {id}: {error}", { id: ctx.id, error: String(err) });
     return text(500, "internal proxy error");
-  });
+  }
+
+  /** Every request the listener hands over. */
+  async function handle(req: Request, conn: ConnInfo): Promise<Response> {
+    const path = pathOf(req.url);
+    const ctx = begin(req, conn);
+    let res: Response;
+    try {
+      res = isAdminRequest(req, conn, path)
+        ? await admin.fetch(req, { ...conn, ctx })
+        : await proxied(req, ctx);
+    } catch (err) {
+      res = errorResponse(err, ctx);
+    }
+    return finish(req, res, ctx, () => path);
+  }
 
   // ── the cache-hit lane ──────────────────────────────────────────────
   // A fresh hit in memory costs a few microseconds; the Hono chain around it would cost
@@ -482,14 +491,11 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
     }
     return v;
   };
-  const filtering = config.requestFilters.length > 0 || config.filterLists.length > 0;
   const laneOpen = cache.backendName !== "off" && !auth && !aclForReverse;
   function hitLane(req: Request, conn: ConnInfo): Response | undefined {
     if (!laneOpen || conn.form !== "origin") return undefined;
-    const url = req.url;
-    const p = url.indexOf("/", url.indexOf("//") + 2);
-    const q = url.indexOf("?", p);
-    if (OWN_PATHS.has(q < 0 ? url.slice(p) : url.slice(p, q))) return undefined;
+    const path = pathOf(req.url);
+    if (OWN_PATHS.has(path)) return undefined;
     if (
       config.rateLimitRequests > 0 && (trusted.length > 0 || !isRateExempt(conn.remoteAddr))
     ) return undefined;
@@ -508,11 +514,11 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
     }
     stats.begin(req.method);
     (ctx as { id: string }).id = `${instance}-${(++sequence).toString(36)}`;
-    return finish(req, res, ctx, () => new URL(url).pathname);
+    return finish(req, res, ctx, () => path);
   }
 
   const proxy: Proxy = {
-    fetch: (req, conn) => hitLane(req, conn) ?? app.fetch(req, conn),
+    fetch: (req, conn) => hitLane(req, conn) ?? handle(req, conn),
     checkAddress,
     async admitTunnel(req: TunnelRequest): Promise<Refusal | undefined> {
       if (!acl.isAllowedClient(req.clientIp)) {
