@@ -130,7 +130,9 @@ export async function runServe(args: string[]): Promise<number> {
       throw err;
     });
   } catch (err) {
-    const msg = err instanceof Deno.errors.AddrInUse
+    const inUse = err instanceof Deno.errors.AddrInUse ||
+      (err as { code?: string }).code === "EADDRINUSE";
+    const msg = inUse
       ? `PORT: ${config.host}:${config.port} is already in use`
       : (err as Error).message;
     console.error(`proxy: ${msg}`);
