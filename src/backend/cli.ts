@@ -19,6 +19,17 @@ Options:
 Endpoints: /  /json  /large  /bytes/:n[?seed=S&chunked=1]  /delay/:ms  /status/:code
   /echo[?stream=1]  /error  /cache/:seconds  /etag/:tag  /gzip  /stream/:chunks[?delay=ms]
   /headers  /upload  /ws  /die-mid-body  /__stats  /__stats/reset (POST)  /health
+  Every response carries X-Backend: NAME; /__stats counts requests per path.
+  Details of each endpoint: src/backend/README.md.
+
+Examples:
+  proxy backend --port 8001 --name a &
+  proxy backend --port 8002 --name b &
+  proxy --backend http://127.0.0.1:8001,http://127.0.0.1:8002
+  curl -i http://127.0.0.1:8080/json          # X-Backend: a, then b
+
+Signals: SIGINT/SIGTERM stop it after in-flight requests (up to 2 s).
+Exit status: 0 after a clean stop, 2 for a bad option.
 `;
 
 /** Runs the backend CLI with the arguments after `backend`; resolves to the exit code. */
@@ -37,7 +48,7 @@ export async function runBackend(args: string[]): Promise<number> {
       },
     }));
   } catch (err) {
-    console.error(`proxy backend: ${(err as Error).message} (see --help)`);
+    console.error(`proxy backend: ${(err as Error).message} (see proxy backend --help)`);
     return 2;
   }
   if (values.help) {

@@ -27,7 +27,16 @@ FLAGS (flag > environment > .env > default)
   --env-file F    the .env file the editor saves and the proxy is started with (default ./.env)
   --token T       token for the UI and API (DASHBOARD_TOKEN); required unless bound to loopback
 
-The load test history is kept in .proxy-dashboard/history.json beside the .env file.
+Start and Stop run \`proxy serve\` (this same binary) as a child process with the
+saved .env; its logs stream to the page. The load test history is kept in
+.proxy-dashboard/history.json beside the .env file.
+
+EXAMPLES
+  proxy dashboard                                   then open http://127.0.0.1:5000
+  DASHBOARD_TOKEN=s3cret proxy dashboard --host 0.0.0.0   reachable from the LAN, token required
+
+EXIT STATUS
+  0 after SIGINT/SIGTERM, 2 for a bad flag or a missing token off loopback.
 `;
 
 export interface DashboardCliOptions {

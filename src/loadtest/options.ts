@@ -167,6 +167,13 @@ Options:
   --json               print the report as JSON
   --help               show this help
 
+Examples:
+  proxy loadtest --url http://127.0.0.1:8080/json --requests 10000 --concurrency 50
+  proxy loadtest --url http://example.test/ --proxy http://127.0.0.1:8080 --time-based --duration 30
+  proxy loadtest --url http://127.0.0.1:8080/ --rate 2000 --duration 20 --time-based --json
+
+A 429 or RateLimit-Remaining: 0 in the answers is reported: a rate limit shaped the result.
+
 Exit status: 0 when responses came back, 1 when every request failed, 2 for bad options.
 `;
 
