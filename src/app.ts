@@ -56,6 +56,7 @@ import {
   renderPrometheus,
 } from "./stats/mod.ts";
 import type { Refusal, TunnelRequest } from "./server/tunnel.ts";
+import type { RawUpgrade, UpgradeFetch } from "./server/types.ts";
 import { isWebSocketUpgrade, relayWebSocket } from "./server/websocket.ts";
 import { VERSION } from "./version.ts";
 
@@ -69,6 +70,8 @@ type ProxyEnv = {
 export interface Proxy {
   /** The app, for every listener. */
   fetch(req: Request, conn: ConnInfo): Response | Promise<Response>;
+  /** Upgrade requests on the node:http listener (WebSocket to a backend). */
+  upgrade: UpgradeFetch;
   /** Checks a CONNECT before a tunnel opens. */
   admitTunnel(req: TunnelRequest): Promise<Refusal | undefined>;
   /** SSRF check on the address actually connected to, for tunnels. */
@@ -188,6 +191,8 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
 
   /** WebSocket upgrades (Deno.serve only): the original request, which Deno must upgrade itself. */
   const upgrades = new WeakMap<RequestContext, Request>();
+  /** Upgrades on node:http: where to hand the raw upstream connection. */
+  const rawUpgrades = new WeakMap<RequestContext, (u: RawUpgrade) => void>();
 
   const forwardInfo = (req: Request, ctx: RequestContext, preserveHost: boolean) => ({
     clientIp: ctx.clientIp,
@@ -214,11 +219,16 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
     passive: { maxFails: config.maxFails, failTimeoutMs: config.failTimeout },
     retries: config.retryAttempts,
     retryBodyLimit: config.retryBodyLimit,
-    send: (req: Request, target: URL, ctx: RequestContext) => {
+    send: async (req: Request, target: URL, ctx: RequestContext) => {
       const upgrade = upgrades.get(ctx);
-      return upgrade
-        ? relayWebSocket(upgrade, target, config.connectionTimeout)
-        : forwarder.forward(req, target, forwardInfo(req, ctx, true));
+      if (upgrade) return await relayWebSocket(upgrade, target, config.connectionTimeout);
+      const raw = rawUpgrades.get(ctx);
+      if (raw) {
+        raw(await forwarder.upgrade(req, target, forwardInfo(req, ctx, true)));
+        // The balancer only needs to know this attempt worked; the bytes go through the socket.
+        return new Response(null, { status: 204 });
+      }
+      return await forwarder.forward(req, target, forwardInfo(req, ctx, true));
     },
     logger: logger("balancer"),
     connectionStats: () => forwarder.snapshot().origins,
@@ -519,6 +529,23 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
 
   const proxy: Proxy = {
     fetch: (req, conn) => hitLane(req, conn) ?? handle(req, conn),
+    async upgrade(req, conn) {
+      const ctx = begin(req, conn);
+      let res: Response;
+      let upgraded: RawUpgrade | undefined;
+      if (conn.form !== "origin" || config.backends.length === 0) {
+        res = text(501, "upgrades pass through to BACKEND_SERVERS only (use CONNECT for tunnels)");
+      } else if (aclForReverse && !acl.isAllowedClient(ctx.clientIp)) {
+        res = text(403, `403 Forbidden: client ${ctx.clientIp} is not in ALLOWED_CLIENTS`);
+      } else {
+        rawUpgrades.set(ctx, (u) => upgraded = u);
+        res = await balancer.handler(req, ctx).catch((err) => errorResponse(err, ctx));
+      }
+      // A Response cannot carry 101: the stats count a switched protocol as a success.
+      const status = upgraded ? (upgraded.status < 200 ? 200 : upgraded.status) : res.status;
+      finish(req, upgraded ? new Response(null, { status }) : res, ctx, () => pathOf(req.url));
+      return upgraded ?? res;
+    },
     checkAddress,
     async admitTunnel(req: TunnelRequest): Promise<Refusal | undefined> {
       if (!acl.isAllowedClient(req.clientIp)) {

@@ -92,3 +92,24 @@ Deno.test("reverse proxy: WebSocket upgrades pass through to a backend", async (
     await a.close();
   }
 });
+
+Deno.test("both mode (node:http): WebSocket upgrades pass through to a backend too", async () => {
+  const a = await startTestBackend("a");
+  const proxy = await startProxy({ env: { BACKEND_SERVERS: a.url, PROXY_MODE: "both" } });
+  try {
+    const ws = new WebSocket(`ws://127.0.0.1:${proxy.port}/ws`);
+    const echoed = await new Promise<string>((resolve, reject) => {
+      ws.onopen = () => ws.send("hello over node:http");
+      ws.onmessage = (e) => resolve(String(e.data));
+      ws.onerror = () => reject(new Error("websocket failed"));
+      setTimeout(() => reject(new Error("no echo within 10 s")), 10_000);
+    });
+    assert.equal(echoed, "hello over node:http");
+    const closed = new Promise((r) => ws.onclose = r);
+    ws.close();
+    await closed;
+  } finally {
+    await proxy.stop();
+    await a.close();
+  }
+});

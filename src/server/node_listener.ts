@@ -12,12 +12,13 @@ import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { ConnInfo } from "../context/mod.ts";
 import { handleConnect, normalizeIp, type TunnelOptions } from "./tunnel.ts";
-import type { AppFetch, Listener, ListenOptions } from "./types.ts";
+import type { AppFetch, Listener, ListenOptions, RawUpgrade, UpgradeFetch } from "./types.ts";
 
 export interface NodeListenOptions extends ListenOptions {
   tunnel: TunnelOptions;
   /** Upgrade (WebSocket) requests: raw socket hand-over. */
-  onUpgrade?(req: http.IncomingMessage, socket: Duplex, head: Uint8Array): void;
+  /** Upgrade (WebSocket) requests: the app picks the upstream, the listener pipes the bytes. */
+  onUpgrade?: UpgradeFetch;
   maxHeaderSize: number;
   headerTimeoutMs: number;
   /** PEM certificate and key: clients reach the proxy over TLS (an "HTTPS proxy"). */
@@ -144,6 +145,47 @@ async function writeResponse(res: http.ServerResponse, response: Response): Prom
   }
 }
 
+/** Answers an upgrade request with a plain response and closes the connection. */
+async function refuseUpgrade(socket: Duplex, res: Response): Promise<void> {
+  const body = new Uint8Array(await res.arrayBuffer().catch(() => new ArrayBuffer(0)));
+  let head = `HTTP/1.1 ${res.status} ${http.STATUS_CODES[res.status] ?? ""}\r\n`;
+  for (const [k, v] of res.headers) head += `${k}: ${v}\r\n`;
+  head += `content-length: ${body.length}\r\nconnection: close\r\n\r\n`;
+  socket.write(head);
+  socket.end(body);
+}
+
+/** Writes the upstream's answer to the client, then pipes bytes both ways until either side ends. */
+function pipeUpgrade(socket: Duplex, clientHead: Uint8Array, up: RawUpgrade): void {
+  let head = `HTTP/1.1 ${up.status} ${http.STATUS_CODES[up.status] ?? ""}\r\n`;
+  for (const [k, v] of up.headers) head += `${k}: ${v}\r\n`;
+  socket.write(head + "\r\n");
+  if (up.head.length > 0) socket.write(up.head);
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    socket.destroy();
+    try {
+      up.conn.close();
+    } catch { /* already closed */ }
+  };
+  const writer = up.conn.writable.getWriter();
+  const toUpstream = (chunk: Uint8Array) => {
+    socket.pause();
+    writer.write(new Uint8Array(chunk)).then(() => socket.resume(), close);
+  };
+  if (clientHead.length > 0) toUpstream(clientHead);
+  socket.on("data", toUpstream);
+  socket.on("end", close);
+  socket.on("close", close);
+  (async () => {
+    for await (const chunk of up.conn.readable) {
+      if (!socket.write(chunk)) await new Promise((r) => socket.once("drain", r));
+    }
+  })().catch(() => {}).finally(close);
+}
+
 const STATUS_FOR_PARSE_ERROR: Record<string, [number, string]> = {
   HPE_HEADER_OVERFLOW: [431, "request header fields too large"],
   ERR_HTTP_REQUEST_TIMEOUT: [408, "request timeout"],
@@ -208,10 +250,25 @@ export function listenNode(app: AppFetch, options: NodeListenOptions): Promise<L
     handleConnect(req, socket, head, options.tunnel).catch(() => socket.destroy());
   });
   server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Uint8Array) => {
-    if (options.onUpgrade) options.onUpgrade(req, socket, head);
-    else {socket.end(
-        "HTTP/1.1 501 Not Implemented\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-      );}
+    socket.on("error", () => socket.destroy());
+    if (!options.onUpgrade) {
+      socket.end("HTTP/1.1 501 Not Implemented\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+      return;
+    }
+    const { request, absolute } = toRequest(req, secure);
+    const conn: ConnInfo = {
+      remoteAddr: normalizeIp(req.socket.remoteAddress ?? ""),
+      remotePort: req.socket.remotePort ?? 0,
+      form: absolute ? "absolute" : "origin",
+      secure,
+    };
+    options.onUpgrade(request, conn).then(
+      (result) =>
+        result instanceof Response
+          ? refuseUpgrade(socket, result)
+          : pipeUpgrade(socket, head, result),
+      () => socket.destroy(),
+    );
   });
   server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
     if (!socket.writable) {

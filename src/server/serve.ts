@@ -98,6 +98,7 @@ export async function runServe(args: string[]): Promise<number> {
         hostname: config.host,
         port: config.port,
         tls,
+        onUpgrade: (req, conn) => proxy.upgrade(req, conn),
         maxHeaderSize: config.maxHeaderSize,
         headerTimeoutMs: config.headerTimeout,
         tunnel: {

@@ -18,3 +18,16 @@ export interface Listener {
   /** Replaces the TLS certificate without dropping connections, where the listener can. */
   setCertificate?(tls: { cert: string; key: string }): boolean;
 }
+
+/** An upgraded upstream connection (WebSocket and other Upgrade protocols). */
+export interface RawUpgrade {
+  status: number;
+  headers: Headers;
+  /** The upstream connection; the listener pipes it to the client and closes it. */
+  conn: Deno.Conn;
+  /** Bytes the upstream sent after its response head. */
+  head: Uint8Array;
+}
+
+/** Upgrade requests on a listener that hands out raw sockets (node:http). */
+export type UpgradeFetch = (req: Request, conn: ConnInfo) => Promise<RawUpgrade | Response>;
