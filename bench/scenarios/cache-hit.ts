@@ -16,10 +16,14 @@ import {
   type Target,
   verifyBytes,
 } from "../lib/compare.ts";
-import { startHaproxyReverse } from "../lib/haproxy.ts";
-import { startNginxReverse } from "../lib/nginx.ts";
-import { proxyEnv, startOrigin, startProxy } from "../lib/proxy.ts";
-import { startRedis } from "../lib/redis.ts";
+import { startOrigin } from "../lib/proxy.ts";
+import {
+  haproxyTarget,
+  nginxTarget,
+  originTarget,
+  proxyTarget,
+  proxyWithRedisTarget,
+} from "../lib/targets.ts";
 import { startVarnish } from "../lib/varnish.ts";
 import type { BenchContext, Scenario, ScenarioResult } from "../lib/types.ts";
 
@@ -34,53 +38,11 @@ export const scenario: Scenario = {
     ctx.defer(() => origin.proc.stop());
 
     const targets: Target[] = [
-      { label: "backend", start: () => Promise.resolve({ url: origin.url, stop: async () => {} }) },
-      {
-        label: "proxy (memory)",
-        start: onFreePort((port) =>
-          startProxy(ctx.root, "proxy (memory)", port, {
-            ...proxyEnv(port, origin.url),
-            CACHE_BACKEND: "memory",
-          })
-        ),
-      },
-      {
-        label: "proxy (redis)",
-        requires: ["redis-server"],
-        start: onFreePort(async (port) => {
-          const redis = await startRedis();
-          ctx.defer(() => redis.proc.stop());
-          return await startProxy(ctx.root, "proxy (redis)", port, {
-            ...proxyEnv(port, origin.url),
-            CACHE_BACKEND: "redis",
-            REDIS_URL: redis.url,
-          });
-        }),
-      },
-      {
-        label: "nginx",
-        requires: ["nginx"],
-        start: onFreePort((port) =>
-          startNginxReverse({
-            dir: `${ctx.tmpDir}/nginx`,
-            listenPort: port,
-            upstreamPort: origin.port,
-            cache: true,
-          })
-        ),
-      },
-      {
-        label: "haproxy",
-        requires: ["haproxy"],
-        start: onFreePort((port) =>
-          startHaproxyReverse({
-            dir: `${ctx.tmpDir}/haproxy`,
-            listenPort: port,
-            upstreamPort: origin.port,
-            cache: true,
-          })
-        ),
-      },
+      originTarget(origin),
+      proxyTarget(ctx, "proxy (memory)", origin, { CACHE_BACKEND: "memory" }),
+      proxyWithRedisTarget(ctx, "proxy (redis)", origin),
+      nginxTarget(ctx, origin, true),
+      haproxyTarget(ctx, origin, true),
       {
         label: "varnish",
         requires: ["varnishd"],

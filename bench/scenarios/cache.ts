@@ -12,10 +12,9 @@
  *
  * @module
  */
-import { onFreePort, ratiosAgainst, type Started, type Target } from "../lib/compare.ts";
-import { startNginxReverse } from "../lib/nginx.ts";
-import { proxyEnv, startOrigin, startProxy } from "../lib/proxy.ts";
-import { startRedis } from "../lib/redis.ts";
+import { ratiosAgainst, type Started, type Target } from "../lib/compare.ts";
+import { startOrigin } from "../lib/proxy.ts";
+import { nginxTarget, proxyTarget, proxyWithRedisTarget } from "../lib/targets.ts";
 import { runWrk, type WrkResult } from "../lib/wrk.ts";
 import type { BenchContext, Scenario, ScenarioResult, TargetRow } from "../lib/types.ts";
 
@@ -43,40 +42,11 @@ export const scenario: Scenario = {
     ctx.log("starting the origin (src/backend)");
     const origin = await startOrigin(ctx.root);
     ctx.defer(() => origin.proc.stop());
-    const proxy = (label: string, env: Record<string, string>): Target => ({
-      label,
-      start: onFreePort((port) =>
-        startProxy(ctx.root, label, port, { ...proxyEnv(port, origin.url), ...env })
-      ),
-    });
     const targets: Target[] = [
-      proxy("proxy (cache off)", { CACHE_BACKEND: "off" }),
-      proxy("proxy (memory)", { CACHE_BACKEND: "memory" }),
-      {
-        label: "proxy (redis)",
-        requires: ["redis-server"],
-        start: onFreePort(async (port) => {
-          const redis = await startRedis();
-          ctx.defer(() => redis.proc.stop());
-          return await startProxy(ctx.root, "proxy (redis)", port, {
-            ...proxyEnv(port, origin.url),
-            CACHE_BACKEND: "redis",
-            REDIS_URL: redis.url,
-          });
-        }),
-      },
-      {
-        label: "nginx",
-        requires: ["nginx"],
-        start: onFreePort((port) =>
-          startNginxReverse({
-            dir: `${ctx.tmpDir}/nginx`,
-            listenPort: port,
-            upstreamPort: origin.port,
-            cache: true,
-          })
-        ),
-      },
+      proxyTarget(ctx, "proxy (cache off)", origin, { CACHE_BACKEND: "off" }),
+      proxyTarget(ctx, "proxy (memory)", origin, { CACHE_BACKEND: "memory" }),
+      proxyWithRedisTarget(ctx, "proxy (redis)", origin),
+      nginxTarget(ctx, origin, true),
     ];
 
     const rows = new Map<string, TargetRow>();

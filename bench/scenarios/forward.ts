@@ -15,7 +15,8 @@ import {
   type Target,
   verifyBytes,
 } from "../lib/compare.ts";
-import { ensurePeersInstalled, FORWARD_PEERS, startPeer } from "../lib/peers.ts";
+import { FORWARD_PEERS } from "../lib/peers.ts";
+import { originTarget, peerTarget } from "../lib/targets.ts";
 import { forwardProxyEnv, startOrigin, startProxy } from "../lib/proxy.ts";
 import { startSquidForward } from "../lib/squid.ts";
 import type { BenchContext, Scenario, ScenarioResult } from "../lib/types.ts";
@@ -31,7 +32,7 @@ export const scenario: Scenario = {
     ctx.defer(() => origin.proc.stop());
 
     const targets: Target[] = [
-      { label: "backend", start: () => Promise.resolve({ url: origin.url, stop: async () => {} }) },
+      originTarget(origin),
       {
         label: "proxy",
         start: onFreePort((port) => startProxy(ctx.root, "proxy", port, forwardProxyEnv(port))),
@@ -43,14 +44,7 @@ export const scenario: Scenario = {
           startSquidForward({ dir: `${ctx.tmpDir}/squid`, listenPort: port })
         ),
       },
-      ...FORWARD_PEERS.map((peer): Target => ({
-        label: peer.label,
-        requires: ["node", "npm"],
-        start: onFreePort(async (port) => {
-          await ensurePeersInstalled(ctx.root, ctx.log);
-          return await startPeer(ctx.root, peer, port, origin.url);
-        }),
-      })),
+      ...FORWARD_PEERS.map((peer) => peerTarget(ctx, peer, origin)),
     ];
 
     const rows = await compareTargets(ctx, targets, {

@@ -7,17 +7,16 @@
  * @module
  */
 import { patternBytes } from "../../src/backend/mod.ts";
+import { compareTargets, ratiosAgainst, type Target, verifyBytes } from "../lib/compare.ts";
+import { REVERSE_PEERS } from "../lib/peers.ts";
+import { startOrigin } from "../lib/proxy.ts";
 import {
-  compareTargets,
-  onFreePort,
-  ratiosAgainst,
-  type Target,
-  verifyBytes,
-} from "../lib/compare.ts";
-import { startHaproxyReverse } from "../lib/haproxy.ts";
-import { startNginxReverse } from "../lib/nginx.ts";
-import { ensurePeersInstalled, REVERSE_PEERS, startPeer } from "../lib/peers.ts";
-import { proxyEnv, startOrigin, startProxy } from "../lib/proxy.ts";
+  haproxyTarget,
+  nginxTarget,
+  originTarget,
+  peerTarget,
+  proxyTarget,
+} from "../lib/targets.ts";
 import type { BenchContext, Scenario, ScenarioResult } from "../lib/types.ts";
 
 const PATH = "/bytes/1024";
@@ -32,44 +31,11 @@ export const scenario: Scenario = {
     ctx.defer(() => origin.proc.stop());
 
     const targets: Target[] = [
-      { label: "backend", start: () => Promise.resolve({ url: origin.url, stop: async () => {} }) },
-      {
-        label: "proxy",
-        start: onFreePort((port) =>
-          startProxy(ctx.root, "proxy", port, proxyEnv(port, origin.url))
-        ),
-      },
-      {
-        label: "nginx",
-        requires: ["nginx"],
-        start: onFreePort((port) =>
-          startNginxReverse({
-            dir: `${ctx.tmpDir}/nginx`,
-            listenPort: port,
-            upstreamPort: origin.port,
-            keepalive: 64,
-          })
-        ),
-      },
-      {
-        label: "haproxy",
-        requires: ["haproxy"],
-        start: onFreePort((port) =>
-          startHaproxyReverse({
-            dir: `${ctx.tmpDir}/haproxy`,
-            listenPort: port,
-            upstreamPort: origin.port,
-          })
-        ),
-      },
-      ...REVERSE_PEERS.map((peer): Target => ({
-        label: peer.label,
-        requires: ["node", "npm"],
-        start: onFreePort(async (port) => {
-          await ensurePeersInstalled(ctx.root, ctx.log);
-          return await startPeer(ctx.root, peer, port, origin.url);
-        }),
-      })),
+      originTarget(origin),
+      proxyTarget(ctx, "proxy", origin),
+      nginxTarget(ctx, origin),
+      haproxyTarget(ctx, origin),
+      ...REVERSE_PEERS.map((peer) => peerTarget(ctx, peer, origin)),
     ];
 
     const rows = await compareTargets(ctx, targets, {
