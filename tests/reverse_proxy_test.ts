@@ -72,44 +72,30 @@ Deno.test("a bad setting stops start-up with one line naming it", async () => {
   assert.match(lines[0], /PORT: invalid value "not-a-port"/);
 });
 
-Deno.test("reverse proxy: WebSocket upgrades pass through to a backend", async () => {
-  const a = await startTestBackend("a");
-  const proxy = await startProxy({ env: { BACKEND_SERVERS: a.url } });
+/** Opens a WebSocket through the proxy to the backend's /ws echo and checks one message. */
+async function echoThroughProxy(env: Record<string, string>, message: string) {
+  const backend = await startTestBackend("a");
+  const proxy = await startProxy({ env: { BACKEND_SERVERS: backend.url, ...env } });
   try {
     const ws = new WebSocket(`ws://127.0.0.1:${proxy.port}/ws`);
     const echoed = await new Promise<string>((resolve, reject) => {
-      ws.onopen = () => ws.send("hello through the proxy");
+      ws.onopen = () => ws.send(message);
       ws.onmessage = (e) => resolve(String(e.data));
       ws.onerror = () => reject(new Error("websocket failed"));
       setTimeout(() => reject(new Error("no echo within 10 s")), 10_000);
     });
-    assert.equal(echoed, "hello through the proxy");
+    assert.equal(echoed, message);
     const closed = new Promise((r) => ws.onclose = r);
     ws.close();
     await closed;
   } finally {
     await proxy.stop();
-    await a.close();
+    await backend.close();
   }
-});
+}
 
-Deno.test("both mode (node:http): WebSocket upgrades pass through to a backend too", async () => {
-  const a = await startTestBackend("a");
-  const proxy = await startProxy({ env: { BACKEND_SERVERS: a.url, PROXY_MODE: "both" } });
-  try {
-    const ws = new WebSocket(`ws://127.0.0.1:${proxy.port}/ws`);
-    const echoed = await new Promise<string>((resolve, reject) => {
-      ws.onopen = () => ws.send("hello over node:http");
-      ws.onmessage = (e) => resolve(String(e.data));
-      ws.onerror = () => reject(new Error("websocket failed"));
-      setTimeout(() => reject(new Error("no echo within 10 s")), 10_000);
-    });
-    assert.equal(echoed, "hello over node:http");
-    const closed = new Promise((r) => ws.onclose = r);
-    ws.close();
-    await closed;
-  } finally {
-    await proxy.stop();
-    await a.close();
-  }
-});
+Deno.test("reverse proxy: WebSocket upgrades pass through to a backend", () =>
+  echoThroughProxy({}, "hello through the proxy"));
+
+Deno.test("both mode (node:http): WebSocket upgrades pass through to a backend too", () =>
+  echoThroughProxy({ PROXY_MODE: "both" }, "hello over node:http"));
