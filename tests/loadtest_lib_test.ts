@@ -4,6 +4,7 @@
  * timeouts, rate-limit detection, abort, and forward-proxy mode (absolute-form
  * for http, CONNECT + TLS for https) through a small local proxy.
  */
+import { TEST_CA, TEST_CERT, TEST_KEY } from "./helpers/tls.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { freePort } from "./helpers/ports.ts";
 import { loadtest, OptionsError } from "../src/loadtest/mod.ts";
@@ -363,33 +364,8 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const o = origin((req) => new Response(`plain ${new URL(req.url).pathname}`));
-    const dir = await Deno.makeTempDir();
-    const cmd = new Deno.Command("openssl", {
-      args: [
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        `${dir}/key.pem`,
-        "-out",
-        `${dir}/cert.pem`,
-        "-days",
-        "1",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=DNS:localhost",
-        "-addext",
-        "basicConstraints=critical,CA:FALSE",
-      ],
-      stdout: "null",
-      stderr: "null",
-    });
-    assert((await cmd.output()).success, "openssl could not make a test certificate");
-    const cert = await Deno.readTextFile(`${dir}/cert.pem`);
-    const key = await Deno.readTextFile(`${dir}/key.pem`);
+    const cert = TEST_CERT;
+    const key = TEST_KEY;
     const tlsServer = Deno.serve(
       { hostname: "127.0.0.1", port: 0, cert, key, onListen() {} },
       () => new Response("secret"),
@@ -411,7 +387,7 @@ Deno.test({
       const secure = await loadtest({
         url: `https://localhost:${tlsServer.addr.port}/s`,
         proxy: `http://127.0.0.1:${proxyPort}`,
-        caCerts: [cert],
+        caCerts: [TEST_CA],
         requests: 20,
         concurrency: 2,
       });
@@ -422,7 +398,7 @@ Deno.test({
       // Directly over TLS, without a proxy.
       const direct = await loadtest({
         url: `https://localhost:${tlsServer.addr.port}/s`,
-        caCerts: [cert],
+        caCerts: [TEST_CA],
         requests: 30,
         concurrency: 3,
       });
@@ -450,7 +426,6 @@ Deno.test({
       await proxy.close();
       await tlsServer.shutdown();
       await o.close();
-      await Deno.remove(dir, { recursive: true });
     }
   },
 });

@@ -3,6 +3,7 @@
  * http targets in absolute-form, https targets through a CONNECT tunnel,
  * and a rate limit that the report must name.
  */
+import { TEST_CA, TEST_CERT, TEST_KEY } from "./helpers/tls.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { loadtest } from "../src/loadtest/mod.ts";
 
@@ -55,40 +56,9 @@ async function startProxy(env: Record<string, string>) {
   }
 }
 
-async function selfSignedCert(dir: string): Promise<{ cert: string; key: string }> {
-  const out = await new Deno.Command("openssl", {
-    args: [
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-keyout",
-      `${dir}/key.pem`,
-      "-out",
-      `${dir}/cert.pem`,
-      "-days",
-      "1",
-      "-subj",
-      "/CN=localhost",
-      "-addext",
-      "subjectAltName=DNS:localhost",
-      "-addext",
-      "basicConstraints=critical,CA:FALSE",
-    ],
-    stdout: "null",
-    stderr: "null",
-  }).output();
-  assert(out.success, "openssl could not make a test certificate");
-  return {
-    cert: await Deno.readTextFile(`${dir}/cert.pem`),
-    key: await Deno.readTextFile(`${dir}/key.pem`),
-  };
-}
-
 Deno.test("through the real proxy: absolute-form, CONNECT + TLS, and a rate limit named in the report", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "loadtest-proxy-" });
-  const { cert, key } = await selfSignedCert(dir);
+  const cert = TEST_CERT;
+  const key = TEST_KEY;
   const plain = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     (req) => new Response(`plain ${new URL(req.url).pathname}`),
@@ -108,7 +78,7 @@ Deno.test("through the real proxy: absolute-form, CONNECT + TLS, and a rate limi
     const tls = await loadtest({
       url: `https://localhost:${secure.addr.port}/`,
       proxy: proxy.url,
-      caCerts: [cert],
+      caCerts: [TEST_CA],
       requests: 20,
       concurrency: 2,
     });
@@ -135,6 +105,5 @@ Deno.test("through the real proxy: absolute-form, CONNECT + TLS, and a rate limi
     await proxy.stop();
     await plain.shutdown();
     await secure.shutdown();
-    await Deno.remove(dir, { recursive: true });
   }
 });
