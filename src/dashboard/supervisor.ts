@@ -369,7 +369,8 @@ export class ProxySupervisor {
         rps = Math.max(0, (served * 1000) / (now - this.#lastTotal.at));
       }
       this.#lastTotal = { at: now, total };
-      const latency = (stats.latency_ms ?? {}) as Record<string, number>;
+      // The last seconds, not the lifetime: a live chart should move with the load.
+      const latency = (stats.latency_recent_ms ?? stats.latency_ms ?? {}) as Record<string, number>;
       const point: StatsPoint = {
         t: now / 1000,
         rps: Math.round(rps * 10) / 10,

@@ -11,6 +11,9 @@
 import { Histogram } from "./histogram.ts";
 import type { MetricFamily, StatsSource } from "./metric.ts";
 
+/** Length of one window of the recent-latency histogram. */
+const RECENT_WINDOW_MS = 10_000;
+
 const METHODS = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "CONNECT"] as const;
 type MethodKey = typeof METHODS[number] | "OTHER";
 
@@ -48,6 +51,10 @@ export class ProxyStats {
   };
   readonly statusClasses = { "1xx": 0, "2xx": 0, "3xx": 0, "4xx": 0, "5xx": 0 };
   readonly latency = new Histogram();
+  /** Latency of the last 10–20 s: two windows, rotated every RECENT_WINDOW_MS. */
+  #recent = new Histogram();
+  #previous = new Histogram();
+  #windowStart = Date.now();
   readonly #sources: StatsSource[] = [];
 
   constructor(options: ProxyStatsOptions) {
@@ -78,6 +85,30 @@ export class ProxyStats {
     }xx` as keyof ProxyStats["statusClasses"];
     this.statusClasses[cls]++;
     this.latency.record(latencyMs);
+    this.#rotate();
+    this.#recent.record(latencyMs);
+  }
+
+  #rotate(): void {
+    const now = Date.now();
+    if (now - this.#windowStart < RECENT_WINDOW_MS) return;
+    // A whole window without requests leaves nothing recent.
+    const idle = now - this.#windowStart >= 2 * RECENT_WINDOW_MS;
+    const old = this.#previous;
+    this.#previous = this.#recent;
+    if (idle) this.#previous.reset();
+    old.reset();
+    this.#recent = old;
+    this.#windowStart = now;
+  }
+
+  /** Percentiles over the last 10–20 seconds (what a live chart wants). */
+  recentLatency(): ReturnType<Histogram["summary"]> {
+    this.#rotate();
+    const both = new Histogram();
+    both.merge(this.#previous);
+    both.merge(this.#recent);
+    return both.summary();
   }
 
   tunnelOpened(): void {
@@ -135,6 +166,7 @@ export class ProxyStats {
       start_time: this.startTime.toISOString(),
       uptime_seconds: Math.floor((Date.now() - this.startTime.getTime()) / 1000),
       latency_ms: this.latency.summary(),
+      latency_recent_ms: this.recentLatency(),
       open_tunnels: this.openTunnels,
       tunnels: {
         open: this.openTunnels,

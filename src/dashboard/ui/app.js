@@ -222,8 +222,9 @@
     $("#t-rps").textContent = fmt.num(point.rps, 1);
     $("#t-hit").textContent = fmt.pct(latest.cache_hit_ratio);
     $("#t-active").textContent = fmt.num(latest.active_connections);
-    $("#t-p50").textContent = `${fmt.ms(latest.latency_ms?.p50)} ms`;
-    $("#t-p99").textContent = `${fmt.ms(latest.latency_ms?.p99)} ms`;
+    const latency = latest.latency_recent_ms ?? latest.latency_ms;
+    $("#t-p50").textContent = `${fmt.ms(latency?.p50)} ms`;
+    $("#t-p99").textContent = `${fmt.ms(latency?.p99)} ms`;
     $("#t-total").textContent = fmt.num(latest.requests_total);
     $("#t-errors").textContent = fmt.num(latest.requests_error);
     $("#t-limited").textContent = fmt.num(latest.rate_limited_requests);
