@@ -820,3 +820,56 @@ Deno.test("cache: a HEAD response freshens the stored GET, or drops it when vali
     assert.equal(after.body, "body-b");
   });
 });
+
+Deno.test("cache: a method of unknown safety (M-SEARCH) invalidates like POST (RFC 9111 §4.4)", async () => {
+  await withCache({
+    "/dev": (r, n) =>
+      r.method === "GET" ? text(`g${n}`, { "cache-control": "max-age=60" }) : text("found"),
+  }, async (o, _cache, h) => {
+    await call(h, `${o.url}/dev`);
+    assert.equal((await call(h, `${o.url}/dev`)).xcache, "HIT");
+    const search = await call(h, `${o.url}/dev`, { method: "M-SEARCH", body: "x" });
+    assert.equal(search.xcache, "BYPASS");
+    const again = await call(h, `${o.url}/dev`);
+    assert.equal(again.xcache, "MISS", "the stored GET response was dropped");
+    assert.equal(again.body, "g3");
+    await call(h, `${o.url}/dev`, { method: "OPTIONS" });
+    assert.equal(
+      (await call(h, `${o.url}/dev`)).xcache,
+      "HIT",
+      "a safe method invalidates nothing",
+    );
+  });
+});
+
+Deno.test("cache: a 304 replaces the stored Content-Type but keeps Content-MD5 (RFC 9111 §3.2)", async () => {
+  await withCache({
+    "/t": (r) =>
+      r.headers.get("if-none-match") === '"t1"'
+        ? new Response(null, {
+          status: 304,
+          headers: {
+            etag: '"t1"',
+            "content-type": "text/plain;charset=utf-8",
+            "content-md5": "N7UdGUp1E+RbVvZSTy1R8g==",
+          },
+        })
+        : text("body", {
+          "cache-control": "max-age=0",
+          etag: '"t1"',
+          "content-type": "text/plain",
+          "content-md5": "rL0Y20zC+Fzt72VPzMSk2A==",
+        }),
+  }, async (o, _cache, h) => {
+    await call(h, `${o.url}/t`);
+    const r = await call(h, `${o.url}/t`);
+    assert.equal(r.xcache, "REVALIDATED");
+    assert.equal(r.body, "body");
+    assert.equal(r.headers.get("content-type"), "text/plain;charset=utf-8");
+    assert.equal(
+      r.headers.get("content-md5"),
+      "rL0Y20zC+Fzt72VPzMSk2A==",
+      "digest of the stored body",
+    );
+  });
+});

@@ -22,6 +22,7 @@ import {
   correctedInitialAge,
   currentAge,
   formatHttpDate,
+  invalidatesOnSuccess,
   NO_DIRECTIVES,
   NOT_STORED,
   NOT_UPDATED,
@@ -33,7 +34,6 @@ import {
   requestRules,
   staleIfError,
   storable,
-  UNSAFE_METHODS,
   usability,
 } from "./policy.ts";
 import type { TieredStore } from "./tiered.ts";
@@ -659,7 +659,7 @@ export class CacheEngine {
     this.counters.bypass++;
     ctx.cacheStatus = "BYPASS";
     const res = await next(req, ctx);
-    if (UNSAFE_METHODS.has(req.method) && res.status >= 200 && res.status < 400) {
+    if (invalidatesOnSuccess(req.method) && res.status >= 200 && res.status < 400) {
       const key = cacheKey(req, ctx);
       this.invalidate(key, res.headers);
     }

@@ -457,12 +457,17 @@ export const NOT_STORED = new Set([
   "content-length",
 ]);
 
-/** Fields a 304 must not overwrite in the stored response (RFC 9111 §3.2, §4.3.4). */
+/**
+ * Fields a 304 must not overwrite in the stored response (RFC 9111 §3.2,
+ * §4.3.4): besides those never stored, the ones that describe the stored
+ * body itself (its coding, range and digest). Everything else, Content-Type
+ * included, is replaced by the 304's value as §3.2 requires.
+ */
 export const NOT_UPDATED = new Set([
   ...NOT_STORED,
   "content-encoding",
   "content-range",
-  "content-type",
+  "content-md5",
   "set-cookie",
 ]);
 
@@ -477,5 +482,14 @@ export const NOT_MODIFIED_FIELDS = new Set([
   "last-modified",
 ]);
 
-/** Methods whose success invalidates stored responses for the target (RFC 9111 §4.4). */
-export const UNSAFE_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+/** Methods defined as safe (RFC 9110 §9.2.1); every other one is unsafe or of unknown safety. */
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS", "TRACE"]);
+
+/**
+ * Does a non-error response to `method` invalidate stored responses for the
+ * target (RFC 9111 §4.4)? Yes for every unsafe method, including methods
+ * this cache does not know (e.g. `M-SEARCH`), whose safety is unknown.
+ */
+export function invalidatesOnSuccess(method: string): boolean {
+  return !SAFE_METHODS.has(method.toUpperCase());
+}

@@ -11,6 +11,8 @@ import {
   type Freshness,
   freshness,
   HEURISTIC_CAP_SEC,
+  invalidatesOnSuccess,
+  NOT_UPDATED,
   notModified,
   parseAge,
   parseCacheControl,
@@ -265,4 +267,18 @@ Deno.test("conditionals: If-None-Match weak comparison, If-Modified-Since", () =
   assertFalse(notModified(null, httpDate(DATE - 1000), null, lm));
   assertFalse(notModified(null, "garbage", null, lm));
   assertFalse(notModified('"b"', httpDate(DATE + 1000), '"a"', lm), "INM wins over IMS");
+});
+
+Deno.test("invalidatesOnSuccess: every method but the safe ones, unknown ones included (RFC 9111 §4.4)", () => {
+  for (const m of ["POST", "PUT", "PATCH", "DELETE", "M-SEARCH", "PROPFIND", "purge"]) {
+    assert(invalidatesOnSuccess(m), m);
+  }
+  for (const m of ["GET", "HEAD", "OPTIONS", "TRACE"]) assertFalse(invalidatesOnSuccess(m), m);
+});
+
+Deno.test("NOT_UPDATED: a 304 replaces Content-Type but not what describes the stored body", () => {
+  assertFalse(NOT_UPDATED.has("content-type"), "RFC 9111 §3.2 lists no exception for it");
+  for (const f of ["content-length", "content-encoding", "content-range", "content-md5"]) {
+    assert(NOT_UPDATED.has(f), f);
+  }
 });
