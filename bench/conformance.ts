@@ -366,6 +366,7 @@ function report(
     console.log(`${pad(l, w)} | ${cells.join(" | ")} | ${cats.length}`);
   }
   const peers = labels.filter((l) => !l.startsWith("proxy"));
+  if (!peers.length) return; // nothing to compare the proxy rows with
   for (const l of labels.filter((l) => l.startsWith("proxy"))) {
     const mine = all[l].categories;
     const worse = Object.keys(mine).filter((id) =>
