@@ -873,3 +873,23 @@ Deno.test("cache: a 304 replaces the stored Content-Type but keeps Content-MD5 (
     );
   });
 });
+
+Deno.test("cache: If-Modified-Since against a stored response without Last-Modified compares its Date (RFC 9111 §4.3.2)", async () => {
+  const date = new Date(Date.now() - 10_000).toUTCString();
+  await withCache({
+    "/d": () => text("d", { "cache-control": "max-age=60", date }),
+  }, async (o, _cache, h) => {
+    await call(h, `${o.url}/d`);
+    const later = await call(h, `${o.url}/d`, {
+      headers: { "if-modified-since": new Date().toUTCString() },
+    });
+    assert.equal(later.status, 304, "stored before the client's copy: not modified");
+    assert.equal(later.xcache, "HIT");
+    const earlier = await call(h, `${o.url}/d`, {
+      headers: { "if-modified-since": new Date(Date.now() - 3600_000).toUTCString() },
+    });
+    assert.equal(earlier.status, 200, "the client's copy is older than the stored one");
+    assert.equal(earlier.body, "d");
+    assert.equal(o.count("/d"), 1);
+  });
+});

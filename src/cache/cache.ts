@@ -215,7 +215,7 @@ export class CacheEngine {
     const ageStr = String(Math.floor(age));
     if (
       (inm !== null || ims !== null) && entry.status === 200 &&
-      notModified(inm, ims, entry.etag, entry.lastModified)
+      notModified(inm, ims, entry.etag, entry.modified)
     ) {
       const res = new Response(null, { status: 304, headers: entry.notModifiedHeaders });
       res.headers.append("age", ageStr);
@@ -575,7 +575,7 @@ export class CacheEngine {
       ctx.cacheStatus = "MISS";
       if (
         (inm !== null || ims !== null) && res.status === 200 &&
-        notModified(inm, ims, entry.etag, entry.lastModified)
+        notModified(inm, ims, entry.etag, entry.modified)
       ) {
         const nm = new Response(null, { status: 304, headers: entry.notModifiedHeaders });
         nm.headers.append("x-cache", "MISS");
@@ -617,7 +617,7 @@ export class CacheEngine {
     }
     if (
       (inm !== null || ims !== null) && res.status === 200 &&
-      notModified(inm, ims, probe.etag, probe.lastModified)
+      notModified(inm, ims, probe.etag, probe.modified)
     ) {
       // Keep reading upstream into the store; the client only needs the 304.
       body?.cancel().catch(() => {});

@@ -37,6 +37,12 @@ export interface CacheEntry extends StoredResponse {
   readonly etag: string | null;
   readonly lastModified: string | null;
   /**
+   * What a client's If-Modified-Since is compared with: Last-Modified, else
+   * Date (RFC 9111 §4.3.2), so a stored response without Last-Modified can
+   * still answer a conditional request with 304.
+   */
+  readonly modified: string | null;
+  /**
    * Headers to serve (everything stored plus Content-Length), built once:
    * `new Response(body, { headers })` copies an existing Headers list several
    * times faster than it validates tuples or a record. Never mutated.
@@ -66,6 +72,7 @@ class Entry implements CacheEntry {
   readonly freshness: Freshness;
   readonly etag: string | null;
   readonly lastModified: string | null;
+  readonly modified: string | null;
   readonly size: number;
   #serve: Headers | undefined;
   #notModified: Headers | undefined;
@@ -102,6 +109,7 @@ class Entry implements CacheEntry {
     this.freshness = freshness(s.status, parseCacheControl(cc), fields, dateMs, defaultTtlSec);
     this.etag = etag;
     this.lastModified = lastModified;
+    this.modified = lastModified ?? date;
     this.size = s.body.byteLength + headerBytes + s.url.length + 256;
   }
 

@@ -427,17 +427,20 @@ export function etagMatches(ifNoneMatch: string, etag: string | null): boolean {
 /**
  * Should a client's conditional GET/HEAD be answered 304 from this stored
  * response (RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since)?
+ *
+ * @param modified the stored response's Last-Modified, or its Date when it
+ *   has none (RFC 9111 §4.3.2)
  */
 export function notModified(
   ifNoneMatch: string | null,
   ifModifiedSince: string | null,
   etag: string | null,
-  lastModified: string | null,
+  modified: string | null,
 ): boolean {
   if (ifNoneMatch !== null) return etagMatches(ifNoneMatch, etag);
-  if (ifModifiedSince === null || lastModified === null) return false;
+  if (ifModifiedSince === null || modified === null) return false;
   const ims = parseHttpDate(ifModifiedSince);
-  const lm = parseHttpDate(lastModified);
+  const lm = parseHttpDate(modified);
   return ims !== undefined && lm !== undefined && lm <= ims;
 }
 
