@@ -160,7 +160,9 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
   if (rateRedis) closers.push(() => rateRedis.close());
 
   // ── upstream: forwarder and balancer ────────────────────────────────
+  const caCerts = config.upstreamCaFile ? [readCaFile(config.upstreamCaFile)] : undefined;
   const forwarder = createForwarder({
+    caCerts,
     connectTimeoutMs: config.connectionTimeout,
     responseTimeoutMs: config.connectionTimeout,
     idleTimeoutMs: config.upstreamIdleTimeout,
@@ -176,6 +178,7 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
     maxIdlePerOrigin: config.upstreamKeepalive,
     via,
     checkAddress,
+    caCerts,
   });
   closers.push(() => forwardForwarder.close());
   closers.push(() => forwarder.close());
@@ -215,6 +218,7 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
       timeoutMs: config.healthCheckTimeout,
       rise: config.healthCheckRise,
       fall: config.healthCheckFall,
+      caCerts,
     },
     passive: { maxFails: config.maxFails, failTimeoutMs: config.failTimeout },
     retries: config.retryAttempts,
@@ -624,6 +628,20 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
     },
   };
   return proxy;
+}
+
+/** Reads UPSTREAM_CA_FILE; a missing or non-PEM file stops start-up with one line. */
+function readCaFile(path: string): string {
+  let pem: string;
+  try {
+    pem = Deno.readTextFileSync(path);
+  } catch (err) {
+    throw new Error(`UPSTREAM_CA_FILE: cannot read "${path}": ${(err as Error).message}`);
+  }
+  if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new Error(`UPSTREAM_CA_FILE: "${path}" holds no PEM certificate`);
+  }
+  return pem;
 }
 
 /** Adds `labels` to every sample (two forwarders report the same metric names). */

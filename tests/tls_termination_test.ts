@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { startTestBackend } from "./helpers/backend.ts";
 import { curl } from "./helpers/http.ts";
 import { startProxy } from "./helpers/proxy.ts";
-import { TEST_CA_PATH, TEST_CERT_PATH, TEST_KEY_PATH } from "./helpers/tls.ts";
+import { startTlsOrigin, TEST_CA_PATH, TEST_CERT_PATH, TEST_KEY_PATH } from "./helpers/tls.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url);
 
@@ -137,4 +137,30 @@ Deno.test("forward mode with TLS: an HTTPS proxy that still forwards and tunnels
     await proxy.stop();
     await backend.close();
   }
+});
+
+Deno.test("https backends with a private CA: UPSTREAM_CA_FILE makes them trusted", async () => {
+  const origin = startTlsOrigin("private pki");
+  const trusting = await startProxy({
+    env: { BACKEND_SERVERS: origin.url, UPSTREAM_CA_FILE: TEST_CA_PATH },
+  });
+  const untrusting = await startProxy({ env: { BACKEND_SERVERS: origin.url } });
+  try {
+    const ok = await fetch(`${trusting.url}/`);
+    assert.equal(ok.status, 200);
+    assert.equal(await ok.text(), "private pki");
+    const refused = await fetch(`${untrusting.url}/`);
+    assert.equal(refused.status, 502);
+    await refused.body?.cancel();
+  } finally {
+    await trusting.stop();
+    await untrusting.stop();
+    await origin.close();
+  }
+  const missing = await startProxy({
+    env: { BACKEND_SERVERS: origin.url, UPSTREAM_CA_FILE: "/nonexistent/ca.pem" },
+    expectExit: true,
+  });
+  assert.equal(await missing.signal("SIGTERM"), 2);
+  assert.match(missing.output(), /UPSTREAM_CA_FILE: cannot read "\/nonexistent\/ca.pem"/);
 });

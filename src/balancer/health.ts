@@ -20,6 +20,8 @@ export interface HealthCheckOptions {
   rise: number;
   /** Consecutive failing checks that mark an up backend down. */
   fall: number;
+  /** Extra CA certificates (PEM) trusted for https backends (UPSTREAM_CA_FILE). */
+  caCerts?: string[];
 }
 
 export type HealthTransition = (backend: Backend, healthy: boolean) => void;
@@ -27,7 +29,7 @@ export type HealthTransition = (backend: Backend, healthy: boolean) => void;
 export class HealthChecker {
   readonly #opts: HealthCheckOptions;
   readonly #onChange: HealthTransition;
-  readonly #client = Deno.createHttpClient({});
+  readonly #client: Deno.HttpClient;
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
   readonly #running = new Set<Promise<void>>();
   readonly #abort = new AbortController();
@@ -36,6 +38,7 @@ export class HealthChecker {
   constructor(backends: readonly Backend[], opts: HealthCheckOptions, onChange: HealthTransition) {
     this.#opts = opts;
     this.#onChange = onChange;
+    this.#client = Deno.createHttpClient({ caCerts: opts.caCerts });
     // The first round runs right away so a backend that is down at start-up
     // is found within `fall` checks rather than after a full interval.
     for (const b of backends) this.#schedule(b, 0);

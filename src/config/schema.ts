@@ -235,6 +235,14 @@ export const SCHEMA = {
     description: "Request bodies up to this size are kept so a retry can resend them.",
     parser: bytes(64 * 1024 * 1024),
   }),
+  upstreamCaFile: setting({
+    env: "UPSTREAM_CA_FILE",
+    default: "",
+    group: "backends",
+    description:
+      "PEM file of extra CA certificates trusted for https upstreams (backends with a private CA).",
+    parser: text(),
+  }),
   upstreamKeepalive: setting({
     env: "UPSTREAM_KEEPALIVE",
     default: "64",
