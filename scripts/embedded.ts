@@ -3,9 +3,10 @@
  * program opens at run time through `import.meta.url`-relative paths. They
  * exist in the binary only if listed here (passed as `--include`):
  *
- * - worker entry points ({@linkcode WORKER_ENTRIES}): `new Worker(url)` loads
- *   a module that no `import` reaches, so it and its own imports are embedded
- *   only through `--include`;
+ * - worker entry points ({@linkcode WORKER_ENTRIES} and the serving-thread
+ *   entry {@linkcode SERVE_THREAD_ENTRY}): `new Worker(url)` loads a module
+ *   that no `import` reaches, so it and its own imports are embedded only
+ *   through `--include`;
  * - the built-in filter lists ({@linkcode BUILTIN_LISTS}), read with
  *   `Deno.readFile`.
  *
@@ -18,6 +19,7 @@
  * @module
  */
 import { WORKER_ENTRIES } from "../src/workers/mod.ts";
+import { SERVE_THREAD_ENTRY } from "../src/server/mod.ts";
 import { BUILTIN_LISTS } from "../src/filter/mod.ts";
 import { fileURLToPath } from "node:url";
 
@@ -27,6 +29,7 @@ const ROOT = new URL("../", import.meta.url);
 export function embeddedFiles(): string[] {
   const files = [
     ...WORKER_ENTRIES.map((u) => fileURLToPath(u)),
+    fileURLToPath(SERVE_THREAD_ENTRY),
     ...Object.values(BUILTIN_LISTS).map((u) => fileURLToPath(u)),
   ];
   return [...new Set(files)].sort();

@@ -54,6 +54,7 @@ import {
   PROMETHEUS_CONTENT_TYPE,
   ProxyStats,
   renderPrometheus,
+  StatsCluster,
 } from "./stats/mod.ts";
 import type { Refusal, TunnelRequest } from "./server/tunnel.ts";
 import type { RawUpgrade, UpgradeFetch } from "./server/types.ts";
@@ -100,7 +101,16 @@ function pathOf(url: string): string {
 /** Paths of the proxy's own endpoints (origin-form requests only). */
 const OWN_PATHS = new Set(["/proxy-stats", "/metrics", "/healthz", "/proxy-reload"]);
 
-export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
+/** Which of the serving threads this proxy is (SERVE_THREADS > 1 runs one per thread). */
+export interface ThreadInfo {
+  thread: number;
+  threads: number;
+}
+
+export async function createProxy(
+  loaded: LoadedConfig,
+  threadInfo: ThreadInfo = { thread: 0, threads: 1 },
+): Promise<Proxy> {
   const { config, mode } = loaded;
   const listener = mode === "reverse" ? "deno.serve" : "node:http";
   const stats = new ProxyStats({ mode, listener });
@@ -365,11 +375,19 @@ export async function createProxy(loaded: LoadedConfig): Promise<Proxy> {
       backends: config.backends.length,
       cache: cache.status(),
     }));
-  own.get("/proxy-stats", (c) => c.json(stats.snapshot()));
+  // With several serving threads, any of them may be asked: it gathers every thread's numbers.
+  const cluster = threadInfo.threads > 1
+    ? new StatsCluster(stats, threadInfo.thread, threadInfo.threads)
+    : undefined;
+  if (cluster) closers.push(() => cluster.close());
+  own.get(
+    "/proxy-stats",
+    async (c) => c.json(cluster ? await cluster.snapshot() : stats.snapshot()),
+  );
   own.get(
     "/metrics",
-    () =>
-      new Response(renderPrometheus(stats.metrics()), {
+    async () =>
+      new Response(renderPrometheus(cluster ? await cluster.metrics() : stats.metrics()), {
         headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
       }),
   );

@@ -23,6 +23,8 @@ export interface StartOptions {
   /** Ready once 127.0.0.1:port answers HTTP on `path` (any status), or accepts TCP when path is omitted. */
   readyPort: number;
   readyPath?: string;
+  /** Also wait until the output contains this (e.g. a start-up line printed once all threads listen). */
+  readyText?: RegExp;
   /** Default 30 s: a cold `deno run` may compile for a while. */
   timeoutMs?: number;
 }
@@ -97,7 +99,8 @@ export async function startProcess(opts: StartOptions): Promise<Proc> {
         tail(),
       );
     }
-    if (await answers(opts.readyPort, opts.readyPath)) break;
+    const printed = opts.readyText === undefined || opts.readyText.test(output);
+    if (printed && await answers(opts.readyPort, opts.readyPath)) break;
     if (Date.now() > deadline) {
       await stop();
       throw new StartError(`${opts.name} not ready on port ${opts.readyPort} in time`, tail());

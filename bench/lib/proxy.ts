@@ -54,6 +54,8 @@ export async function startProxy(
     env,
     cwd: root,
     readyPort: port,
+    // Printed once every serving thread listens (SERVE_THREADS), so none is left without load.
+    readyText: /proxy listening on /,
   });
 }
 

@@ -40,6 +40,10 @@ export const scenario: Scenario = {
     const targets: Target[] = [
       originTarget(origin),
       proxyTarget(ctx, "proxy (memory)", origin, { CACHE_BACKEND: "memory" }),
+      proxyTarget(ctx, "proxy (memory, 2 threads)", origin, {
+        CACHE_BACKEND: "memory",
+        SERVE_THREADS: "2",
+      }),
       proxyWithRedisTarget(ctx, "proxy (redis)", origin),
       nginxTarget(ctx, origin, true),
       haproxyTarget(ctx, origin, true),
@@ -66,6 +70,7 @@ export const scenario: Scenario = {
       rows,
       ratios: [
         ...ratiosAgainst(rows, "proxy (memory)", others),
+        ...ratiosAgainst(rows, "proxy (memory, 2 threads)", ["nginx", "haproxy", "varnish"]),
         ...ratiosAgainst(rows, "proxy (redis)", ["nginx", "haproxy", "varnish"]),
       ],
       notes: [

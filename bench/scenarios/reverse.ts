@@ -33,6 +33,7 @@ export const scenario: Scenario = {
     const targets: Target[] = [
       originTarget(origin),
       proxyTarget(ctx, "proxy", origin),
+      proxyTarget(ctx, "proxy (2 threads)", origin, { SERVE_THREADS: "2" }),
       nginxTarget(ctx, origin),
       haproxyTarget(ctx, origin),
       ...REVERSE_PEERS.map((peer) => peerTarget(ctx, peer, origin)),
@@ -45,7 +46,10 @@ export const scenario: Scenario = {
     const others = ["nginx", "haproxy", ...REVERSE_PEERS.map((p) => p.label), "backend"];
     return {
       rows,
-      ratios: ratiosAgainst(rows, "proxy", others),
+      ratios: [
+        ...ratiosAgainst(rows, "proxy", others),
+        ...ratiosAgainst(rows, "proxy (2 threads)", ["nginx", "haproxy"]),
+      ],
       notes: [
         `wrk -t${ctx.threads} -c${ctx.connections} -d${ctx.durationSec}s ${PATH}, ` +
         `${ctx.rounds} alternating round(s), medians`,

@@ -145,8 +145,14 @@ function validateTogether(c: Config, warnings: string[]): LoadedConfig["mode"] {
   if (c.threadPoolSize > cpus) {
     warnings.push(`THREAD_POOL_SIZE=${c.threadPoolSize} exceeds the ${cpus} CPUs of this machine`);
   }
-  if (c.mode === "auto") return c.backends.length > 0 ? "reverse" : "forward";
-  return c.mode;
+  const mode = c.mode === "auto" ? (c.backends.length > 0 ? "reverse" : "forward") : c.mode;
+  if (c.serveThreads > 1 && (mode !== "reverse" || Deno.build.os !== "linux")) {
+    throw new ConfigError(
+      `SERVE_THREADS: ${c.serveThreads} threads need reverse mode on Linux (Deno.serve with ` +
+        `SO_REUSEPORT); this configuration is ${mode} mode on ${Deno.build.os}`,
+    );
+  }
+  return mode;
 }
 
 /**

@@ -122,6 +122,17 @@ export const SCHEMA = {
       "Web Workers for CPU-heavy work (compression, list compilation); auto = the number of CPUs.",
     parser: threadCount(),
   }),
+  serveThreads: setting({
+    env: "SERVE_THREADS",
+    flag: "serve-threads",
+    default: "1",
+    group: "server",
+    description:
+      "Event-loop threads serving the port in reverse mode (SO_REUSEPORT, Linux), like nginx's " +
+      "worker_processes; auto = the number of CPUs. Each thread has its own memory cache, " +
+      "coalescing and admission slots; statistics are merged.",
+    parser: threadCount(),
+  }),
   shutdownTimeout: setting({
     env: "SHUTDOWN_TIMEOUT",
     flag: "shutdown-timeout",

@@ -3,7 +3,7 @@
  *
  * @module
  */
-export { runServe, SERVE_HELP } from "./serve.ts";
+export { runServe, SERVE_HELP, SERVE_THREAD_ENTRY } from "./serve.ts";
 export { listenDeno } from "./deno_listener.ts";
 export { listenNode } from "./node_listener.ts";
 export { parseAuthority } from "./authority.ts";

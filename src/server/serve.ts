@@ -6,7 +6,7 @@
  * @module
  */
 import { ConfigError, loadConfig, type LoadedConfig, settingsHelp } from "../config/mod.ts";
-import { createProxy } from "../app.ts";
+import { createProxy, type ThreadInfo } from "../app.ts";
 import { closeLogging, logger, setupLogging } from "../log/mod.ts";
 import { listenDeno } from "./deno_listener.ts";
 import { listenNode } from "./node_listener.ts";
@@ -77,14 +77,77 @@ export async function runServe(args: string[]): Promise<number> {
   const log = logger("serve");
   for (const w of loaded.warnings) log.warn(w);
 
-  let proxy;
+  const threads = config.serveThreads;
+  let started: Instance | undefined;
+  const workers: ThreadWorker[] = [];
   try {
-    proxy = await createProxy(loaded);
+    started = await startInstance(loaded, { thread: 0, threads });
+    for (let t = 1; t < threads; t++) {
+      workers.push(await startThreadWorker(args, t, threads));
+    }
   } catch (err) {
     console.error(`proxy: ${(err as Error).message}`);
+    await Promise.all(workers.map((w) => w.stop(0)));
+    await started?.stop(0);
     await closeLogging();
     return 2;
   }
+  const instance = started;
+
+  const { url, kind } = instance;
+  const how = threads > 1 ? `${mode} mode, ${kind}, ${threads} threads` : `${mode} mode, ${kind}`;
+  log.info(`proxy ${VERSION} listening on ${url} (${how})`, {
+    version: VERSION,
+    url,
+    mode,
+    listener: kind,
+    threads,
+  });
+  // A plain line too, for people and scripts that wait for the port (tests, dashboard).
+  console.error(`proxy listening on ${url} (${how})`);
+
+  const stopped = Promise.withResolvers<void>();
+  const stop = () => stopped.resolve();
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+  const hup = () => {
+    instance.reload();
+    for (const w of workers) w.reload();
+  };
+  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGHUP", hup);
+
+  await stopped.promise;
+  log.info("shutting down: draining in-flight requests (up to {ms} ms)", {
+    ms: config.shutdownTimeout,
+  });
+  await Promise.all([
+    instance.stop(config.shutdownTimeout),
+    ...workers.map((w) => w.stop(config.shutdownTimeout)),
+  ]);
+  log.info("stopped");
+  await closeLogging();
+  Deno.removeSignalListener("SIGINT", stop);
+  Deno.removeSignalListener("SIGTERM", stop);
+  if (Deno.build.os !== "windows") Deno.removeSignalListener("SIGHUP", hup);
+  return 0;
+}
+
+/** One serving proxy: its app and its listener, on the main thread or a worker thread. */
+export interface Instance {
+  readonly url: string;
+  readonly kind: Listener["kind"];
+  /** SIGHUP: lists, users, certificates. Never throws (failures are logged). */
+  reload(): Promise<void>;
+  /** Drains in-flight requests for up to `timeoutMs`, then closes everything. */
+  stop(timeoutMs: number): Promise<void>;
+}
+
+/** Composes the proxy and starts the listener its mode needs; throws one-line errors. */
+export async function startInstance(loaded: LoadedConfig, thread: ThreadInfo): Promise<Instance> {
+  const { config, mode } = loaded;
+  const log = logger("serve");
+  const proxy = await createProxy(loaded, thread);
+  const reusePort = Deno.build.os === "linux" && (config.tlsCert !== "" || thread.threads > 1);
 
   const startListener = (tls: TlsMaterial | undefined): Promise<Listener> =>
     mode === "reverse"
@@ -92,7 +155,7 @@ export async function runServe(args: string[]): Promise<number> {
         hostname: config.host,
         port: config.port,
         tls,
-        reusePort: tls !== undefined && Deno.build.os === "linux",
+        reusePort,
       })
       : listenNode(proxy.fetch, {
         hostname: config.host,
@@ -131,18 +194,15 @@ export async function runServe(args: string[]): Promise<number> {
       throw err;
     });
   } catch (err) {
+    await proxy.close();
     const inUse = err instanceof Deno.errors.AddrInUse ||
       (err as { code?: string }).code === "EADDRINUSE";
-    const msg = inUse
-      ? `PORT: ${config.host}:${config.port} is already in use`
-      : (err as Error).message;
-    console.error(`proxy: ${msg}`);
-    await proxy.close();
-    await closeLogging();
-    return 2;
+    throw new Error(
+      inUse ? `PORT: ${config.host}:${config.port} is already in use` : (err as Error).message,
+    );
   }
 
-  /** SIGHUP: new certificates without dropping a connection (new listener first, then drain the old). */
+  /** New certificates without dropping a connection (new listener first, then drain the old). */
   const reloadCertificate = async () => {
     if (!config.tlsCert) return;
     let tls: TlsMaterial;
@@ -175,41 +235,74 @@ export async function runServe(args: string[]): Promise<number> {
     }
   };
 
-  const url = `${config.tlsCert ? "https" : "http"}://${
-    listener.hostname.includes(":") ? `[${listener.hostname}]` : listener.hostname
-  }:${listener.port}`;
-  log.info(`proxy ${VERSION} listening on ${url} (${mode} mode, ${listener.kind})`, {
-    version: VERSION,
-    url,
-    mode,
-    listener: listener.kind,
-  });
-  // A plain line too, for people and scripts that wait for the port (tests, dashboard).
-  console.error(`proxy listening on ${url} (${mode} mode, ${listener.kind})`);
-
-  const stopped = Promise.withResolvers<void>();
-  const stop = () => stopped.resolve();
-  Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGTERM", stop);
-  const hup = () => {
-    proxy.reload().catch((err) => log.error("reload failed: {error}", { error: String(err) }));
-    reloadCertificate();
+  const host = listener.hostname.includes(":") ? `[${listener.hostname}]` : listener.hostname;
+  return {
+    url: `${config.tlsCert ? "https" : "http"}://${host}:${listener.port}`,
+    kind: listener.kind,
+    async reload() {
+      await proxy.reload().catch((err) =>
+        log.error("reload failed: {error}", { error: String(err) })
+      );
+      await reloadCertificate();
+    },
+    async stop(timeoutMs: number) {
+      await listener.close(timeoutMs);
+      await proxy.close();
+    },
   };
-  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGHUP", hup);
-
-  await stopped.promise;
-  log.info("shutting down: draining in-flight requests (up to {ms} ms)", {
-    ms: config.shutdownTimeout,
-  });
-  await listener.close(config.shutdownTimeout);
-  await proxy.close();
-  log.info("stopped");
-  await closeLogging();
-  Deno.removeSignalListener("SIGINT", stop);
-  Deno.removeSignalListener("SIGTERM", stop);
-  if (Deno.build.os !== "windows") Deno.removeSignalListener("SIGHUP", hup);
-  return 0;
 }
+
+/** A serving thread other than the main one (SERVE_THREADS > 1). */
+interface ThreadWorker {
+  reload(): void;
+  stop(timeoutMs: number): Promise<void>;
+}
+
+/** The worker entry of the other serving threads (embedded by the compile step). */
+export const SERVE_THREAD_ENTRY: URL = new URL("./serve_thread.ts", import.meta.url);
+
+/** Starts serving thread `thread` in a Web Worker; resolves once it listens. */
+function startThreadWorker(args: string[], thread: number, threads: number): Promise<ThreadWorker> {
+  const worker = new Worker(SERVE_THREAD_ENTRY, { type: "module" });
+  const stopped = Promise.withResolvers<void>();
+  return new Promise((resolve, reject) => {
+    worker.onmessage = (e: MessageEvent<ThreadMessage>) => {
+      const m = e.data;
+      if (m.kind === "ready") {
+        resolve({
+          reload: () => worker.postMessage({ kind: "reload" }),
+          async stop(timeoutMs: number) {
+            worker.postMessage({ kind: "stop", timeoutMs });
+            const deadline = setTimeout(() => stopped.resolve(), timeoutMs + 2000);
+            await stopped.promise;
+            clearTimeout(deadline);
+            worker.terminate();
+          },
+        });
+      } else if (m.kind === "failed") {
+        worker.terminate();
+        reject(new Error(m.message));
+      } else if (m.kind === "stopped") {
+        stopped.resolve();
+      }
+    };
+    worker.onerror = (e) => {
+      e.preventDefault();
+      worker.terminate();
+      reject(new Error(`serving thread ${thread} failed: ${e.message}`));
+    };
+    worker.postMessage({ kind: "start", args, env: Deno.env.toObject(), thread, threads });
+  });
+}
+
+/** Messages between the main thread and a serving thread. */
+export type ThreadMessage =
+  | { kind: "start"; args: string[]; env: Record<string, string>; thread: number; threads: number }
+  | { kind: "ready" }
+  | { kind: "failed"; message: string }
+  | { kind: "reload" }
+  | { kind: "stop"; timeoutMs: number }
+  | { kind: "stopped" };
 
 interface TlsMaterial {
   cert: string;

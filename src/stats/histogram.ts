@@ -81,6 +81,24 @@ export class Histogram {
     }
   }
 
+  /** A plain copy that can cross threads (postMessage) and be merged back with `fromState`. */
+  toState(): HistogramState {
+    const buckets: [number, number][] = [];
+    for (let i = 0; i < BUCKETS; i++) if (this.#counts[i] !== 0) buckets.push([i, this.#counts[i]]);
+    return { buckets, count: this.#count, sum: this.#sum, min: this.min, max: this.#max };
+  }
+
+  /** A histogram holding what `toState` exported. */
+  static fromState(state: HistogramState): Histogram {
+    const h = new Histogram();
+    for (const [i, n] of state.buckets) h.#counts[i] = n;
+    h.#count = state.count;
+    h.#sum = state.sum;
+    h.#min = state.count === 0 ? Infinity : state.min;
+    h.#max = state.max;
+    return h;
+  }
+
   reset(): void {
     this.#counts.fill(0);
     this.#count = 0;
@@ -103,6 +121,15 @@ export class Histogram {
       max: r(this.#max),
     };
   }
+}
+
+/** A histogram as plain data: non-empty buckets and the running totals. */
+export interface HistogramState {
+  buckets: [number, number][];
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
 }
 
 /** Latency percentiles in milliseconds. */

@@ -4,7 +4,8 @@
  *
  * @module
  */
-export { Histogram, type LatencySummary } from "./histogram.ts";
+export { Histogram, type HistogramState, type LatencySummary } from "./histogram.ts";
+export { mergeReports, StatsCluster } from "./cluster.ts";
 export type { MetricFamily, MetricType, Sample, StatsSource } from "./metric.ts";
 export { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "./prometheus.ts";
-export { ProxyStats, type ProxyStatsOptions } from "./proxy_stats.ts";
+export { ProxyStats, type ProxyStatsOptions, type ThreadReport } from "./proxy_stats.ts";

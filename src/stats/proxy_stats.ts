@@ -8,8 +8,18 @@
  *
  * @module
  */
-import { Histogram } from "./histogram.ts";
+import { Histogram, type HistogramState } from "./histogram.ts";
 import type { MetricFamily, StatsSource } from "./metric.ts";
+
+/** One serving thread's statistics, as plain data that can cross threads. */
+export interface ThreadReport {
+  thread: number;
+  /** Its `/proxy-stats` document. */
+  doc: Record<string, unknown>;
+  latency: HistogramState;
+  recent: HistogramState;
+  metrics: MetricFamily[];
+}
 
 /** Length of one window of the recent-latency histogram. */
 const RECENT_WINDOW_MS = 10_000;
@@ -180,6 +190,21 @@ export class ProxyStats {
     };
     for (const s of this.#sources) doc[s.name] = s.snapshot();
     return doc;
+  }
+
+  /** This isolate's share, for a proxy that serves from several threads (see cluster.ts). */
+  report(thread: number): ThreadReport {
+    const recent = new Histogram();
+    this.#rotate();
+    recent.merge(this.#previous);
+    recent.merge(this.#recent);
+    return {
+      thread,
+      doc: this.snapshot(),
+      latency: this.latency.toState(),
+      recent: recent.toState(),
+      metrics: this.metrics(),
+    };
   }
 
   /** Every metric family: the proxy's own and each module's. */
