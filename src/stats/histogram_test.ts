@@ -34,3 +34,13 @@ Deno.test("Histogram.merge and countAtOrBelow", () => {
   assert.equal(a.countAtOrBelow(200), 2);
   assert.equal(a.max, 100);
 });
+
+Deno.test("Histogram state crosses threads and merges back exactly", () => {
+  const h = new Histogram();
+  for (const ms of [0.2, 1, 1, 7.5, 300]) h.record(ms);
+  const copy = Histogram.fromState(structuredClone(h.toState()));
+  assert.deepEqual(copy.summary(), h.summary());
+  const empty = Histogram.fromState(new Histogram().toState());
+  assert.equal(empty.count, 0);
+  assert.equal(empty.min, 0);
+});
