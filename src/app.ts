@@ -27,6 +27,7 @@ import {
   filterPhase,
   hygienePhase,
   rateLimitPhase,
+  tunnelAdmission,
 } from "./pipeline/mod.ts";
 import { createForwarder, UpstreamError } from "./forward/mod.ts";
 import { createBalancer } from "./balancer/mod.ts";
@@ -43,9 +44,9 @@ import {
   matchesAny,
   parseCidrList,
 } from "./security/mod.ts";
-import { createRateLimiter, rateLimitHeaders } from "./ratelimit/mod.ts";
+import { createRateLimiter } from "./ratelimit/mod.ts";
 import { createCompression } from "./compress/mod.ts";
-import { blockedResponse, createFilter, xFilterValue } from "./filter/mod.ts";
+import { blockedResponse, createFilter } from "./filter/mod.ts";
 import { createWorkerPool, TASK_WORKER } from "./workers/mod.ts";
 import { connectRedis } from "./redis/mod.ts";
 import { createCache, purgeRoutes } from "./cache/mod.ts";
@@ -569,64 +570,14 @@ export async function createProxy(
       return upgraded ?? res;
     },
     checkAddress,
-    async admitTunnel(req: TunnelRequest): Promise<Refusal | undefined> {
-      if (!acl.isAllowedClient(req.clientIp)) {
-        return Promise.resolve({
-          status: 403,
-          reason: `403 Forbidden: client ${req.clientIp} is not in ALLOWED_CLIENTS`,
-        });
-      }
-      if (!config.connectPorts.includes(req.authority.port)) {
-        return Promise.resolve({
-          status: 403,
-          reason: `CONNECT to port ${req.authority.port} is not allowed (CONNECT_PORTS: ${
-            config.connectPorts.join(",")
-          })`,
-        });
-      }
-      // filter: the CONNECT target, checked before any DNS lookup, so a blocked host never
-      // reaches the network
-      const blocked = filter.check(req.authority.host);
-      if (blocked) {
-        return {
-          status: 403,
-          reason: `blocked by proxy filter: category=${blocked.category} rule=${blocked.rule}`,
-          headers: { "X-Filter": xFilterValue(blocked) },
-        };
-      }
-      const inside = await checkHost?.(req.authority.host);
-      if (inside) return { status: 403, reason: `403 Forbidden: ${inside}` };
-      let user: string | undefined;
-      if (auth) {
-        const h = req.headers["proxy-authorization"];
-        user = await auth.verify(Array.isArray(h) ? h[0] : h);
-        if (user === undefined) {
-          return {
-            status: 407,
-            reason: `407 Proxy Authentication Required: ${
-              h ? "wrong user name or password" : "credentials required"
-            }`,
-            headers: { "Proxy-Authenticate": 'Basic realm="proxy", charset="UTF-8"' },
-          };
-        }
-      }
-      const decision = await rateLimiter.decide({
-        id: "tunnel",
-        conn: { remoteAddr: req.clientIp, remotePort: 0, form: "authority", secure: false },
-        startedAt: performance.now(),
-        clientIp: req.clientIp,
-        user,
-      });
-      if (!decision.allowed) {
-        return {
-          status: 429,
-          reason:
-            `429 Too Many Requests: rate limit of ${decision.limit} requests reached; retry later`,
-          headers: rateLimitHeaders(decision),
-        };
-      }
-      return undefined;
-    },
+    admitTunnel: tunnelAdmission({
+      isAllowedClient: acl.isAllowedClient,
+      connectPorts: config.connectPorts,
+      filter,
+      checkHost,
+      auth,
+      rateLimiter,
+    }),
     stats,
     mode,
     async reload() {

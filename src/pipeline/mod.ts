@@ -13,6 +13,7 @@
  *
  * @module
  */
+export { tunnelAdmission, type TunnelAdmissionOptions } from "./tunnel.ts";
 import type { Handler, RequestContext, Wrapper } from "../context/mod.ts";
 import type { Admission } from "../admission/mod.ts";
 import { AdmissionRejected } from "../admission/mod.ts";
