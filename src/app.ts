@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { Hono } from "hono";
+import { ADMIN_PATHS, createAdmin } from "./admin/mod.ts";
 import type { LoadedConfig } from "./config/mod.ts";
 import type { ConnInfo, Handler, RequestContext, Wrapper } from "./context/mod.ts";
 import {
@@ -50,23 +50,11 @@ import { blockedResponse, createFilter } from "./filter/mod.ts";
 import { createWorkerPool, TASK_WORKER } from "./workers/mod.ts";
 import { connectRedis } from "./redis/mod.ts";
 import { createCache, purgeRoutes } from "./cache/mod.ts";
-import {
-  type MetricFamily,
-  PROMETHEUS_CONTENT_TYPE,
-  ProxyStats,
-  renderPrometheus,
-  StatsCluster,
-} from "./stats/mod.ts";
+import { type MetricFamily, ProxyStats, StatsCluster } from "./stats/mod.ts";
 import type { Refusal, TunnelRequest } from "./server/tunnel.ts";
 import type { RawUpgrade, UpgradeFetch } from "./server/types.ts";
 import { isWebSocketUpgrade, relayWebSocket } from "./server/websocket.ts";
 import { VERSION } from "./version.ts";
-
-/** The admin Hono app's environment: the connection plus the request's context. */
-type ProxyEnv = {
-  Bindings: ConnInfo & { ctx: RequestContext };
-  Variables: { ctx: RequestContext };
-};
 
 /** Everything `serve` needs from the composed proxy. */
 export interface Proxy {
@@ -98,9 +86,6 @@ function pathOf(url: string): string {
   const q = url.indexOf("?", p);
   return q < 0 ? url.slice(p) : url.slice(p, q);
 }
-
-/** Paths of the proxy's own endpoints (origin-form requests only). */
-const OWN_PATHS = new Set(["/proxy-stats", "/metrics", "/healthz", "/proxy-reload"]);
 
 /** Which of the serving threads this proxy is (SERVE_THREADS > 1 runs one per thread). */
 export interface ThreadInfo {
@@ -364,61 +349,31 @@ export async function createProxy(
     return res;
   }
 
-  // ── own endpoints ───────────────────────────────────────────────────
-  const own = new Hono<ProxyEnv>();
-  own.get("/healthz", (c) =>
-    c.json({
-      status: "ok",
-      mode,
-      listener,
-      version: VERSION,
-      uptime_seconds: Math.floor((Date.now() - stats.startTime.getTime()) / 1000),
-      backends: config.backends.length,
-      cache: cache.status(),
-    }));
+  // ── the admin surface ───────────────────────────────────────────────
   // With several serving threads, any of them may be asked: it gathers every thread's numbers.
   const cluster = threadInfo.threads > 1
     ? new StatsCluster(stats, threadInfo.thread, threadInfo.threads)
     : undefined;
   if (cluster) closers.push(() => cluster.close());
-  own.get(
-    "/proxy-stats",
-    async (c) => c.json(cluster ? await cluster.snapshot() : stats.snapshot()),
-  );
-  own.get(
-    "/metrics",
-    async () =>
-      new Response(renderPrometheus(cluster ? await cluster.metrics() : stats.metrics()), {
-        headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
-      }),
-  );
-  own.post("/proxy-reload", async () => {
-    try {
-      await proxy.reload();
-    } catch (err) {
-      // The previous lists and users stay in force; say why the new ones were not taken.
-      return text(500, `reload failed, previous configuration kept: ${(err as Error).message}`);
-    }
-    return text(200, "reloaded");
+  const admin = createAdmin({
+    stats,
+    cluster,
+    health: () => ({
+      mode,
+      listener,
+      version: VERSION,
+      backends: config.backends.length,
+      cache: cache.status(),
+    }),
+    purger,
+    guard: guardAdmin,
+    reload: () => proxy.reload(),
   });
-  own.all("*", () => text(405, "method not allowed on this endpoint"));
-
-  // The admin surface: own endpoints and purge, behind the admin guard (/healthz stays open
-  // for load balancers). Hono serves it; the proxied path below does not pay for Hono.
-  const admin = new Hono<ProxyEnv>();
-  admin.use((c, next) => {
-    c.set("ctx", c.env.ctx);
-    const path = c.req.path;
-    return path === "/healthz" && c.req.method !== "PURGE" ? next() : guardAdmin(c, next);
-  });
-  admin.on("PURGE", "*", (c) => purger.fetch(c.req.raw));
-  admin.post("/proxy-cache/purge", (c) => purger.fetch(c.req.raw));
-  admin.route("/", own);
 
   /** Requests for the proxy itself rather than for an origin. */
   const isAdminRequest = (req: Request, conn: ConnInfo, path: string): boolean =>
     req.method === "PURGE" ||
-    (conn.form === "origin" && (OWN_PATHS.has(path) || path === "/proxy-cache/purge"));
+    (conn.form === "origin" && ADMIN_PATHS.has(path));
 
   // ── the request-filter phases, in Pingora's order ───────────────────
   const admission = createAdmission({
@@ -528,7 +483,7 @@ export async function createProxy(
   function hitLane(req: Request, conn: ConnInfo): Response | undefined {
     if (!laneOpen || conn.form !== "origin") return undefined;
     const path = pathOf(req.url);
-    if (OWN_PATHS.has(path)) return undefined;
+    if (ADMIN_PATHS.has(path)) return undefined;
     if (
       config.rateLimitRequests > 0 && (trusted.length > 0 || !isRateExempt(conn.remoteAddr))
     ) return undefined;
