@@ -1,17 +1,18 @@
 /**
- * Composes the proxy: one Hono app whose phases run in Pingora's order.
+ * Composes the proxy: the phases of a request in Pingora's order.
  *
- *   observe (request id · stats · access log)
- *   → own endpoints (/proxy-stats, /metrics, /healthz, purge) when addressed to the proxy
- *   → admission (in-flight limit + bounded FIFO queue)
- *   → client ACL · proxy auth (forward proxying only)
- *   → rate limit → filter
- *   → cache → compression → route (absolute-form: the destination; origin-form: the balancer)
+ *   context (request id · client address) → cache-hit lane (fresh in-memory hits)
+ *   → own endpoints (src/admin: /healthz, /proxy-stats, /metrics, reload, purge)
+ *   → header hygiene → admission (in-flight limit + FIFO queue)
+ *   → client ACL · proxy auth (forward proxying) → body limit → rate limit → filter
+ *   → target check (absolute-form) → cache → compression
+ *   → route (absolute-form: the destination; origin-form: the balancer)
  *     → forwarder (pooled keep-alive, timeouts, streaming)
+ *   → stats · access log
  *
- * Request filters are Hono middlewares; everything after them is a chain of
- * plain `Handler`s (src/context), so the cache can call the inner chain for
- * background revalidation and a hit costs no middleware hops.
+ * Every phase is a `Wrapper` over a `Handler` (src/context) owned by its module,
+ * composed once with the phases this configuration needs; the cache can call the
+ * inner chain for background revalidation. Hono serves only the admin surface.
  *
  * @module
  */
@@ -21,12 +22,9 @@ import type { ConnInfo, Handler, RequestContext, Wrapper } from "./context/mod.t
 import {
   aclPhase,
   admissionPhase,
-  authPhase,
-  bodyLimitPhase,
   compose,
   filterPhase,
-  hygienePhase,
-  rateLimitPhase,
+  hostAndPath,
   tunnelAdmission,
 } from "./pipeline/mod.ts";
 import { createForwarder, UpstreamError } from "./forward/mod.ts";
@@ -35,14 +33,15 @@ import { createAdmission } from "./admission/mod.ts";
 import { logger } from "./log/mod.ts";
 import {
   adminGuard,
+  bodyLimitPhase,
   clientIpFrom,
   createAddressPolicy,
   createClientAcl,
   createHostnameCheck,
   createProxyAuth,
   forwardedForValue,
-  matchesAny,
   parseCidrList,
+  requestHygienePhase,
 } from "./security/mod.ts";
 import { createRateLimiter } from "./ratelimit/mod.ts";
 import { createCompression } from "./compress/mod.ts";
@@ -300,9 +299,8 @@ export async function createProxy(
   // ── bookkeeping every request gets ─────────────────────────────────
   let sequence = 0;
 
-  /** Request id, client address, stats: the first thing every request gets. */
-  function begin(req: Request, conn: ConnInfo): RequestContext {
-    stats.begin(req.method);
+  /** Request id and client address (after TRUSTED_PROXIES): the first thing every request gets. */
+  function contextOf(req: Request, conn: ConnInfo): RequestContext {
     return {
       id: `${instance}-${(++sequence).toString(36)}`,
       conn,
@@ -424,14 +422,17 @@ export async function createProxy(
   // Phases that are off are left out: the chain is what this configuration needs.
   const proxied: Handler = compose(
     pipeline,
-    hygienePhase({ maxHeaderCount: config.maxHeaderCount, maxHeaderSize: config.maxHeaderSize }),
+    requestHygienePhase({
+      maxHeaderCount: config.maxHeaderCount,
+      maxHeaderSize: config.maxHeaderSize,
+    }),
     admissionPhase(admission),
     listener === "node:http" || aclForReverse
       ? aclPhase(acl.isAllowedClient, (ctx) => ctx.conn.form !== "origin" || aclForReverse)
       : undefined,
-    auth ? authPhase(auth) : undefined,
-    config.maxBodySize > 0 ? bodyLimitPhase(config.maxBodySize) : undefined,
-    config.rateLimitRequests > 0 ? rateLimitPhase(rateLimiter) : undefined,
+    auth?.phase,
+    bodyLimitPhase(config.maxBodySize),
+    rateLimiter.phase,
     filtering ? filterPhase(filter) : undefined,
     targetPhase,
   );
@@ -448,9 +449,10 @@ export async function createProxy(
   }
 
   /** Every request the listener hands over. */
-  async function handle(req: Request, conn: ConnInfo): Promise<Response> {
+  async function handle(req: Request, ctx: RequestContext): Promise<Response> {
     const path = pathOf(req.url);
-    const ctx = begin(req, conn);
+    const conn = ctx.conn;
+    stats.begin(req.method);
     let res: Response;
     try {
       res = isAdminRequest(req, conn, path)
@@ -463,52 +465,36 @@ export async function createProxy(
   }
 
   // ── the cache-hit lane ──────────────────────────────────────────────
-  // A fresh hit in memory costs a few microseconds; the Hono chain around it would cost
-  // several times that. So an origin-form GET/HEAD that the cache can answer from memory
-  // is answered here, with the checks that apply to it (rate limit exemption, filter),
-  // and everything else takes the full chain. Admission is not needed for a hit: it
-  // holds no upstream resource and finishes at once.
-  const rateExempt = cidrs(config.rateLimitExempt);
-  const exemptSeen = new Map<string, boolean>();
-  const isRateExempt = (ip: string) => {
-    let v = exemptSeen.get(ip);
-    if (v === undefined) {
-      v = matchesAny(rateExempt, ip);
-      if (exemptSeen.size > 10_000) exemptSeen.clear();
-      exemptSeen.set(ip, v);
-    }
-    return v;
-  };
+  // A fresh hit in memory costs a few microseconds; the phases around it would cost several
+  // times that. So an origin-form GET/HEAD that the cache can answer from memory is answered
+  // here, with the checks that apply to it (rate-limit exemption, filter), and everything
+  // else takes the full chain. Admission is not needed for a hit: it holds no upstream
+  // resource and finishes at once.
   const laneOpen = cache.backendName !== "off" && !auth && !aclForReverse;
-  function hitLane(req: Request, conn: ConnInfo): Response | undefined {
-    if (!laneOpen || conn.form !== "origin") return undefined;
+  function hitLane(req: Request, ctx: RequestContext): Response | undefined {
+    if (!laneOpen || ctx.conn.form !== "origin") return undefined;
     const path = pathOf(req.url);
     if (ADMIN_PATHS.has(path)) return undefined;
-    if (
-      config.rateLimitRequests > 0 && (trusted.length > 0 || !isRateExempt(conn.remoteAddr))
-    ) return undefined;
-    const ctx: RequestContext = {
-      id: "",
-      conn,
-      startedAt: performance.now(),
-      clientIp: conn.remoteAddr,
-    };
+    if (config.rateLimitRequests > 0 && !rateLimiter.isExempt(ctx.clientIp)) return undefined;
     let res = cache.serveHit(req, ctx);
     if (res === undefined) return undefined;
     if (filtering) {
-      const host = req.headers.get("host");
-      const verdict = host === null ? undefined : filter.check(host);
+      const target = hostAndPath(req.url);
+      const verdict = filter.check(target.host, target.path);
       if (verdict) res = blockedResponse(verdict);
     }
     stats.begin(req.method);
-    (ctx as { id: string }).id = `${instance}-${(++sequence).toString(36)}`;
     return finish(req, res, ctx, () => path);
   }
 
   const proxy: Proxy = {
-    fetch: (req, conn) => hitLane(req, conn) ?? handle(req, conn),
+    fetch(req, conn) {
+      const ctx = contextOf(req, conn);
+      return hitLane(req, ctx) ?? handle(req, ctx);
+    },
     async upgrade(req, conn) {
-      const ctx = begin(req, conn);
+      const ctx = contextOf(req, conn);
+      stats.begin(req.method);
       let res: Response;
       let upgraded: RawUpgrade | undefined;
       if (conn.form !== "origin" || config.backends.length === 0) {

@@ -61,3 +61,5 @@ export type Handler = (req: Request, ctx: RequestContext) => Promise<Response>;
 
 /** A phase that wraps the next one (cache around compression around routing). */
 export type Wrapper = (next: Handler) => Handler;
+
+export { toMiddleware } from "./middleware.ts";

@@ -11,7 +11,7 @@
 import type { MiddlewareHandler } from "hono";
 import type { Logger } from "@logtape/logtape";
 import type { Cluster, Redis } from "ioredis";
-import type { RequestContext } from "../context/mod.ts";
+import { type RequestContext, toMiddleware, type Wrapper } from "../context/mod.ts";
 import type { MetricFamily, StatsSource } from "../stats/metric.ts";
 import { type Cidr, matchesAny } from "../security/mod.ts";
 import { ceilSeconds, type Decision, rateLimitHeaders } from "./decision.ts";
@@ -56,8 +56,12 @@ export interface RateLimiterOptions {
 }
 
 export interface RateLimiter extends StatsSource {
-  /** Hono middleware: 429 with Retry-After when over the limit, RateLimit-* headers always. */
+  /** 429 with Retry-After when over the limit, RateLimit-* headers on every limited answer. */
+  readonly phase: Wrapper;
+  /** The same as Hono middleware. */
   readonly middleware: MiddlewareHandler;
+  /** True for a client in RATE_LIMIT_EXEMPT (remembered per address). */
+  isExempt(ip: string): boolean;
   /** Decides for a client key (already derived; exemption is not applied here). */
   check(key: string): Promise<Decision>;
   /** Decides for a request: applies keyBy and the exempt list (also for CONNECT). */
@@ -203,26 +207,30 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       },
     );
 
-  const middleware: MiddlewareHandler = async (c, next) => {
-    if (!enabled) return await next();
-    const ctx = c.get("ctx") as RequestContext;
-    const d = await decide(ctx, c.req.raw.headers);
-    if (d.store === "exempt") return await next();
-    if (!d.allowed) return refusal(d, ctx);
-    await next();
-    const headers = rateLimitHeaders(d);
-    try {
-      for (const k in headers) c.res.headers.set(k, headers[k]);
-    } catch {
-      // Immutable headers (a fetch() response): copy the response once, not once per header.
-      const res = new Response(c.res.body, c.res);
-      for (const k in headers) res.headers.set(k, headers[k]);
-      c.res = res;
-    }
+  const phase: Wrapper = (next) => {
+    if (!enabled) return next;
+    return async (req, ctx) => {
+      const d = await decide(ctx, req.headers);
+      if (d.store === "exempt") return await next(req, ctx);
+      if (!d.allowed) return refusal(d, ctx);
+      let res = await next(req, ctx);
+      const headers = rateLimitHeaders(d);
+      try {
+        for (const k in headers) res.headers.set(k, headers[k]);
+      } catch {
+        // Immutable headers (a fetch() response): copy the response once, not once per header.
+        res = new Response(res.body, res);
+        for (const k in headers) res.headers.set(k, headers[k]);
+      }
+      return res;
+    };
   };
+  const middleware = toMiddleware(phase);
 
   return {
     name: "rate_limit",
+    phase,
+    isExempt,
     middleware,
     check,
     decide,

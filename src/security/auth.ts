@@ -14,7 +14,7 @@ import type { Logger } from "@logtape/logtape";
 import bcrypt from "bcryptjs";
 import { Buffer } from "node:buffer";
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { RequestContext } from "../context/mod.ts";
+import { toMiddleware, type Wrapper } from "../context/mod.ts";
 import type { MetricFamily, StatsSource } from "../stats/metric.ts";
 
 /** One user's stored password hash. */
@@ -124,6 +124,8 @@ export interface ProxyAuth extends StatsSource {
   /** Checks a Proxy-Authorization value; resolves to the user name, or undefined. */
   verify(header: string | null | undefined): Promise<string | undefined>;
   /** 407 without valid credentials; sets ctx.user and removes Proxy-Authorization. */
+  readonly phase: Wrapper;
+  /** The same as Hono middleware. */
   readonly middleware: MiddlewareHandler;
   /** The 407 response, for the CONNECT path of the listener. */
   challenge(reason: string): Response;
@@ -218,29 +220,31 @@ export function createProxyAuth(options: ProxyAuthOptions): ProxyAuth {
       },
     });
 
-  const middleware: MiddlewareHandler = async (c, next) => {
-    const ctx = c.get("ctx") as RequestContext;
-    if (ctx.conn.form === "origin" && !options.requireForOriginForm) return await next();
-    const header = c.req.raw.headers.get("proxy-authorization");
+  const phase: Wrapper = (next) => async (req, ctx) => {
+    if (ctx.conn.form === "origin" && !options.requireForOriginForm) return await next(req, ctx);
+    const header = req.headers.get("proxy-authorization");
     const user = await verify(header);
     if (user === undefined) {
       return challenge(header ? "wrong user name or password" : "credentials required");
     }
     ctx.user = user;
     // The credentials are for us, never for the origin.
+    let forwarded = req;
     try {
-      c.req.raw.headers.delete("proxy-authorization");
+      req.headers.delete("proxy-authorization");
     } catch {
-      const headers = new Headers(c.req.raw.headers);
+      const headers = new Headers(req.headers);
       headers.delete("proxy-authorization");
-      c.req.raw = new Request(c.req.raw, { headers });
+      forwarded = new Request(req, { headers });
     }
-    await next();
+    return await next(forwarded, ctx);
   };
+  const middleware = toMiddleware(phase);
 
   return {
     name: "auth",
     verify,
+    phase,
     middleware,
     challenge,
     reload() {

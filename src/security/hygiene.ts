@@ -9,6 +9,7 @@
  * @module
  */
 import type { MiddlewareHandler } from "hono";
+import { toMiddleware, type Wrapper } from "../context/mod.ts";
 
 /** Default MAX_HEADER_SIZE: bytes of the whole header block (node:http's default). */
 export const DEFAULT_MAX_HEADER_SIZE = 16 * 1024;
@@ -109,13 +110,14 @@ export interface RequestHygieneOptions {
  * Middleware: header count/size (431) and ambiguous framing (400). For Deno.serve,
  * whose parser does not expose these limits; harmless behind node:http.
  */
-export function requestHygiene(options: RequestHygieneOptions = {}): MiddlewareHandler {
+/** Header count/size (431), two Host fields and ambiguous framing (400), as a phase. */
+export function requestHygienePhase(options: RequestHygieneOptions = {}): Wrapper {
   const counting = options.maxHeaderCount !== false;
   const maxCount = options.maxHeaderCount || DEFAULT_MAX_HEADER_COUNT;
   const maxSize = options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE;
-  return async (c, next) => {
-    const h = c.req.raw.headers;
-    // One pass for both limits: this runs on every request, the cache-hit path included.
+  return (next) => (req, ctx) => {
+    const h = req.headers;
+    // One pass for both limits: this runs on every request.
     let count = 0, size = 0;
     if (counting) {
       for (const [k, v] of h) {
@@ -125,14 +127,18 @@ export function requestHygiene(options: RequestHygieneOptions = {}): MiddlewareH
     }
     // RFC 9112 §3.2: more than one Host field is a 400 (Headers joins repeats with ", ").
     if (h.get("host")?.includes(",")) {
-      return text(400, "400 Bad Request: more than one Host header");
+      return Promise.resolve(text(400, "400 Bad Request: more than one Host header"));
     }
     const refusal = (count > maxCount ? checkHeaderCount(count, maxCount) : undefined) ??
       (size > maxSize ? checkHeaderSize(h, maxSize) : undefined) ??
       (h.has("content-length") || h.has("transfer-encoding") ? checkFraming(h) : undefined);
-    if (refusal) return refusal;
-    await next();
+    return refusal ? Promise.resolve(refusal) : next(req, ctx);
   };
+}
+
+/** {@linkcode requestHygienePhase} as Hono middleware. */
+export function requestHygiene(options: RequestHygieneOptions = {}): MiddlewareHandler {
+  return toMiddleware(requestHygienePhase(options));
 }
 
 /**
@@ -164,31 +170,40 @@ const tooLarge = (max: number) =>
   text(413, `413 Content Too Large: request body exceeds ${max} bytes (MAX_BODY_SIZE)`);
 
 /**
- * Middleware: 413 when Content-Length exceeds `maxBytes`; a body without a
+ * A phase: 413 when Content-Length exceeds `maxBytes`; a body without a
  * length (chunked) is wrapped so that it errors once it crosses the limit, and
  * whatever the later phases answered is then replaced by 413. `maxBytes` 0
  * disables the check.
  */
-export function bodyLimit(maxBytes: number): MiddlewareHandler {
-  return async (c, next) => {
-    if (maxBytes <= 0) return await next();
-    const req = c.req.raw;
-    const cl = req.headers.get("content-length");
-    if (cl !== null) {
-      const n = Number(cl.split(",")[0]);
-      if (n > maxBytes) return tooLarge(maxBytes);
-      return await next(); // the listener delivers exactly Content-Length bytes
-    }
-    if (req.body === null) return await next();
-    let exceeded = false;
-    const body = limitStream(req.body, maxBytes, () => (exceeded = true));
-    c.req.raw = new Request(req, { body, duplex: "half" } as RequestInit);
-    await next();
-    if (exceeded) {
+export function bodyLimitPhase(maxBytes: number): Wrapper {
+  return (next) => {
+    if (maxBytes <= 0) return next;
+    return async (req, ctx) => {
+      const cl = req.headers.get("content-length");
+      if (cl !== null) {
+        // The listener delivers exactly Content-Length bytes.
+        return Number(cl.split(",")[0]) > maxBytes ? tooLarge(maxBytes) : await next(req, ctx);
+      }
+      if (req.body === null) return await next(req, ctx);
+      let exceeded = false;
+      const body = limitStream(req.body, maxBytes, () => (exceeded = true));
+      const limited = new Request(req, { body, duplex: "half" } as RequestInit);
+      let res: Response;
+      try {
+        res = await next(limited, ctx);
+      } catch (err) {
+        if (!exceeded) throw err;
+        return tooLarge(maxBytes);
+      }
+      if (!exceeded) return res;
       // Whatever the forwarder made of the aborted upload (usually a 502) is not the client's answer.
-      await c.res.body?.cancel().catch(() => {});
-      c.res = undefined as unknown as Response;
-      c.res = tooLarge(maxBytes);
-    }
+      await res.body?.cancel().catch(() => {});
+      return tooLarge(maxBytes);
+    };
   };
+}
+
+/** {@linkcode bodyLimitPhase} as Hono middleware. */
+export function bodyLimit(maxBytes: number): MiddlewareHandler {
+  return toMiddleware(bodyLimitPhase(maxBytes));
 }

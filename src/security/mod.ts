@@ -55,6 +55,7 @@ export {
 export { clientIpFrom, forwardedForValue, isTrustedPeer } from "./forwarded.ts";
 export {
   bodyLimit,
+  bodyLimitPhase,
   BodyTooLargeError,
   checkFraming,
   checkHeaderCount,
@@ -65,4 +66,5 @@ export {
   limitStream,
   requestHygiene,
   type RequestHygieneOptions,
+  requestHygienePhase,
 } from "./hygiene.ts";
