@@ -49,7 +49,7 @@ import { blockedResponse, createFilter } from "./filter/mod.ts";
 import { createWorkerPool, TASK_WORKER } from "./workers/mod.ts";
 import { connectRedis } from "./redis/mod.ts";
 import { createCache, purgeRoutes } from "./cache/mod.ts";
-import { type MetricFamily, ProxyStats, StatsCluster } from "./stats/mod.ts";
+import { mergeFamilies, ProxyStats, StatsCluster, withLabels } from "./stats/mod.ts";
 import type { Refusal, TunnelRequest } from "./server/tunnel.ts";
 import type { RawUpgrade, UpgradeFetch } from "./server/types.ts";
 import { isWebSocketUpgrade, relayWebSocket } from "./server/websocket.ts";
@@ -156,25 +156,18 @@ export async function createProxy(
 
   // ── upstream: forwarder and balancer ────────────────────────────────
   const caCerts = config.upstreamCaFile ? [readCaFile(config.upstreamCaFile)] : undefined;
-  const forwarder = createForwarder({
+  const upstream = {
     caCerts,
     connectTimeoutMs: config.connectionTimeout,
     responseTimeoutMs: config.connectionTimeout,
     idleTimeoutMs: config.upstreamIdleTimeout,
     maxIdlePerOrigin: config.upstreamKeepalive,
     via,
-  });
+  };
+  const forwarder = createForwarder(upstream);
   // Forward requests are checked against the address actually connected to (DNS rebinding
   // cannot bypass it); backends are the operator's choice and are not.
-  const forwardForwarder = createForwarder({
-    connectTimeoutMs: config.connectionTimeout,
-    responseTimeoutMs: config.connectionTimeout,
-    idleTimeoutMs: config.upstreamIdleTimeout,
-    maxIdlePerOrigin: config.upstreamKeepalive,
-    via,
-    checkAddress,
-    caCerts,
-  });
+  const forwardForwarder = createForwarder({ ...upstream, checkAddress });
   closers.push(() => forwardForwarder.close());
   closers.push(() => forwarder.close());
   stats.add({
@@ -552,24 +545,6 @@ function readCaFile(path: string): string {
     throw new Error(`UPSTREAM_CA_FILE: "${path}" holds no PEM certificate`);
   }
   return pem;
-}
-
-/** Adds `labels` to every sample (two forwarders report the same metric names). */
-function withLabels(families: MetricFamily[], labels: Record<string, string>): MetricFamily[] {
-  return families.map((f) => ({
-    ...f,
-    samples: f.samples.map((s) => ({ ...s, labels: { ...s.labels, ...labels } })),
-  }));
-}
-
-/** Joins families of the same name into one (Prometheus allows one HELP/TYPE per name). */
-function mergeFamilies(families: MetricFamily[]): MetricFamily[] {
-  const byName = new Map<string, MetricFamily>();
-  for (const f of families) {
-    const seen = byName.get(f.name);
-    byName.set(f.name, seen ? { ...seen, samples: [...seen.samples, ...f.samples] } : f);
-  }
-  return [...byName.values()];
 }
 
 /** Counts body bytes as they stream to the client (responses without Content-Length). */

@@ -62,6 +62,8 @@ export function forwardedForValue(
   xff: string | null,
   trusted: readonly Cidr[],
 ): string {
+  // No trusted proxies (the default): the peer, as the listener reported it, on every request.
+  if (trusted.length === 0) return peerIp;
   const peer = parseIp(peerIp);
   const peerText = peer ? formatIp(peer) : peerIp;
   if (xff && xff.trim() !== "" && peer && matchesAny(trusted, peer)) {

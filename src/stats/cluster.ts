@@ -9,6 +9,7 @@
  */
 import { Histogram } from "./histogram.ts";
 import type { MetricFamily } from "./metric.ts";
+import { mergeFamilies, withLabels } from "./prometheus.ts";
 import type { ProxyStats, ThreadReport } from "./proxy_stats.ts";
 
 const CHANNEL = "proxy-stats";
@@ -83,21 +84,10 @@ export class StatsCluster {
 
   /** Every thread's metric families, labelled `thread`. */
   async metrics(): Promise<MetricFamily[]> {
-    const byName = new Map<string, MetricFamily>();
-    for (const r of await this.collect()) {
-      for (const f of r.metrics) {
-        const samples = f.samples.map((s) => ({
-          ...s,
-          labels: { ...s.labels, thread: String(r.thread) },
-        }));
-        const seen = byName.get(f.name);
-        byName.set(
-          f.name,
-          seen ? { ...seen, samples: [...seen.samples, ...samples] } : { ...f, samples },
-        );
-      }
-    }
-    return [...byName.values()];
+    const reports = await this.collect();
+    return mergeFamilies(
+      reports.flatMap((r) => withLabels(r.metrics, { thread: String(r.thread) })),
+    );
   }
 
   close(): void {

@@ -7,5 +7,10 @@
 export { Histogram, type HistogramState, type LatencySummary } from "./histogram.ts";
 export { mergeReports, StatsCluster } from "./cluster.ts";
 export type { MetricFamily, MetricType, Sample, StatsSource } from "./metric.ts";
-export { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "./prometheus.ts";
+export {
+  mergeFamilies,
+  PROMETHEUS_CONTENT_TYPE,
+  renderPrometheus,
+  withLabels,
+} from "./prometheus.ts";
 export { ProxyStats, type ProxyStatsOptions, type ThreadReport } from "./proxy_stats.ts";

@@ -41,3 +41,24 @@ export function renderPrometheus(families: readonly MetricFamily[]): string {
   }
   return out;
 }
+
+/** Adds `labels` to every sample (two forwarders report the same metric names). */
+export function withLabels(
+  families: MetricFamily[],
+  labels: Record<string, string>,
+): MetricFamily[] {
+  return families.map((f) => ({
+    ...f,
+    samples: f.samples.map((s) => ({ ...s, labels: { ...s.labels, ...labels } })),
+  }));
+}
+
+/** Joins families of the same name into one (Prometheus allows one HELP/TYPE per name). */
+export function mergeFamilies(families: MetricFamily[]): MetricFamily[] {
+  const byName = new Map<string, MetricFamily>();
+  for (const f of families) {
+    const seen = byName.get(f.name);
+    byName.set(f.name, seen ? { ...seen, samples: [...seen.samples, ...f.samples] } : f);
+  }
+  return [...byName.values()];
+}
