@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { formatIp, parseCidr } from "../security/mod.ts";
 
 /** Thrown by a parser; the loader prefixes the setting name and the value given. */
 export class ValueError extends Error {}
@@ -156,44 +157,24 @@ export interface CidrText {
   readonly text: string;
 }
 
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-
-function isIpv6(s: string): boolean {
-  if (!/^[0-9a-f:.]+$/i.test(s) || !s.includes(":")) return false;
-  try {
-    new URL(`http://[${s}]/`);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** `10.0.0.0/8`, `::1/128`, or a single address (host route). */
+/** `10.0.0.0/8`, `::1/128`, or a single address (host route); parsed by src/security. */
 export function cidr(): Parser<CidrText> {
   return {
     kind: "CIDR",
     parse(raw) {
-      const s = raw.trim();
-      const [address, prefixText, extra] = s.split("/");
-      const v4 = IPV4.test(address);
-      if (extra !== undefined || (!v4 && !isIpv6(address))) {
-        throw new ValueError("expected an IP address or CIDR such as 10.0.0.0/8 or ::1/128");
+      let c;
+      try {
+        c = parseCidr(raw);
+      } catch (err) {
+        const msg = (err as Error).message;
+        throw new ValueError(
+          msg.includes("is not an IP address")
+            ? "expected an IP address or CIDR such as 10.0.0.0/8 or ::1/128"
+            : msg,
+        );
       }
-      const max = v4 ? 32 : 128;
-      const prefix = prefixText === undefined ? max : Number(prefixText);
-      if (!/^\d+$/.test(prefixText ?? "0") || prefix > max) {
-        throw new ValueError(`prefix length must be 0–${max}`);
-      }
-      if (v4 && prefix < 32) {
-        const n = address.split(".").reduce((acc, o) => acc * 256 + Number(o), 0);
-        const mask = prefix === 0 ? 0 : 2 ** 32 - 2 ** (32 - prefix);
-        const network = Number(BigInt(n) & BigInt(mask));
-        if (network !== n) {
-          const base = [24, 16, 8, 0].map((sh) => (network / 2 ** sh) & 255).join(".");
-          throw new ValueError(`host bits set below /${prefix}; did you mean ${base}/${prefix}?`);
-        }
-      }
-      return { address, prefix, text: `${address}/${prefix}` };
+      const address = formatIp({ family: c.family, value: c.base });
+      return { address, prefix: c.bits, text: `${address}/${c.bits}` };
     },
   };
 }
