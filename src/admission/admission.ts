@@ -13,7 +13,7 @@
 
 import type { Context, MiddlewareHandler } from "hono";
 import { Histogram } from "../stats/histogram.ts";
-import type { MetricFamily } from "../stats/metric.ts";
+import { counter, gauge, type MetricFamily } from "../stats/metric.ts";
 import { Fifo, type QueueNode } from "./queue.ts";
 
 export interface AdmissionOptions {
@@ -311,12 +311,4 @@ function releaseWhenSent(c: Context, release: () => void): void {
     statusText: res.statusText,
     headers: res.headers,
   });
-}
-
-function gauge(name: string, help: string, value: number): MetricFamily {
-  return { name, help, type: "gauge", samples: [{ value }] };
-}
-
-function counter(name: string, help: string, value: number): MetricFamily {
-  return { name, help, type: "counter", samples: [{ value }] };
 }

@@ -552,6 +552,29 @@ export class CacheEngine {
     const h = req.headers;
     const inm = h.get("if-none-match");
     const ims = inm === null ? h.get("if-modified-since") : null;
+    /** The client's answer to a miss: 304 when its validators match what is stored, else the body. */
+    const answer = (
+      stored: CacheEntry,
+      body: Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array> | null,
+    ) => {
+      if (
+        (inm !== null || ims !== null) && res.status === 200 &&
+        notModified(inm, ims, stored.etag, stored.modified)
+      ) {
+        // A streamed body keeps flowing into the store; the client only needs the 304.
+        if (body instanceof ReadableStream) body.cancel().catch(() => {});
+        const nm = new Response(null, { status: 304, headers: stored.notModifiedHeaders });
+        nm.headers.append("x-cache", "MISS");
+        return nm;
+      }
+      const full = new Response(body, {
+        status: res.status,
+        statusText: res.statusText,
+        headers: rh,
+      });
+      full.headers.set("x-cache", "MISS");
+      return full;
+    };
     if (res.body !== null && length !== null && Number(length) <= INLINE_MAX_BYTES) {
       // Small body of known size: read it at once. A JS stream between the
       // forwarder and the client would cost more than holding a few KiB.
@@ -573,21 +596,7 @@ export class CacheEngine {
       }
       lock?.release(ttl > 0);
       ctx.cacheStatus = "MISS";
-      if (
-        (inm !== null || ims !== null) && res.status === 200 &&
-        notModified(inm, ims, entry.etag, entry.modified)
-      ) {
-        const nm = new Response(null, { status: 304, headers: entry.notModifiedHeaders });
-        nm.headers.append("x-cache", "MISS");
-        return nm;
-      }
-      const full = new Response(body, {
-        status: res.status,
-        statusText: res.statusText,
-        headers: rh,
-      });
-      full.headers.set("x-cache", "MISS");
-      return full;
+      return answer(entry, body);
     }
 
     const probe = prepare(base, this.#defaultTtl);
@@ -615,23 +624,7 @@ export class CacheEngine {
       body = cap.stream;
       this.#track(cap.done.then(finish));
     }
-    if (
-      (inm !== null || ims !== null) && res.status === 200 &&
-      notModified(inm, ims, probe.etag, probe.modified)
-    ) {
-      // Keep reading upstream into the store; the client only needs the 304.
-      body?.cancel().catch(() => {});
-      const notModified = new Response(null, { status: 304, headers: probe.notModifiedHeaders });
-      notModified.headers.append("x-cache", "MISS");
-      return notModified;
-    }
-    const streamed = new Response(body, {
-      status: res.status,
-      statusText: res.statusText,
-      headers: rh,
-    });
-    streamed.headers.set("x-cache", "MISS");
-    return streamed;
+    return answer(probe, body);
   }
 
   /** stale-while-revalidate: one background refresh per key at a time; never throws. */

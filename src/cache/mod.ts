@@ -18,7 +18,7 @@
  * @module
  */
 import type { Handler, RequestContext, Wrapper } from "../context/mod.ts";
-import type { MetricFamily, StatsSource } from "../stats/metric.ts";
+import { counter, gauge, type MetricFamily, type StatsSource } from "../stats/metric.ts";
 import type { RedisHandle } from "../redis/mod.ts";
 import type { Redis } from "ioredis";
 import { CacheEngine, storageTtl } from "./cache.ts";
@@ -272,18 +272,6 @@ function offCache(): Cache {
 }
 
 function cacheMetrics(s: CacheSnapshot): MetricFamily[] {
-  const counter = (name: string, help: string, value: number): MetricFamily => ({
-    name,
-    help,
-    type: "counter",
-    samples: [{ value }],
-  });
-  const gauge = (name: string, help: string, value: number): MetricFamily => ({
-    name,
-    help,
-    type: "gauge",
-    samples: [{ value }],
-  });
   return [
     {
       name: "proxy_cache_requests_total",

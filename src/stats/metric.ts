@@ -35,3 +35,17 @@ export interface StatsSource {
   /** Prometheus metric families. */
   metrics?(): MetricFamily[];
 }
+
+/** A counter family: one value, or labelled samples. */
+export function counter(
+  name: string,
+  help: string,
+  value: number | readonly Sample[],
+): MetricFamily {
+  return { name, help, type: "counter", samples: typeof value === "number" ? [{ value }] : value };
+}
+
+/** A gauge family with one value. */
+export function gauge(name: string, help: string, value: number): MetricFamily {
+  return { name, help, type: "gauge", samples: [{ value }] };
+}

@@ -6,7 +6,14 @@
  */
 export { Histogram, type HistogramState, type LatencySummary } from "./histogram.ts";
 export { mergeReports, StatsCluster } from "./cluster.ts";
-export type { MetricFamily, MetricType, Sample, StatsSource } from "./metric.ts";
+export {
+  counter,
+  gauge,
+  type MetricFamily,
+  type MetricType,
+  type Sample,
+  type StatsSource,
+} from "./metric.ts";
 export {
   mergeFamilies,
   PROMETHEUS_CONTENT_TYPE,

@@ -9,7 +9,7 @@
  * @module
  */
 import { Histogram, type HistogramState } from "./histogram.ts";
-import type { MetricFamily, StatsSource } from "./metric.ts";
+import { counter, gauge, type MetricFamily, type StatsSource } from "./metric.ts";
 
 /** One serving thread's statistics, as plain data that can cross threads. */
 export interface ThreadReport {
@@ -260,12 +260,4 @@ export class ProxyStats {
     for (const s of this.#sources) if (s.metrics) families.push(...s.metrics());
     return families;
   }
-}
-
-function counter(name: string, help: string, samples: MetricFamily["samples"]): MetricFamily {
-  return { name, help, type: "counter", samples };
-}
-
-function gauge(name: string, help: string, value: number): MetricFamily {
-  return { name, help, type: "gauge", samples: [{ value }] };
 }

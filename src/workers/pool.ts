@@ -13,7 +13,7 @@
  *
  * @module
  */
-import type { MetricFamily, StatsSource } from "../stats/metric.ts";
+import { counter, gauge, type MetricFamily, type StatsSource } from "../stats/metric.ts";
 import type { PoolTask, ResultMessage, TaskMessage } from "./protocol.ts";
 
 /** Anything with a `warn` method (a LogTape logger fits). */
@@ -242,18 +242,6 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
     snapshot,
     metrics(): MetricFamily[] {
       const s = snapshot();
-      const gauge = (name: string, help: string, value: number): MetricFamily => ({
-        name,
-        help,
-        type: "gauge",
-        samples: [{ value }],
-      });
-      const counter = (name: string, help: string, value: number): MetricFamily => ({
-        name,
-        help,
-        type: "counter",
-        samples: [{ value }],
-      });
       return [
         gauge("proxy_worker_pool_workers", "Web Workers in the pool.", s.workers),
         gauge("proxy_worker_pool_busy", "Workers running a task.", s.busy),
