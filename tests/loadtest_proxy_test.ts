@@ -6,55 +6,7 @@
 import { TEST_CA, TEST_CERT, TEST_KEY } from "./helpers/tls.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { loadtest } from "../src/loadtest/mod.ts";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-
-/** Starts `proxy serve` on port 0 with the given settings; resolves with its address. */
-async function startProxy(env: Record<string, string>) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "serve"],
-    env: {
-      HOST: "127.0.0.1",
-      PORT: "0",
-      // "auto" would probe (and use) a shared Redis on 6379.
-      CACHE_BACKEND: "memory",
-      ACCESS_LOG: "false",
-      ...env,
-    },
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  let text = "";
-  const listening = Promise.withResolvers<string>();
-  const draining = (async () => {
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-      text += chunk;
-      const m = /proxy listening on (http:\/\/\S+)/.exec(text);
-      if (m) listening.resolve(m[1]);
-    }
-    listening.reject(new Error(`the proxy exited before listening:\n${text}`));
-  })();
-  const timer = setTimeout(
-    () => listening.reject(new Error(`the proxy did not start in 60 s:\n${text}`)),
-    60_000,
-  );
-  const stop = async () => {
-    try {
-      child.kill("SIGTERM");
-    } catch { /* already gone */ }
-    await child.status;
-    await draining;
-  };
-  try {
-    return { url: await listening.promise, stop };
-  } catch (err) {
-    await stop();
-    throw err;
-  } finally {
-    clearTimeout(timer);
-  }
-}
+import { startProxy } from "./helpers/proxy.ts";
 
 Deno.test("through the real proxy: absolute-form, CONNECT + TLS, and a rate limit named in the report", async () => {
   const cert = TEST_CERT;
@@ -68,11 +20,13 @@ Deno.test("through the real proxy: absolute-form, CONNECT + TLS, and a rate limi
     () => new Response("secure"),
   );
   const proxy = await startProxy({
-    FORWARD_ALLOW_PRIVATE: "true", // the origins are on loopback
-    CONNECT_PORTS: String(secure.addr.port),
-    RATE_LIMIT_EXEMPT: "", // loopback is exempt by default; this test wants the limit
-    RATE_LIMIT_REQUESTS: "60",
-    RATE_LIMIT_WINDOW: "3600",
+    env: {
+      FORWARD_ALLOW_PRIVATE: "true", // the origins are on loopback
+      CONNECT_PORTS: String(secure.addr.port),
+      RATE_LIMIT_EXEMPT: "", // loopback is exempt by default; this test wants the limit
+      RATE_LIMIT_REQUESTS: "60",
+      RATE_LIMIT_WINDOW: "3600",
+    },
   });
   try {
     const tls = await loadtest({
