@@ -1,6 +1,7 @@
 /** End-to-end: HTTPS through the proxy with CONNECT tunnels (curl -p -x, fetch with a proxy). */
 import assert from "node:assert/strict";
-import { curl, proxiedClient, raw } from "./helpers/http.ts";
+import { curl, proxiedClient } from "./helpers/http.ts";
+import { rawRequest } from "./helpers/rawhttp.ts";
 import { startProxy } from "./helpers/proxy.ts";
 import { startTlsOrigin, TEST_CA, TEST_CA_PATH } from "./helpers/tls.ts";
 
@@ -37,9 +38,12 @@ Deno.test("CONNECT only to CONNECT_PORTS: others get 403 naming the setting", as
   const origin = startTlsOrigin();
   const proxy = await startProxy({ env: { FORWARD_ALLOW_PRIVATE: "true" } });
   try {
-    const r = await raw(proxy.port, `CONNECT 127.0.0.1:${origin.port} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    const r = await rawRequest(
+      proxy.port,
+      `CONNECT 127.0.0.1:${origin.port} HTTP/1.1\r\nHost: x\r\n\r\n`,
+    );
     assert.equal(r.status, 403);
-    assert.match(new TextDecoder().decode(r.body), /CONNECT_PORTS/);
+    assert.match(r.body, /CONNECT_PORTS/);
   } finally {
     await proxy.stop();
     await origin.close();

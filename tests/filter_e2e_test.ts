@@ -4,10 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { startTestBackend } from "./helpers/backend.ts";
-import { curl, raw } from "./helpers/http.ts";
+import { curl } from "./helpers/http.ts";
+import { rawRequest } from "./helpers/rawhttp.ts";
 import { startProxy } from "./helpers/proxy.ts";
-
-const dec = new TextDecoder();
 
 /** A TCP listener that counts the connections it accepts (there must be none). */
 function countingListener(): { port: number; accepted: () => number; close(): void } {
@@ -53,20 +52,20 @@ Deno.test("absolute-form and CONNECT to blocked hosts: 403 with X-Filter, nothin
     assert.match(ad.stdout, /^HTTP\/1\.1 403/);
     assert.match(ad.stdout, /^x-filter: blocked; category=ads; rule=adnxs\.com\r$/im);
 
-    const tunnel = await raw(
+    const tunnel = await rawRequest(
       proxy.port,
       `CONNECT 127.0.0.1:${tcp.port} HTTP/1.1\r\nHost: 127.0.0.1:${tcp.port}\r\n\r\n`,
     );
     assert.equal(tunnel.status, 403);
-    assert.match(tunnel.head, /x-filter: blocked; category=custom; rule=127\.0\.0\.1/i);
-    assert.match(dec.decode(tunnel.body), /category=custom rule=127\.0\.0\.1/);
+    assert.match(tunnel.raw, /x-filter: blocked; category=custom; rule=127\.0\.0\.1/i);
+    assert.match(tunnel.body, /category=custom rule=127\.0\.0\.1/);
 
-    const tracker = await raw(
+    const tracker = await rawRequest(
       proxy.port,
       "CONNECT www.hotjar.com:443 HTTP/1.1\r\nHost: www.hotjar.com:443\r\n\r\n",
     );
     assert.equal(tracker.status, 403);
-    assert.match(tracker.head, /category=trackers; rule=hotjar\.com/i);
+    assert.match(tracker.raw, /category=trackers; rule=hotjar\.com/i);
 
     // Nothing reached the network: the origin saw no request, the listener no connection.
     assert.equal((await origin.stats()).requests_total, 0);
@@ -89,12 +88,12 @@ Deno.test("default policy: blocked names are refused by the filter before any DN
   // blocked name must be answered by the filter first (X-Filter), without a lookup.
   const proxy = await startProxy({ env: { REQUEST_FILTERS: "ads,trackers" } });
   try {
-    const tunnel = await raw(
+    const tunnel = await rawRequest(
       proxy.port,
       "CONNECT static.hotjar.com:443 HTTP/1.1\r\nHost: static.hotjar.com:443\r\n\r\n",
     );
     assert.equal(tunnel.status, 403);
-    assert.match(tunnel.head, /x-filter: blocked; category=trackers; rule=hotjar\.com/i);
+    assert.match(tunnel.raw, /x-filter: blocked; category=trackers; rule=hotjar\.com/i);
     const ad = await curl("-i", "-x", proxy.url, "http://ib.adnxs.com/getuid");
     assert.match(ad.stdout, /^x-filter: blocked; category=ads; rule=adnxs\.com\r$/im);
   } finally {

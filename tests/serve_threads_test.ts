@@ -1,7 +1,7 @@
 /** End-to-end: SERVE_THREADS > 1 serves one port from several event-loop threads. */
 import assert from "node:assert/strict";
 import { startTestBackend } from "./helpers/backend.ts";
-import { raw } from "./helpers/http.ts";
+import { rawRequest } from "./helpers/rawhttp.ts";
 import { startProxy } from "./helpers/proxy.ts";
 
 Deno.test({
@@ -21,7 +21,7 @@ Deno.test({
         Array.from(
           { length: 200 },
           () =>
-            raw(proxy.port, "GET /json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            rawRequest(proxy.port, "GET /json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
               .then((r) => r.status),
         ),
       );

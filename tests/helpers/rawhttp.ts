@@ -26,7 +26,19 @@ export interface RawOptions {
 }
 
 const enc = new TextEncoder();
-const latin1 = new TextDecoder("latin1");
+/**
+ * Bytes to a string of the same code units (ISO-8859-1), so binary bodies survive:
+ * TextDecoder("latin1") is windows-1252 and rewrites 0x80–0x9f.
+ */
+const latin1 = {
+  decode(bytes: Uint8Array): string {
+    let s = "";
+    for (let i = 0; i < bytes.length; i += 8192) {
+      s += String.fromCharCode(...bytes.subarray(i, i + 8192));
+    }
+    return s;
+  },
+};
 const toBytes = (b: string | Uint8Array) => (typeof b === "string" ? enc.encode(b) : b);
 
 interface Parsed {
