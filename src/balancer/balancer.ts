@@ -253,8 +253,8 @@ export function createBalancer(options: BalancerOptions): Balancer {
       } else {
         b.recordSuccess();
       }
-      const completed = (ctx.conn as { completed?: unknown }).completed;
-      if (completed instanceof Promise) {
+      const completed = ctx.conn.completed;
+      if (completed) {
         // The listener reports when the client got the whole response:
         // no body wrapper, so Deno keeps its fast path for the body.
         const done = () => b.inFlight--;

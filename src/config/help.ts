@@ -18,10 +18,12 @@ export function settingsHelp(): string {
     lines.push(`${group.toUpperCase()}`);
     for (const key of keys) {
       const s = SCHEMA[key];
-      const flag = s.flag ? `--${s.flag} <${s.parser.kind.split(" ")[0]}>` : "";
+      const flag = s.flag ? `--${s.flag} VALUE` : "";
       const def = s.default === "" ? "(empty)" : s.default;
       lines.push(`  ${s.env.padEnd(22)} ${flag.padEnd(34)} default: ${def}`);
-      lines.push(`      ${wrap(s.description, 88).join("\n      ")}`);
+      // The accepted form, so the placeholder need not guess it (e.g. "auto | integer 1–256").
+      const text = `${s.description} [${s.parser.kind}]`;
+      lines.push(`      ${wrap(text, 88).join("\n      ")}`);
     }
     lines.push("");
   }
