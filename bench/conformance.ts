@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { startNginxReverse } from "./lib/nginx.ts";
 import { freePort, type Proc, startProcess } from "./lib/process.ts";
 import { proxyEnv, startProxy } from "./lib/proxy.ts";
 import { hasTool, installHint } from "./lib/tools.ts";
@@ -75,35 +76,6 @@ function proxyTarget(label: string, extra: Record<string, string>): Target {
   };
 }
 
-/** docker/nginx/nginx.conf of the suite: proxy_cache with proxy_cache_revalidate, defaults otherwise. */
-function nginxConfig(dir: string, port: number, originPort: number): string {
-  // As root the workers would switch to "nobody" and could not use the private directories.
-  const user = Deno.uid() === 0 ? "user root;\n" : "";
-  return `${user}worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 2048; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/client_body;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  proxy_cache_path ${dir}/cache levels=1:2 keys_zone=my-cache:8m max_size=1000m inactive=600m;
-  proxy_temp_path ${dir}/tmp;
-  server {
-    listen 127.0.0.1:${port};
-    location / {
-      proxy_pass http://127.0.0.1:${originPort};
-      proxy_cache my-cache;
-      proxy_cache_revalidate on;
-    }
-  }
-}
-`;
-}
-
 /** docker/squid/squid.conf of the suite (accelerator in front of one origin) on Debian's defaults. */
 function squidConfig(dir: string, port: number, originPort: number): string {
   return `http_port 127.0.0.1:${port} accel defaultsite=127.0.0.1 no-vhost
@@ -131,15 +103,15 @@ const TARGETS: Target[] = [
   {
     label: "nginx",
     requires: ["nginx"],
-    async start(port, originPort, dir) {
-      await Deno.writeTextFile(`${dir}/nginx.conf`, nginxConfig(dir, port, originPort));
-      return await startProcess({
-        name: "nginx",
-        cmd: "nginx",
-        args: ["-p", `${dir}/`, "-c", `${dir}/nginx.conf`, "-e", `${dir}/error.log`],
-        readyPort: port,
-      });
-    },
+    // As the suite's docker/nginx/nginx.conf: proxy_cache with proxy_cache_revalidate.
+    start: (port, originPort, dir) =>
+      startNginxReverse({
+        dir,
+        listenPort: port,
+        upstreamPort: originPort,
+        cache: true,
+        cacheRevalidate: true,
+      }),
   },
   {
     // docker/serve.sh: the stock default.vcl (backend only) with these parameters.

@@ -9,11 +9,16 @@ import { type Proc, startProcess } from "./process.ts";
 export interface NginxReverseOptions {
   dir: string;
   listenPort: number;
-  upstreamPort: number;
+  /** One origin, or several balanced round robin. */
+  upstreamPort: number | readonly number[];
   /** Idle keep-alive connections to the upstream (default 64). */
   keepalive?: number;
   /** Cache responses (proxy_cache in the private directory, honouring Cache-Control). */
   cache?: boolean;
+  /** With `cache`: revalidate stale entries with conditional requests (proxy_cache_revalidate). */
+  cacheRevalidate?: boolean;
+  /** Passive health per upstream server, e.g. "max_fails=3 fail_timeout=10s". */
+  serverParams?: string;
 }
 
 /** nginx.conf for one worker, upstream keep-alive, no access log. Exported for tests. */
@@ -26,8 +31,13 @@ export function nginxReverseConfig(o: NginxReverseOptions): string {
       `inactive=60m use_temp_path=off;\n`
     : "";
   const cacheUse = o.cache
-    ? "      proxy_cache bench;\n      add_header X-Cache $upstream_cache_status;\n"
+    ? "      proxy_cache bench;\n      add_header X-Cache $upstream_cache_status;\n" +
+      (o.cacheRevalidate ? "      proxy_cache_revalidate on;\n" : "")
     : "";
+  const ports = typeof o.upstreamPort === "number" ? [o.upstreamPort] : o.upstreamPort;
+  const servers = ports
+    .map((p) => `    server 127.0.0.1:${p}${o.serverParams ? ` ${o.serverParams}` : ""};`)
+    .join("\n");
   return `${user}worker_processes 1;
 daemon off;
 pid ${o.dir}/nginx.pid;
@@ -41,7 +51,7 @@ http {
   uwsgi_temp_path ${o.dir}/uwsgi;
   scgi_temp_path ${o.dir}/scgi;
 ${cachePath}  upstream origin {
-    server 127.0.0.1:${o.upstreamPort};
+${servers}
     keepalive ${o.keepalive ?? 64};
   }
   server {

@@ -14,7 +14,9 @@
  */
 import { patternBytes } from "../../src/backend/mod.ts";
 import { compareTargets, ratiosAgainst, type Started, type Target } from "../lib/compare.ts";
+import { startNginxReverse } from "../lib/nginx.ts";
 import { freePort, type Proc, startProcess } from "../lib/process.ts";
+import { startProxy } from "../lib/proxy.ts";
 import type { BenchContext, Scenario, ScenarioResult, TargetRow } from "../lib/types.ts";
 
 const PATH = "/bytes/1024";
@@ -56,58 +58,6 @@ function startOrigin(ctx: BenchContext, name: string, port = freePort()): Promis
   });
 }
 
-function startProxy(ctx: BenchContext, port: number, env: Record<string, string>): Promise<Proc> {
-  return startProcess({
-    name: "proxy",
-    cmd: Deno.execPath(),
-    args: ["run", "-A", `${ctx.root}/main.ts`, "serve"],
-    env,
-    cwd: ctx.root,
-    readyPort: port,
-  });
-}
-
-/** nginx with several upstream servers (round robin, keep-alive), in a private directory. */
-async function startNginx(dir: string, port: number, origins: number[]): Promise<Proc> {
-  await Deno.mkdir(dir, { recursive: true });
-  // As root the workers would switch to "nobody" and could not use the private temp directories.
-  const user = Deno.uid() === 0 ? "user root;\n" : "";
-  const servers = origins.map((p) => `    server 127.0.0.1:${p} max_fails=3 fail_timeout=10s;`);
-  const conf = `${user}worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/client_body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  upstream origins {
-${servers.join("\n")}
-    keepalive 64;
-  }
-  server {
-    listen 127.0.0.1:${port};
-    location / {
-      proxy_pass http://origins;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
-}
-`;
-  await Deno.writeTextFile(`${dir}/nginx.conf`, conf);
-  return await startProcess({
-    name: "nginx",
-    cmd: "nginx",
-    args: ["-p", `${dir}/`, "-c", `${dir}/nginx.conf`, "-e", `${dir}/error.log`],
-    readyPort: port,
-  });
-}
-
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return 0;
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
@@ -126,7 +76,8 @@ async function failover(ctx: BenchContext): Promise<{ row: TargetRow; notes: str
   ctx.defer(() => victim.stop());
   const port = freePort();
   const proxy = await startProxy(
-    ctx,
+    ctx.root,
+    "proxy",
     port,
     proxyEnv(port, [victimPort, keepPort], {
       HEALTH_CHECK_PATH: "/health",
@@ -221,12 +172,21 @@ export const scenario: Scenario = {
     const targets: Target[] = [2, 4].flatMap((n): Target[] => [
       {
         label: `proxy-${n}`,
-        start: onPort((port) => startProxy(ctx, port, proxyEnv(port, ports.slice(0, n)))),
+        start: onPort((port) =>
+          startProxy(ctx.root, "proxy", port, proxyEnv(port, ports.slice(0, n)))
+        ),
       },
       {
         label: `nginx-${n}`,
         requires: ["nginx"],
-        start: onPort((port) => startNginx(`${ctx.tmpDir}/nginx-${n}`, port, ports.slice(0, n))),
+        start: onPort((port) =>
+          startNginxReverse({
+            dir: `${ctx.tmpDir}/nginx-${n}`,
+            listenPort: port,
+            upstreamPort: ports.slice(0, n),
+            serverParams: "max_fails=3 fail_timeout=10s",
+          })
+        ),
       },
     ]);
     const rows = await compareTargets(ctx, targets, { path: PATH, verify });
