@@ -11,6 +11,7 @@ import { ok as assert } from "node:assert/strict";
 // Pinned inline (the brief allows it) so deno.json stays free of a test-only package.
 // deno-lint-ignore no-import-prefix
 import type { Page } from "npm:playwright-core@1.65.1";
+import { ignoreUnless } from "./helpers/ignore.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -129,7 +130,11 @@ async function pixels(page: Page, selector: string, rgb: number[]): Promise<numb
 
 Deno.test({
   name: "dashboard in a browser: config, start proxy, load test through it, compare, stop",
-  ignore: !haveChromium,
+  ignore: ignoreUnless(
+    "dashboard in a browser",
+    haveChromium,
+    `${CHROMIUM} is missing (apt-get install chromium)`,
+  ),
   // playwright-core keeps timers and pipes of its own past browser.close().
   sanitizeOps: false,
   sanitizeResources: false,
@@ -310,7 +315,11 @@ Deno.test({
 
 Deno.test({
   name: "dashboard in a browser with a token: login page, wrong token refused, right one lets in",
-  ignore: !haveChromium,
+  ignore: ignoreUnless(
+    "dashboard in a browser",
+    haveChromium,
+    `${CHROMIUM} is missing (apt-get install chromium)`,
+  ),
   // playwright-core keeps timers and pipes of its own past browser.close().
   sanitizeOps: false,
   sanitizeResources: false,

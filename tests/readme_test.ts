@@ -13,6 +13,7 @@ import { curl } from "./helpers/http.ts";
 import { freePort, waitForPort } from "./helpers/ports.ts";
 import { packTarget } from "../scripts/release.ts";
 import { VERSION } from "../src/version.ts";
+import { ignoreUnless } from "./helpers/ignore.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const README = Deno.readTextFileSync(new URL("README.md", ROOT));
@@ -355,7 +356,11 @@ const dec = new TextDecoder();
 Deno.test({
   name:
     "README browser recipe: Chromium with --proxy-server loads an HTTPS page through a CONNECT tunnel",
-  ignore: !haveChromium,
+  ignore: ignoreUnless(
+    "README browser recipe",
+    haveChromium,
+    `${CHROMIUM} is missing (apt-get install chromium)`,
+  ),
   async fn() {
     const text = README.slice(README.indexOf("## Use it as a forward proxy"));
     const flag = /`chromium (--proxy-server=http:\/\/127\.0\.0\.1:(\d+))`/.exec(text);

@@ -21,6 +21,7 @@ import {
 import { WORKER_ENTRIES } from "../src/workers/mod.ts";
 import { BUILTIN_LISTS } from "../src/filter/mod.ts";
 import { VERSION } from "../src/version.ts";
+import { ignoreUnless } from "./helpers/ignore.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const MAIN = fileURLToPath(new URL("main.ts", ROOT));
@@ -174,7 +175,11 @@ if (!DENORT) {
 
 Deno.test({
   name: "the compiled binary runs from an empty directory: proxy, lists, workers, dashboard",
-  ignore: !DENORT,
+  ignore: ignoreUnless(
+    "compiled binary",
+    Boolean(DENORT),
+    "no denort runtime (set DENORT_BIN; the release workflow downloads it)",
+  ),
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "proxy-compiled-" });
     try {

@@ -3,10 +3,11 @@ import assert from "node:assert/strict";
 import { startTestBackend } from "./helpers/backend.ts";
 import { rawRequest } from "./helpers/rawhttp.ts";
 import { startProxy } from "./helpers/proxy.ts";
+import { ignoreUnless } from "./helpers/ignore.ts";
 
 Deno.test({
   name: "two serving threads share the port; /proxy-stats and /metrics add both up exactly",
-  ignore: Deno.build.os !== "linux",
+  ignore: ignoreUnless("serving threads", Deno.build.os === "linux", "SO_REUSEPORT is Linux only"),
   async fn() {
     const backend = await startTestBackend("a");
     const proxy = await startProxy({ env: { BACKEND_SERVERS: backend.url, SERVE_THREADS: "2" } });

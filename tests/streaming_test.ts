@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { startTestBackend } from "./helpers/backend.ts";
 import { proxiedClient } from "./helpers/http.ts";
 import { startProxy } from "./helpers/proxy.ts";
+import { ignoreUnless } from "./helpers/ignore.ts";
 
 const GIB = 1024 ** 3;
 
@@ -16,7 +17,7 @@ function peakRssMiB(pid: number): number {
 
 Deno.test({
   name: "1 GiB download and 1 GiB upload stream through the proxy with flat memory",
-  ignore: Deno.build.os !== "linux",
+  ignore: ignoreUnless("streaming memory", Deno.build.os === "linux", "reads /proc (Linux only)"),
   async fn() {
     const origin = await startTestBackend("origin");
     const proxy = await startProxy({

@@ -4,6 +4,7 @@ import { startTestBackend } from "./helpers/backend.ts";
 import { curl } from "./helpers/http.ts";
 import { startProxy } from "./helpers/proxy.ts";
 import { startTlsOrigin, TEST_CA_PATH, TEST_CERT_PATH, TEST_KEY_PATH } from "./helpers/tls.ts";
+import { ignoreUnless } from "./helpers/ignore.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url);
 
@@ -68,7 +69,11 @@ Deno.test("an unreadable or invalid certificate stops start-up with one clear li
 
 Deno.test({
   name: "SIGHUP reloads the certificate without dropping an in-flight request",
-  ignore: Deno.build.os !== "linux",
+  ignore: ignoreUnless(
+    "TLS reload without drops",
+    Deno.build.os === "linux",
+    "SO_REUSEPORT is Linux only",
+  ),
   async fn() {
     const backend = await startTestBackend("a");
     const dir = await Deno.makeTempDir();

@@ -4,10 +4,15 @@ import { compareTargets, ratiosAgainst } from "./compare.ts";
 import { StartError } from "./process.ts";
 import { hasTool } from "./tools.ts";
 import type { BenchContext, TargetRow } from "./types.ts";
+import { ignoreUnless } from "../../tests/helpers/ignore.ts";
 
 Deno.test({
   name: "compareTargets: measured, failed-to-start, wrong-answer and skipped rows",
-  ignore: !hasTool("wrk"),
+  ignore: ignoreUnless(
+    "bench compareTargets",
+    hasTool("wrk"),
+    "wrk is not installed (apt-get install wrk)",
+  ),
   async fn() {
     const tmpDir = await Deno.makeTempDir();
     const b = await startBackend({ host: "127.0.0.1", port: 0, name: "o" });

@@ -7,6 +7,7 @@ import { freePort, type Proc } from "./process.ts";
 import { startSquidForward } from "./squid.ts";
 import { hasTool } from "./tools.ts";
 import { startVarnish } from "./varnish.ts";
+import { ignoreUnless } from "../../tests/helpers/ignore.ts";
 
 const cases: [string, (dir: string, port: number, up: number) => Promise<Proc>][] = [
   [
@@ -22,7 +23,11 @@ const cases: [string, (dir: string, port: number, up: number) => Promise<Proc>][
 for (const [tool, start] of cases) {
   Deno.test({
     name: `${tool} reverse proxy from a private directory forwards exact bytes`,
-    ignore: !hasTool(tool),
+    ignore: ignoreUnless(
+      `bench ${tool}`,
+      hasTool(tool),
+      `${tool} is not installed (apt-get install ${tool})`,
+    ),
     async fn() {
       const dir = await Deno.makeTempDir();
       const b = await startBackend({ host: "127.0.0.1", port: 0, name: "origin" });
@@ -60,7 +65,11 @@ const cachingCases: [string, (dir: string, port: number, up: number) => Promise<
 for (const [tool, start] of cachingCases) {
   Deno.test({
     name: `${tool} with cache: on answers repeated requests without the origin`,
-    ignore: !hasTool(tool),
+    ignore: ignoreUnless(
+      `bench ${tool}`,
+      hasTool(tool),
+      `${tool} is not installed (apt-get install ${tool})`,
+    ),
     async fn() {
       const dir = await Deno.makeTempDir();
       const b = await startBackend({ host: "127.0.0.1", port: 0, name: "origin" });
@@ -84,7 +93,11 @@ for (const [tool, start] of cachingCases) {
 
 Deno.test({
   name: "squid forward proxy from a private directory forwards absolute-form requests",
-  ignore: !hasTool("squid"),
+  ignore: ignoreUnless(
+    "bench squid",
+    hasTool("squid"),
+    "squid is not installed (apt-get install squid)",
+  ),
   async fn() {
     const dir = await Deno.makeTempDir();
     const b = await startBackend({ host: "127.0.0.1", port: 0, name: "origin" });
@@ -106,7 +119,11 @@ Deno.test({
 
 Deno.test({
   name: "varnish from a private work directory caches by max-age",
-  ignore: !hasTool("varnishd"),
+  ignore: ignoreUnless(
+    "bench varnish",
+    hasTool("varnishd"),
+    "varnishd is not installed (apt-get install varnish)",
+  ),
   async fn() {
     const dir = await Deno.makeTempDir();
     const b = await startBackend({ host: "127.0.0.1", port: 0, name: "origin" });

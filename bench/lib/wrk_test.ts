@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { startBackend } from "../../src/backend/mod.ts";
 import { hasTool } from "./tools.ts";
 import { forwardProxyPrelude, parseWrkOutput, runWrk } from "./wrk.ts";
+import { ignoreUnless } from "../../tests/helpers/ignore.ts";
 
 Deno.test("parseWrkOutput reads the Lua summary line", () => {
   const r = parseWrkOutput(
@@ -33,7 +34,11 @@ Deno.test("parseWrkOutput reads the Lua summary line", () => {
 
 Deno.test({
   name: "runWrk measures a real server and counts non-2xx responses",
-  ignore: !hasTool("wrk"),
+  ignore: ignoreUnless(
+    "bench runWrk",
+    hasTool("wrk"),
+    "wrk is not installed (apt-get install wrk)",
+  ),
   async fn() {
     const tmpDir = await Deno.makeTempDir();
     const b = await startBackend({ host: "127.0.0.1", port: 0, name: "w" });
@@ -57,7 +62,11 @@ Deno.test({
 
 Deno.test({
   name: "runWrk with forwardProxyPrelude sends absolute-form requests with the origin's Host",
-  ignore: !hasTool("wrk"),
+  ignore: ignoreUnless(
+    "bench runWrk",
+    hasTool("wrk"),
+    "wrk is not installed (apt-get install wrk)",
+  ),
   async fn() {
     const tmpDir = await Deno.makeTempDir();
     // The origin answers absolute-form requests itself, so it can stand in

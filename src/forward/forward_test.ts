@@ -11,6 +11,7 @@ import {
   text,
   write,
 } from "./testing.ts";
+import { ignoreUnless } from "../../tests/helpers/ignore.ts";
 
 const enc = new TextEncoder();
 
@@ -954,7 +955,7 @@ function hasIPv6(): boolean {
 
 Deno.test({
   name: "IPv6 literal targets connect, and checkAddress sees the bare address",
-  ignore: !hasIPv6(),
+  ignore: ignoreUnless("IPv6 literal targets", hasIPv6(), "no IPv6 loopback (::1) on this machine"),
   async fn() {
     const server = Deno.serve(
       { hostname: "::1", port: 0, onListen() {} },
