@@ -8,6 +8,10 @@ import { freePort } from "./helpers/ports.ts";
 import { startProxy, type TestProxy } from "./helpers/proxy.ts";
 import { startResetter } from "../src/balancer/testdata/support.ts";
 
+/** One Prometheus sample line: name, optional labels, one value (a number, NaN or ±Inf). */
+const PROMETHEUS_SAMPLE =
+  /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? (-?\d+(\.\d+)?([eE][+-]?\d+)?|NaN|[+-]Inf)$/;
+
 async function waitFor(predicate: () => Promise<boolean> | boolean, what: string, ms = 20_000) {
   const deadline = Date.now() + ms;
   while (!(await predicate())) {
@@ -195,7 +199,7 @@ Deno.test("e2e: queue full gives 503 + Retry-After while admitted requests compl
     assert.match(metrics, /^proxy_backend_up\{backend="http:\/\/127\.0\.0\.1:\d+"\} 1$/m);
     for (const line of metrics.split("\n")) {
       if (line === "" || line.startsWith("#")) continue;
-      assert.match(line, /^[a-z_:][a-z0-9_:]*(\{[^}]*\})? -?[0-9.e+-]+|NaN|\+Inf$/i, line);
+      assert.match(line, PROMETHEUS_SAMPLE, line);
     }
 
     for (const p of slow) {
