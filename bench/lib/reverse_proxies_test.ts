@@ -1,6 +1,7 @@
 /** nginx and HAProxy started from private configs really proxy to the origin. */
 import assert from "node:assert/strict";
 import { patternBytes, startBackend } from "../../src/backend/mod.ts";
+import { startCaddyReverse } from "./caddy.ts";
 import { startHaproxyReverse } from "./haproxy.ts";
 import { startNginxReverse } from "./nginx.ts";
 import { freePort, type Proc } from "./process.ts";
@@ -17,6 +18,10 @@ const cases: [string, (dir: string, port: number, up: number) => Promise<Proc>][
   [
     "haproxy",
     (dir, listenPort, upstreamPort) => startHaproxyReverse({ dir, listenPort, upstreamPort }),
+  ],
+  [
+    "caddy",
+    (dir, listenPort, upstreamPort) => startCaddyReverse({ dir, listenPort, upstreamPort }),
   ],
 ];
 

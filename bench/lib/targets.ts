@@ -1,10 +1,11 @@
 /**
  * Targets several scenarios share: the origin itself, this proxy with a
  * given environment (optionally with a private Redis), nginx and HAProxy as
- * reverse proxies (optionally caching), and the Node peers.
+ * reverse proxies (optionally caching), Caddy, and the Node peers.
  *
  * @module
  */
+import { startCaddyReverse } from "./caddy.ts";
 import { onFreePort, type Target } from "./compare.ts";
 import { startHaproxyReverse } from "./haproxy.ts";
 import { startNginxReverse } from "./nginx.ts";
@@ -82,6 +83,17 @@ export function haproxyTarget(ctx: BenchContext, origin: Origin, cache = false):
         upstreamPort: origin.port,
         cache,
       })
+    ),
+  };
+}
+
+/** Caddy (one core, keep-alive to the origin) in front of `origin`. */
+export function caddyTarget(ctx: BenchContext, origin: Origin): Target {
+  return {
+    label: "caddy",
+    requires: ["caddy"],
+    start: onFreePort((port) =>
+      startCaddyReverse({ dir: `${ctx.tmpDir}/caddy`, listenPort: port, upstreamPort: origin.port })
     ),
   };
 }

@@ -11,6 +11,7 @@ import { compareTargets, ratiosAgainst, type Target, verifyBytes } from "../lib/
 import { REVERSE_PEERS } from "../lib/peers.ts";
 import { startOrigin } from "../lib/proxy.ts";
 import {
+  caddyTarget,
   haproxyTarget,
   nginxTarget,
   originTarget,
@@ -24,7 +25,8 @@ const EXPECTED = patternBytes(1024);
 
 export const scenario: Scenario = {
   name: "reverse",
-  description: "1 KiB responses via reverse proxy: backend direct, proxy, nginx, haproxy, JS peers",
+  description:
+    "1 KiB responses via reverse proxy: backend direct, proxy, nginx, haproxy, caddy, JS peers",
   async run(ctx: BenchContext): Promise<ScenarioResult> {
     ctx.log("starting the origin (src/backend)");
     const origin = await startOrigin(ctx.root);
@@ -36,6 +38,7 @@ export const scenario: Scenario = {
       proxyTarget(ctx, "proxy (2 threads)", origin, { SERVE_THREADS: "2" }),
       nginxTarget(ctx, origin),
       haproxyTarget(ctx, origin),
+      caddyTarget(ctx, origin),
       ...REVERSE_PEERS.map((peer) => peerTarget(ctx, peer, origin)),
     ];
 
@@ -43,12 +46,12 @@ export const scenario: Scenario = {
       path: PATH,
       verify: verifyBytes(PATH, EXPECTED),
     });
-    const others = ["nginx", "haproxy", ...REVERSE_PEERS.map((p) => p.label), "backend"];
+    const others = ["nginx", "haproxy", "caddy", ...REVERSE_PEERS.map((p) => p.label), "backend"];
     return {
       rows,
       ratios: [
         ...ratiosAgainst(rows, "proxy", others),
-        ...ratiosAgainst(rows, "proxy (2 threads)", ["nginx", "haproxy"]),
+        ...ratiosAgainst(rows, "proxy (2 threads)", ["nginx", "haproxy", "caddy"]),
       ],
       notes: [
         `wrk -t${ctx.threads} -c${ctx.connections} -d${ctx.durationSec}s ${PATH}, ` +
