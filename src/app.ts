@@ -97,7 +97,9 @@ export async function createProxy(
   threadInfo: ThreadInfo = { thread: 0, threads: 1 },
 ): Promise<Proxy> {
   const { config, mode } = loaded;
-  const listener = mode === "reverse" ? "deno.serve" : "node:http";
+  // Every mode is served by the HTTP/1.1 listener of src/server/http1 (upgrades through
+  // `upgrade`, never through `fetch`).
+  const listener: string = "http1";
   const stats = new ProxyStats({ mode, listener });
   const accessLog = config.accessLog ? logger("access") : undefined;
   const log = logger("app");
@@ -420,7 +422,7 @@ export async function createProxy(
       maxHeaderSize: config.maxHeaderSize,
     }),
     admissionPhase(admission),
-    listener === "node:http" || aclForReverse
+    mode !== "reverse" || aclForReverse
       ? aclPhase(acl.isAllowedClient, (ctx) => ctx.conn.form !== "origin" || aclForReverse)
       : undefined,
     auth?.phase,

@@ -195,7 +195,7 @@ Deno.test("forward proxy: clients outside ALLOWED_CLIENTS get 403 for requests a
   }
 });
 
-Deno.test("malformed input gets 400 or 431 and the proxy keeps serving", async () => {
+Deno.test("malformed input gets 400, 431 or 505 and the proxy keeps serving", async () => {
   const origin = await startTestBackend("origin");
   const proxy = await startProxy({ env: FORWARD_ENV });
   try {
@@ -211,7 +211,9 @@ Deno.test("malformed input gets 400 or 431 and the proxy keeps serving", async (
         400,
       ],
       ["GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400],
-      ["GET / HTTP/9.9\r\nHost: x\r\n\r\n", 400],
+      // A well-formed version the proxy does not speak: 505 (RFC 9110 §15.6.6).
+      ["GET / HTTP/9.9\r\nHost: x\r\n\r\n", 505],
+      ["GET / HTTP/1\r\nHost: x\r\n\r\n", 400],
     ];
     for (const [request, status] of cases) {
       const r = await rawRequest(proxy.port, request, { timeoutMs: 5000 });

@@ -1,4 +1,7 @@
-/** End-to-end: the proxy port speaking HTTPS (and HTTP/2 by ALPN), certificate errors and reload. */
+/**
+ * End-to-end: the proxy port speaking HTTPS (HTTP/1.1 by ALPN: HTTP/2 is not offered by the
+ * listener for now), certificate errors and reload.
+ */
 import assert from "node:assert/strict";
 import { startTestBackend } from "./helpers/backend.ts";
 import { curl } from "./helpers/http.ts";
@@ -8,7 +11,7 @@ import { ignoreUnless } from "./helpers/ignore.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url);
 
-Deno.test("reverse mode with TLS_CERT/TLS_KEY serves HTTPS and negotiates HTTP/2", async () => {
+Deno.test("reverse mode with TLS_CERT/TLS_KEY serves HTTPS, HTTP/1.1 by ALPN", async () => {
   const backend = await startTestBackend("a");
   const proxy = await startProxy({
     env: { BACKEND_SERVERS: backend.url, TLS_CERT: TEST_CERT_PATH, TLS_KEY: TEST_KEY_PATH },
@@ -25,7 +28,8 @@ Deno.test("reverse mode with TLS_CERT/TLS_KEY serves HTTPS and negotiates HTTP/2
       "%{http_version} %{http_code}",
       `https://localhost:${proxy.port}/json`,
     );
-    assert.equal(h2.stdout, "2 200", h2.stderr);
+    // A client offering h2 and http/1.1 by ALPN is answered in HTTP/1.1, never refused.
+    assert.equal(h2.stdout, "1.1 200", h2.stderr);
     const h1 = await curl(
       "--http1.1",
       "--cacert",

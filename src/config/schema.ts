@@ -506,8 +506,53 @@ export const SCHEMA = {
     env: "HEADER_TIMEOUT",
     default: "10",
     group: "security",
-    description: "A client must send its request head within this time (slow clients are cut off).",
+    description:
+      "A client must send its request head within this time, from connecting or from the " +
+      "request's first byte (slow clients get 408 and are cut off).",
     parser: duration("s", 100),
+  }),
+  keepAliveTimeout: setting({
+    env: "KEEPALIVE_TIMEOUT",
+    default: "75",
+    group: "security",
+    description: "Longest idle time between requests on a kept-alive client connection.",
+    parser: duration("s", 100),
+  }),
+  bodyTimeout: setting({
+    env: "BODY_TIMEOUT",
+    default: "60",
+    group: "security",
+    description:
+      "Longest pause between request-body bytes (408 and close), and the longest a client may " +
+      "stall reading a response.",
+    parser: duration("s", 100),
+  }),
+  bodyMinRate: setting({
+    env: "BODY_MIN_RATE",
+    default: "1KiB",
+    group: "security",
+    description:
+      "Slowest average request-body rate in bytes per second, enforced after the first 10 s " +
+      "(408 and close); 0 = off.",
+    parser: bytes(),
+  }),
+  requestBufferSize: setting({
+    env: "REQUEST_BUFFER_SIZE",
+    default: "1MiB",
+    group: "security",
+    description:
+      "Request bodies up to this size are received whole before the request takes an admission " +
+      "slot or an upstream connection (slow uploaders hold neither); larger ones stream.",
+    parser: bytes(1024 * 1024 * 1024),
+  }),
+  maxClientConnections: setting({
+    env: "MAX_CLIENT_CONNECTIONS",
+    default: "10000",
+    group: "security",
+    description:
+      "Most open client connections per serving thread; beyond it new connections are closed at " +
+      "once and counted (client_connections_rejected).",
+    parser: integer(1, 10_000_000),
   }),
   // ── logging ─────────────────────────────────────────────────────────
   logLevel: setting({

@@ -55,8 +55,8 @@ export function tunnelAdmission(
     if (inside) return { status: 403, reason: `403 Forbidden: ${inside}` };
     let user: string | undefined;
     if (o.auth) {
-      const h = req.headers["proxy-authorization"];
-      user = await o.auth.verify(Array.isArray(h) ? h[0] : h);
+      const h = req.headers.get("proxy-authorization") ?? undefined;
+      user = await o.auth.verify(h);
       if (user === undefined) {
         return {
           status: 407,

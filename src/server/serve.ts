@@ -8,8 +8,9 @@
 import { ConfigError, loadConfig, type LoadedConfig, settingsHelp } from "../config/mod.ts";
 import { createProxy, type ThreadInfo } from "../app.ts";
 import { closeLogging, logger, setupLogging } from "../log/mod.ts";
-import { listenDeno } from "./deno_listener.ts";
-import { listenNode } from "./node_listener.ts";
+import { listenHttp1 } from "./http1/mod.ts";
+import type { ServerConfig } from "./http1/mod.ts";
+import { raiseOpenFileLimit } from "./rlimit.ts";
 import type { Listener } from "./types.ts";
 import { VERSION } from "../version.ts";
 
@@ -20,11 +21,11 @@ USAGE
 
 MODES (PROXY_MODE, decided once at start-up)
   forward   no BACKEND_SERVERS: clients use the port as their HTTP_PROXY/HTTPS_PROXY;
-            absolute-form requests are forwarded, CONNECT opens tunnels (node:http listener).
+            absolute-form requests are forwarded, CONNECT opens tunnels.
   reverse   BACKEND_SERVERS set: the port is a gateway that load-balances origin-form
-            requests over the backends (Deno.serve listener: fastest; HTTPS and HTTP/2 with
-            TLS_CERT/TLS_KEY).
-  both      forward and reverse on one port (node:http listener).
+            requests over the backends (HTTPS with TLS_CERT/TLS_KEY).
+  both      forward and reverse on one port.
+  Every mode is served by the proxy's own HTTP/1.1 listener (HTTP/2 is not offered).
   auto      (default) reverse when BACKEND_SERVERS is set, forward otherwise.
 
   Own endpoints, for origin-form requests to the proxy itself: /healthz, /proxy-stats,
@@ -48,7 +49,7 @@ EXAMPLES
   REDIS_URL=redis://10.0.0.5:6379 proxy --backend http://10.0.0.1:8000
                                                       cache and rate limits shared via Redis
   proxy --tls-cert cert.pem --tls-key key.pem --backend http://127.0.0.1:8000
-                                                      HTTPS and HTTP/2 on the proxy port
+                                                      HTTPS on the proxy port
 
 EXIT STATUS
   0   clean shutdown (SIGINT/SIGTERM) or --help
@@ -76,6 +77,12 @@ export async function runServe(args: string[]): Promise<number> {
   await setupLogging({ level: config.logLevel, format: config.logFormat });
   const log = logger("serve");
   for (const w of loaded.warnings) log.warn(w);
+  const nofile = raiseOpenFileLimit();
+  if (nofile) {
+    log.info("open-file limit {after} (was {before}, hard limit {hard})", { ...nofile });
+  } else {
+    log.debug("open-file limit left as it is (no FFI permission or unsupported platform)");
+  }
 
   const threads = config.serveThreads;
   let started: Instance | undefined;
@@ -149,38 +156,53 @@ export async function startInstance(loaded: LoadedConfig, thread: ThreadInfo): P
   const proxy = await createProxy(loaded, thread);
   const reusePort = Deno.build.os === "linux" && (config.tlsCert !== "" || thread.threads > 1);
 
-  const startListener = (tls: TlsMaterial | undefined): Promise<Listener> =>
-    mode === "reverse"
-      ? listenDeno(proxy.fetch, {
+  const serverConfig: ServerConfig = {
+    app: proxy.fetch,
+    upgrade: (req, conn) => proxy.upgrade(req, conn),
+    // CONNECT is for forward proxying: a gateway answers it 405.
+    tunnel: mode === "reverse" ? undefined : {
+      stats: proxy.stats,
+      connectTimeoutMs: config.connectionTimeout,
+      admit: (req) => proxy.admitTunnel(req),
+      checkAddress: proxy.checkAddress,
+      log: config.accessLog
+        ? (l) => {
+          const bytes = l.bytesUp + l.bytesDown;
+          const durationMs = Math.round(l.durationMs);
+          const line = `${l.clientIp} CONNECT ${l.target} ${l.status} ${bytes} ${durationMs}ms` +
+            (l.reason ? ` (${l.reason})` : "");
+          logger("access").info(line, { ...l, bytes, durationMs });
+        }
+        : undefined,
+    },
+    stats: proxy.stats,
+    maxHeaderSize: config.maxHeaderSize,
+    maxHeaderCount: config.maxHeaderCount,
+    headerTimeoutMs: config.headerTimeout,
+    keepAliveTimeoutMs: config.keepAliveTimeout,
+    bodyTimeoutMs: config.bodyTimeout,
+    bodyMinRate: config.bodyMinRate,
+    requestBufferSize: config.requestBufferSize,
+    onError: (err) =>
+      log.error("internal error while serving a request: {error}", {
+        error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+      }),
+  };
+  const startListener = (tls: TlsMaterial | undefined): Promise<Listener> => {
+    try {
+      return Promise.resolve(listenHttp1(serverConfig, {
         hostname: config.host,
         port: config.port,
         tls,
         reusePort,
-      })
-      : listenNode(proxy.fetch, {
-        hostname: config.host,
-        port: config.port,
-        tls,
-        onUpgrade: (req, conn) => proxy.upgrade(req, conn),
-        maxHeaderSize: config.maxHeaderSize,
-        headerTimeoutMs: config.headerTimeout,
-        tunnel: {
-          stats: proxy.stats,
-          connectTimeoutMs: config.connectionTimeout,
-          admit: (req) => proxy.admitTunnel(req),
-          checkAddress: proxy.checkAddress,
-          log: config.accessLog
-            ? (l) => {
-              const bytes = l.bytesUp + l.bytesDown;
-              const durationMs = Math.round(l.durationMs);
-              const line =
-                `${l.clientIp} CONNECT ${l.target} ${l.status} ${bytes} ${durationMs}ms` +
-                (l.reason ? ` (${l.reason})` : "");
-              logger("access").info(line, { ...l, bytes, durationMs });
-            }
-            : undefined,
-        },
-      });
+        maxConnections: config.maxClientConnections,
+        onAcceptError: (err) =>
+          log.error("cannot accept connections: {error} (retrying)", { error: err.message }),
+      }));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  };
 
   let listener: Listener;
   try {
@@ -218,7 +240,7 @@ export async function startInstance(loaded: LoadedConfig, thread: ThreadInfo): P
       log.info("certificate reloaded");
       return;
     }
-    if (listener.kind !== "deno.serve" || Deno.build.os !== "linux") {
+    if (Deno.build.os !== "linux") {
       log.warn("this listener cannot swap certificates while running; restart to apply them");
       return;
     }

@@ -1,19 +1,19 @@
 /**
- * CONNECT tunnels: a raw TCP pipe between the client's socket (handed over
- * by node:http's `connect` event) and the destination, with byte counts.
+ * CONNECT tunnels: after admission, a TCP connection to the destination and
+ * a byte pipe between it and the client's connection, with byte counts.
  *
- * The tunnel ends at the first `end`, `close` or `error` of *either* side:
- * on Deno 2.9 the client-side socket of a `connect` event does not reliably
- * emit `close` (see DESIGN.md, known pitfalls), so waiting for both would
- * leak tunnels.
+ * A side that ends its stream is half-closed on the other; the tunnel ends
+ * when both directions have ended, at the first error of either side, or
+ * LINGER_MS after the first end (a peer that never finishes must not hold
+ * the tunnel), so the open-tunnel count always returns to zero.
  *
  * @module
  */
-import type { IncomingMessage } from "node:http";
-import net from "node:net";
-import type { Duplex } from "node:stream";
 import type { ProxyStats } from "../stats/mod.ts";
 import { type Authority, parseAuthority } from "./authority.ts";
+import { answerAndClose, closeQuietly, pipe, prefixed, writeAll } from "./pipe.ts";
+import { encodeHead, STATUS_TEXT } from "./http1/response.ts";
+import type { ByteConn, ServeConnection } from "./types.ts";
 
 /** Why a tunnel is refused, decided before any connection is made. */
 export interface Refusal {
@@ -25,7 +25,7 @@ export interface Refusal {
 export interface TunnelRequest {
   readonly authority: Authority;
   readonly clientIp: string;
-  readonly headers: IncomingMessage["headers"];
+  readonly headers: Headers;
 }
 
 export interface TunnelOptions {
@@ -37,6 +37,15 @@ export interface TunnelOptions {
   checkAddress?(ip: string, host: string): string | undefined;
   /** Logs one line per tunnel. */
   log?(line: TunnelLogLine): void;
+  /**
+   * TLS interception (issue 17): called after admission, before any
+   * connection to the destination. Return false to let the tunnel go ahead
+   * (nothing written yet); true once the interceptor has taken `client`
+   * (it answers the CONNECT itself, may serve HTTP inside with `serve`, and
+   * closes `client`). `client` already yields any bytes read past the
+   * CONNECT head.
+   */
+  intercept?(client: ByteConn, req: TunnelRequest, serve: ServeConnection): Promise<boolean>;
 }
 
 export interface TunnelLogLine {
@@ -49,44 +58,41 @@ export interface TunnelLogLine {
   reason?: string;
 }
 
-const REASONS: Record<number, string> = {
-  400: "Bad Request",
-  403: "Forbidden",
-  407: "Proxy Authentication Required",
-  429: "Too Many Requests",
-  502: "Bad Gateway",
-  503: "Service Unavailable",
-  504: "Gateway Timeout",
-};
+/** How long a tunnel stays up after one side has ended while the other has not. */
+const LINGER_MS = 10_000;
 
-function refuse(
-  socket: Duplex,
-  status: number,
-  reason: string,
-  headers: Record<string, string> = {},
-) {
-  const body = `${reason}\n`;
-  let head = `HTTP/1.1 ${status} ${REASONS[status] ?? "Error"}\r\n`;
+const ESTABLISHED = new TextEncoder().encode("HTTP/1.1 200 Connection Established\r\n\r\n");
+
+function refusal(status: number, reason: string, headers: Record<string, string> = {}) {
+  const body = new TextEncoder().encode(`${reason}\n`);
+  let head = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Error"}\r\n`;
   for (const [k, v] of Object.entries(headers)) head += `${k}: ${v}\r\n`;
-  head += `content-type: text/plain; charset=utf-8\r\ncontent-length: ${
-    new TextEncoder().encode(body).length
-  }\r\nconnection: close\r\n\r\n`;
-  socket.end(head + body);
+  head += `content-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\n` +
+    `connection: close\r\n\r\n`;
+  return encodeHead(head, body);
 }
 
-/** Handles one `connect` event. */
+/** What the listener knows of one CONNECT request. */
+export interface ConnectRequest {
+  /** The request-target as sent (`host:port`). */
+  target: string;
+  headers: Headers;
+  /** Client address, normalised. */
+  clientIp: string;
+  /** Client bytes read past the CONNECT head (the start of the tunnel's payload). */
+  leftover: Uint8Array;
+}
+
+/** Serves one CONNECT request on `client`; closes `client` when done. Never rejects. */
 export async function handleConnect(
-  req: IncomingMessage,
-  client: Duplex,
-  head: Uint8Array,
+  client: ByteConn,
+  req: ConnectRequest,
   options: TunnelOptions,
+  serve: ServeConnection,
 ): Promise<void> {
   const { stats } = options;
+  const { target, clientIp } = req;
   const started = performance.now();
-  const clientIp = normalizeIp(req.socket.remoteAddress ?? "");
-  const target = req.url ?? "";
-  client.on("error", () => {/* reported through the tunnel's end */});
-  const authority = parseAuthority(target);
   const logRefusal = (status: number, reason: string) => {
     stats.tunnelRefused(status);
     options.log?.({
@@ -99,64 +105,95 @@ export async function handleConnect(
       reason,
     });
   };
+  const refuse = (status: number, reason: string, headers?: Record<string, string>) => {
+    logRefusal(status, reason);
+    return answerAndClose(client, refusal(status, reason, headers));
+  };
+  const authority = parseAuthority(target);
   if (!authority) {
-    logRefusal(400, "bad CONNECT target");
-    refuse(client, 400, `bad CONNECT target "${target.slice(0, 200)}": expected host:port`);
-    return;
+    return refuse(400, `bad CONNECT target "${target.slice(0, 200)}": expected host:port`);
   }
-  let refusal: Refusal | undefined;
+  const tunnelReq: TunnelRequest = { authority, clientIp, headers: req.headers };
+  let refused: Refusal | undefined;
   try {
-    refusal = await options.admit({ authority, clientIp, headers: req.headers });
+    refused = await options.admit(tunnelReq);
   } catch (err) {
-    refusal = { status: 503, reason: `proxy error: ${(err as Error).message}` };
+    refused = { status: 503, reason: `proxy error: ${(err as Error).message}` };
   }
-  if (refusal) {
-    logRefusal(refusal.status, refusal.reason);
-    refuse(client, refusal.status, refusal.reason, refusal.headers);
-    return;
+  if (refused) return refuse(refused.status, refused.reason, refused.headers);
+
+  if (options.intercept) {
+    const taken = await options.intercept(prefixed(client, req.leftover), tunnelReq, serve)
+      .catch(() => {
+        closeQuietly(client);
+        return true;
+      });
+    if (taken) return;
   }
 
-  const upstream = net.connect({ host: authority.host, port: authority.port });
-  upstream.setNoDelay(true);
-  const connected = await new Promise<string | undefined>((resolve) => {
-    const timer = setTimeout(() => resolve("connect-timeout"), options.connectTimeoutMs);
-    upstream.once("connect", () => {
-      clearTimeout(timer);
-      resolve(undefined);
+  let upstream: Deno.TcpConn;
+  try {
+    upstream = await Deno.connect({
+      hostname: authority.host,
+      port: authority.port,
+      signal: AbortSignal.timeout(options.connectTimeoutMs),
     });
-    upstream.once("error", (err) => {
-      clearTimeout(timer);
-      resolve((err as NodeJS.ErrnoException).code ?? err.message);
-    });
-  });
-  if (connected !== undefined) {
-    upstream.destroy();
-    const status = connected === "connect-timeout" ? 504 : 502;
-    const reason = connected === "connect-timeout"
-      ? `timed out connecting to ${target}`
-      : `cannot connect to ${target}: ${connected}`;
-    logRefusal(status, reason);
-    refuse(client, status, reason);
-    return;
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    const timedOut = e.name === "TimeoutError" || e.name === "AbortError" ||
+      e instanceof Deno.errors.TimedOut;
+    return timedOut
+      ? refuse(504, `timed out connecting to ${target}`)
+      : refuse(502, `cannot connect to ${target}: ${e.code ?? e.name}`);
   }
-  const connectedIp = normalizeIp(upstream.remoteAddress ?? "");
+  const connectedIp = normalizeIp((upstream.remoteAddr as Deno.NetAddr).hostname);
   const forbidden = options.checkAddress?.(connectedIp, authority.host);
   if (forbidden) {
-    upstream.destroy();
-    logRefusal(403, forbidden);
-    refuse(client, 403, forbidden);
-    return;
+    closeQuietly(upstream);
+    return refuse(403, forbidden);
   }
+  try {
+    upstream.setNoDelay(true);
+  } catch { /* closed already: the pipe below ends at once */ }
 
   stats.tunnelOpened();
-  let bytesUp = head.length;
+  let bytesUp = 0;
   let bytesDown = 0;
-  let ended = false;
-  const end = (failed: boolean) => {
-    if (ended) return;
-    ended = true;
-    upstream.destroy();
-    client.destroy();
+  let failed = false;
+  let linger: ReturnType<typeof setTimeout> | undefined;
+  const closeBoth = () => {
+    closeQuietly(upstream);
+    closeQuietly(client);
+  };
+  const halfClose = (to: ByteConn) => {
+    to.closeWrite?.().catch(() => {});
+    linger ??= setTimeout(closeBoth, LINGER_MS);
+  };
+  try {
+    await writeAll(client, ESTABLISHED);
+    if (req.leftover.length > 0) {
+      bytesUp += req.leftover.length;
+      await writeAll(upstream, req.leftover);
+    }
+    await Promise.all([
+      pipe(client, upstream, (n) => bytesUp += n).then((how) => {
+        if (how === "error") {
+          failed = true;
+          closeBoth();
+        } else halfClose(upstream);
+      }),
+      pipe(upstream, client, (n) => bytesDown += n).then((how) => {
+        if (how === "error") {
+          failed = true;
+          closeBoth();
+        } else halfClose(client);
+      }),
+    ]);
+  } catch {
+    failed = true;
+  } finally {
+    clearTimeout(linger);
+    closeBoth();
     stats.tunnelClosed(bytesUp, bytesDown, !failed);
     options.log?.({
       clientIp,
@@ -166,38 +203,7 @@ export async function handleConnect(
       bytesDown,
       durationMs: performance.now() - started,
     });
-  };
-  // Half-close is passed on: the side that ended stops writing, and the tunnel ends once the
-  // other side has ended too, or at once on close/error.
-  let clientEnded = false;
-  let upstreamEnded = false;
-  client.on("data", (chunk: Uint8Array) => {
-    bytesUp += chunk.length;
-    if (!upstream.write(chunk)) client.pause();
-  });
-  upstream.on("drain", () => client.resume());
-  upstream.on("data", (chunk: Uint8Array) => {
-    bytesDown += chunk.length;
-    if (!client.write(chunk)) upstream.pause();
-  });
-  client.on("drain", () => upstream.resume());
-  client.on("end", () => {
-    clientEnded = true;
-    upstream.end();
-    if (upstreamEnded) end(false);
-  });
-  upstream.on("end", () => {
-    upstreamEnded = true;
-    client.end();
-    if (clientEnded) end(false);
-  });
-  client.on("close", () => end(false));
-  upstream.on("close", () => end(false));
-  client.on("error", () => end(true));
-  upstream.on("error", () => end(true));
-
-  client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-  if (head.length > 0) upstream.write(head);
+  }
 }
 
 /** `::ffff:127.0.0.1` → `127.0.0.1`. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ProxyStats } from "../stats/mod.ts";
-import { listenNode } from "./node_listener.ts";
+import { listenHttp1 } from "./http1/mod.ts";
 import type { TunnelOptions } from "./tunnel.ts";
 
 /** A TCP echo server on a free port. */
@@ -26,15 +26,20 @@ function echoServer() {
   };
 }
 
-async function startNode(overrides: Partial<TunnelOptions> = {}) {
-  const stats = new ProxyStats({ mode: "forward", listener: "node:http" });
-  const listener = await listenNode(() => new Response("app"), {
-    hostname: "127.0.0.1",
-    port: 0,
+function startNode(overrides: Partial<TunnelOptions> = {}) {
+  const stats = new ProxyStats({ mode: "forward", listener: "http1" });
+  const listener = listenHttp1({
+    app: () => new Response("app"),
+    stats,
     maxHeaderSize: 16384,
+    maxHeaderCount: 100,
     headerTimeoutMs: 5000,
+    keepAliveTimeoutMs: 5000,
+    bodyTimeoutMs: 5000,
+    bodyMinRate: 0,
+    requestBufferSize: 1024 * 1024,
     tunnel: { stats, connectTimeoutMs: 5000, admit: () => undefined, ...overrides },
-  });
+  }, { hostname: "127.0.0.1", port: 0, maxConnections: 10_000 });
   return { stats, listener };
 }
 
@@ -54,7 +59,7 @@ async function readUntil(conn: Deno.Conn, marker: string, max = 65536): Promise<
 
 Deno.test("CONNECT opens a tunnel that carries bytes both ways and counts them", async () => {
   const echo = echoServer();
-  const { stats, listener } = await startNode();
+  const { stats, listener } = startNode();
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: listener.port });
   await conn.write(enc.encode(`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\nHost: x\r\n\r\n`));
   const head = await readUntil(conn, "\r\n\r\n");
@@ -75,7 +80,7 @@ Deno.test("CONNECT opens a tunnel that carries bytes both ways and counts them",
 
 Deno.test("a thousand tunnels opened and closed by clients leave none open", async () => {
   const echo = echoServer();
-  const { stats, listener } = await startNode();
+  const { stats, listener } = startNode();
   const one = async () => {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: listener.port });
     await conn.write(enc.encode(`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\n\r\nping`));
@@ -94,7 +99,7 @@ Deno.test("a thousand tunnels opened and closed by clients leave none open", asy
 });
 
 Deno.test("CONNECT refusals: bad target 400, admit hook status, unreachable 502", async () => {
-  const { stats, listener } = await startNode({
+  const { stats, listener } = startNode({
     admit: (req) =>
       req.authority.port === 25 ? { status: 403, reason: "port 25 not allowed" } : undefined,
   });
@@ -125,7 +130,7 @@ Deno.test("CONNECT refusals: bad target 400, admit hook status, unreachable 502"
 
 Deno.test("checkAddress refuses the connected address before any byte is relayed", async () => {
   const echo = echoServer();
-  const { listener } = await startNode({
+  const { listener } = startNode({
     checkAddress: (ip) => ip === "127.0.0.1" ? "loopback refused" : undefined,
   });
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: listener.port });

@@ -10,7 +10,7 @@ export interface ListenOptions {
 
 /** A started listener. */
 export interface Listener {
-  readonly kind: "deno.serve" | "node:http";
+  readonly kind: "http1";
   readonly hostname: string;
   readonly port: number;
   /** Stops accepting, lets in-flight requests finish for up to `timeoutMs`, then cuts the rest. */
@@ -18,6 +18,38 @@ export interface Listener {
   /** Replaces the TLS certificate without dropping connections, where the listener can. */
   setCertificate?(tls: { cert: string; key: string }): boolean;
 }
+
+/**
+ * A byte connection the HTTP/1.1 server can serve: a `Deno.Conn`, a TLS
+ * connection, or a TLS session inside an intercepted CONNECT tunnel.
+ */
+export interface ByteConn {
+  /** Reads into `p`; the number of bytes read, or null at end of stream. */
+  read(p: Uint8Array): Promise<number | null>;
+  /** Writes some of `p`; the number of bytes written. */
+  write(p: Uint8Array): Promise<number>;
+  close(): void;
+  /** Half-close: no more writes, reads go on. */
+  closeWrite?(): Promise<void>;
+}
+
+/** What a connection's requests inherit from how the client reached us. */
+export interface ServeInfo {
+  /** Peer address (IPv4-mapped IPv6 is normalised to IPv4 by the server). */
+  remoteAddr: string;
+  remotePort: number;
+  /** The client reached us over TLS. */
+  secure: boolean;
+  /**
+   * Every request on this connection is for `https://<authority>` (a TLS
+   * session inside an intercepted CONNECT tunnel): origin-form requests reach
+   * the app as absolute-form `https://authority/path`, form "absolute".
+   */
+  authority?: string;
+}
+
+/** Serves HTTP/1.1 on one byte connection until it ends; never rejects. */
+export type ServeConnection = (conn: ByteConn, info: ServeInfo) => Promise<void>;
 
 /** An upgraded upstream connection (WebSocket and other Upgrade protocols). */
 export interface RawUpgrade {
@@ -29,5 +61,5 @@ export interface RawUpgrade {
   head: Uint8Array;
 }
 
-/** Upgrade requests on a listener that hands out raw sockets (node:http). */
+/** Upgrade requests: the app picks the upstream, the listener pipes the bytes after a 101. */
 export type UpgradeFetch = (req: Request, conn: ConnInfo) => Promise<RawUpgrade | Response>;

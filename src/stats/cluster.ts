@@ -29,6 +29,9 @@ const SUMMED = [
   "active_connections",
   "in_flight_requests",
   "client_connections",
+  "client_connections_rejected",
+  "header_timeouts",
+  "body_timeouts",
   "rate_limited_requests",
   "open_tunnels",
 ];

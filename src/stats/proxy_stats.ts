@@ -43,6 +43,12 @@ export class ProxyStats {
   inFlight = 0;
   bytesTransferred = 0;
   clientConnections = 0;
+  /** Connections closed at accept because MAX_CLIENT_CONNECTIONS were open. */
+  connectionsRejected = 0;
+  /** Connections cut for sending no complete request head within HEADER_TIMEOUT. */
+  headerTimeouts = 0;
+  /** Requests answered 408 for a body slower than BODY_TIMEOUT or BODY_MIN_RATE. */
+  bodyTimeouts = 0;
   openTunnels = 0;
   tunnelsTotal = 0;
   tunnelBytesUp = 0;
@@ -170,6 +176,9 @@ export class ProxyStats {
       active_connections: this.inFlight + this.openTunnels,
       in_flight_requests: this.inFlight,
       client_connections: this.clientConnections,
+      client_connections_rejected: this.connectionsRejected,
+      header_timeouts: this.headerTimeouts,
+      body_timeouts: this.bodyTimeouts,
       rate_limited_requests: Number(ratelimit?.rate_limited_requests ?? 0),
       request_methods: { ...this.methods },
       status_codes: { ...this.statusClasses },
@@ -226,8 +235,22 @@ export class ProxyStats {
       gauge("proxy_in_flight_requests", "Requests being processed.", this.inFlight),
       gauge(
         "proxy_client_connections",
-        "Open client connections (node:http listener).",
+        "Open client connections.",
         this.clientConnections,
+      ),
+      counter(
+        "proxy_client_connections_rejected_total",
+        "Client connections closed at accept because MAX_CLIENT_CONNECTIONS were open.",
+        [{ value: this.connectionsRejected }],
+      ),
+      counter(
+        "proxy_client_timeouts_total",
+        "Client connections cut by a timeout, by kind (header: HEADER_TIMEOUT; body: " +
+          "BODY_TIMEOUT or BODY_MIN_RATE, answered 408).",
+        [
+          { labels: { kind: "header" }, value: this.headerTimeouts },
+          { labels: { kind: "body" }, value: this.bodyTimeouts },
+        ],
       ),
       counter("proxy_bytes_transferred_total", "Body bytes sent to clients plus tunnel bytes.", [
         { value: this.bytesTransferred },
