@@ -8,7 +8,7 @@
 import type { ByteConn } from "../types.ts";
 
 /** Bytes read per direct body read (and the largest body piece handed on). */
-export const BODY_PIECE = 64 * 1024;
+export const BODY_PIECE = 256 * 1024;
 
 export class ConnReader {
   buf: Uint8Array;
