@@ -212,6 +212,29 @@ function checkTrailer(buf: Uint8Array, from: number, to: number): void {
   }
 }
 
+/** A body that ends when the connection does (a response without length or chunking). */
+export class UntilCloseBody implements BodySource {
+  #done = false;
+  constructor(readonly reader: ConnReader) {}
+
+  get done(): boolean {
+    return this.#done;
+  }
+
+  async next(): Promise<Uint8Array | null> {
+    if (this.#done) return null;
+    const r = this.reader;
+    if (r.buffered > 0) return r.take(BODY_PIECE);
+    const piece = new Uint8Array(BODY_PIECE);
+    const n = await r.readDirect(piece);
+    if (n === null) {
+      this.#done = true;
+      return null;
+    }
+    return piece.subarray(0, n);
+  }
+}
+
 /**
  * Reads a body up to `limit` bytes. Returns the whole body when it ends
  * within the limit, else the pieces read so far (the rest is to be streamed).

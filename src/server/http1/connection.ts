@@ -17,8 +17,15 @@ import type { ConnInfo, TargetForm } from "../../context/mod.ts";
 import type { ProxyStats } from "../../stats/mod.ts";
 import { relayUpgrade } from "../upgrade.ts";
 import { handleConnect, normalizeIp, type TunnelOptions } from "../tunnel.ts";
-import { answerAndClose, closeQuietly, writeAll } from "../pipe.ts";
-import type { AppFetch, ByteConn, ServeConnection, ServeInfo, UpgradeFetch } from "../types.ts";
+import { answerAndClose, closeQuietly, prefixed, writeAll } from "../pipe.ts";
+import type {
+  AppFetch,
+  ByteConn,
+  RawUpgrade,
+  ServeConnection,
+  ServeInfo,
+  UpgradeFetch,
+} from "../types.ts";
 import {
   BodyError,
   type BodySource,
@@ -26,6 +33,7 @@ import {
   ChunkedBody,
   FixedBody,
   readUpTo,
+  UntilCloseBody,
 } from "./body.ts";
 import {
   checkMethodPrefix,
@@ -518,9 +526,21 @@ export class Connection implements Swept {
       return;
     }
     if (result.status !== 101) {
+      // The upstream refused the upgrade: its answer goes to the client as plain HTTP, read with
+      // its own framing, and the connection closes; no client byte ever reaches the upstream.
+      const refused = upstreamAnswer(result);
+      this.#responseStarted = true;
+      if (refused) {
+        await writeResponse(this.#sink, refused, {
+          head: false,
+          minor: head.minor,
+          keepAlive: false,
+        });
+      }
       closeQuietly(result.conn);
       completed.resolve();
-      this.#fail(502, `the upstream answered the upgrade with ${result.status}, not 101`);
+      if (refused) this.close();
+      else this.#fail(502, `the upstream answered the upgrade with ${result.status}`);
       return;
     }
     let h = `HTTP/1.1 101 ${STATUS_TEXT[101]}\r\n`;
@@ -542,6 +562,29 @@ export class Connection implements Swept {
       this.#phase = Phase.Closed;
       closeQuietly(this.conn);
     }
+  }
+}
+
+/** A non-101 answer to an upgrade as a Response whose body is read off the upstream connection. */
+function upstreamAnswer(up: RawUpgrade): Response | undefined {
+  const status = up.status;
+  if (status < 200 || status > 599) return undefined;
+  const reader = new ConnReader(prefixed(up.conn, up.head), 16 * 1024);
+  let source: BodySource | undefined;
+  if (status !== 204 && status !== 304) {
+    const length = up.headers.get("content-length");
+    if (/chunked/i.test(up.headers.get("transfer-encoding") ?? "")) {
+      source = new ChunkedBody(reader);
+    } else if (length !== null && /^\d{1,15}$/.test(length)) {
+      source = new FixedBody(reader, Number(length));
+    } else source = new UntilCloseBody(reader);
+  }
+  const headers = new Headers(up.headers);
+  headers.delete("transfer-encoding");
+  try {
+    return new Response(source ? bodyStream(source, [], () => {}) : null, { status, headers });
+  } catch {
+    return undefined;
   }
 }
 
