@@ -72,10 +72,9 @@ export const SCHEMA = {
     flag: "mode",
     default: "auto",
     group: "server",
-    description:
-      "What the port serves. forward: absolute-form requests and CONNECT tunnels (node:http listener). " +
-      "reverse: a gateway in front of BACKEND_SERVERS (Deno.serve listener, fastest, HTTP/2 with TLS). " +
-      "both: forward and reverse on one port (node:http). auto: reverse when BACKEND_SERVERS is set, " +
+    description: "What the port serves. forward: absolute-form requests and CONNECT tunnels. " +
+      "reverse: a gateway in front of BACKEND_SERVERS (CONNECT gets 405). " +
+      "both: forward and reverse on one port. auto: reverse when BACKEND_SERVERS is set, " +
       "forward otherwise.",
     parser: oneOf(["auto", "forward", "reverse", "both"] as const),
   }),
@@ -127,8 +126,7 @@ export const SCHEMA = {
     flag: "serve-threads",
     default: "1",
     group: "server",
-    description:
-      "Event-loop threads serving the port in reverse mode (SO_REUSEPORT, Linux), like nginx's " +
+    description: "Event-loop threads serving the port (SO_REUSEPORT, Linux), like nginx's " +
       "worker_processes; auto = the number of CPUs. Each thread has its own memory cache, " +
       "coalescing and admission slots; statistics are merged.",
     parser: threadCount(),
