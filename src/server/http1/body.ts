@@ -274,10 +274,16 @@ export function bodyStream(
   source: BodySource,
   first: Uint8Array[],
   onError: (err: BodyError) => void,
+  beforeFirstRead?: () => Promise<void>,
 ): ReadableStream<Uint8Array> {
   let i = 0;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
+      if (beforeFirstRead) {
+        const before = beforeFirstRead;
+        beforeFirstRead = undefined;
+        await before();
+      }
       if (i < first.length) {
         controller.enqueue(first[i]);
         first[i++] = EMPTY;
@@ -293,7 +299,9 @@ export function bodyStream(
         controller.error(e);
       }
     },
-  }, { highWaterMark: 0 });
+    // Two pieces read ahead keep the client's and the upstream's sockets both busy; none before
+    // the first read when that read sends 100 Continue.
+  }, { highWaterMark: beforeFirstRead ? 0 : 2 });
 }
 
 const EMPTY = new Uint8Array(0);

@@ -97,6 +97,7 @@ const MIN_RATE_GRACE_MS = 10_000;
 
 const CONTINUE = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
 const NO_BODY_METHODS = new Set(["GET", "HEAD"]);
+const NOTHING = new Uint8Array(0);
 
 export class Connection implements Swept {
   #phase = Phase.Head;
@@ -121,9 +122,13 @@ export class Connection implements Swept {
     this.#deadline = Date.now() + server.config.headerTimeoutMs;
   }
 
-  /** True between requests: shutdown may close it at once. */
+  /**
+   * True between requests on a kept-alive connection: shutdown closes it at once. A new
+   * connection that has not sent its first request yet (a TLS handshake may be under way) is
+   * not idle: it is served, with `connection: close`, within HEADER_TIMEOUT.
+   */
   get idle(): boolean {
-    return this.#phase === Phase.Idle || (this.#phase === Phase.Head && !this.#headStarted);
+    return this.#phase === Phase.Idle;
   }
 
   #isClosed(): boolean {
@@ -275,9 +280,17 @@ export class Connection implements Swept {
           this.#fail(400, `a ${head.method} request with a body is not accepted`);
           return;
         }
+        // 100 Continue: at once for a body read before the app sees the request; for a streamed
+        // one, when the app first reads it (an app that refuses it, e.g. 413, never asks for it).
+        const streamed = !head.chunked && head.contentLength > c.requestBufferSize;
+        let beforeFirstRead: (() => Promise<void>) | undefined;
         if (head.expectContinue && r.buffered === 0) {
-          if (!(await this.#write(CONTINUE))) return this.close();
-          this.#phase = Phase.App;
+          if (streamed) {
+            beforeFirstRead = () => writeAll(this.conn, CONTINUE).catch(() => {});
+          } else {
+            if (!(await this.#write(CONTINUE))) return this.close();
+            this.#phase = Phase.App;
+          }
         }
         source = head.chunked ? new ChunkedBody(r) : new FixedBody(r, head.contentLength);
         r.startBody();
@@ -289,7 +302,7 @@ export class Connection implements Swept {
             if ("whole" in got) body = got.whole;
             else body = bodyStream(source, got.pieces, (e) => this.#bodyFailure ??= e);
           } else {
-            body = bodyStream(source, [], (e) => this.#bodyFailure ??= e);
+            body = bodyStream(source, [], (e) => this.#bodyFailure ??= e, beforeFirstRead);
           }
         } catch (err) {
           r.endBody();
@@ -302,13 +315,11 @@ export class Connection implements Swept {
         if (source.done) r.endBody();
       }
 
-      const headers = this.#headers(head);
-      if (!headers) return;
       let request: Request;
       try {
         request = new Request(url, {
           method: head.method,
-          headers,
+          headers: head.headers,
           body: body as BodyInit | undefined,
           // @ts-ignore: duplex is required for streaming bodies and missing from lib types
           duplex: body instanceof ReadableStream ? "half" : undefined,
@@ -361,6 +372,13 @@ export class Connection implements Swept {
       completed.resolve();
       r.endBody();
       this.#responseStarted = false;
+      if (result.ok && source && !source.done) {
+        // Request-body bytes may still be on their way: close the write side first and drop what
+        // arrives for a moment, so the client reads the answer instead of a reset.
+        this.#phase = Phase.Closed;
+        await answerAndClose(this.conn, NOTHING);
+        return;
+      }
       if (!result.ok || !result.keepAlive || this.server.closing) return this.close();
       if (this.#isClosed()) return;
       this.#phase = Phase.Idle;
