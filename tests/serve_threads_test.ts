@@ -48,8 +48,36 @@ Deno.test({
   },
 });
 
-Deno.test("SERVE_THREADS > 1 outside reverse mode stops start-up with one line", async () => {
-  const proxy = await startProxy({ env: { SERVE_THREADS: "2" }, expectExit: true });
-  assert.equal(await proxy.signal("SIGTERM"), 2);
-  assert.match(proxy.output(), /SERVE_THREADS: 2 threads need reverse mode/);
+Deno.test({
+  name: "forward mode on two serving threads: both threads forward and tunnel",
+  ignore: ignoreUnless("serving threads", Deno.build.os === "linux", "SO_REUSEPORT is Linux only"),
+  async fn() {
+    const backend = await startTestBackend("a");
+    const proxy = await startProxy({
+      env: { SERVE_THREADS: "2", FORWARD_ALLOW_PRIVATE: "127.0.0.1/32" },
+    });
+    try {
+      for (let i = 0; i < 200 && !/2 threads/.test(proxy.output()); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.match(proxy.output(), /listening on .*forward mode.* 2 threads/);
+      const statuses = await Promise.all(
+        Array.from(
+          { length: 100 },
+          () =>
+            rawRequest(
+              proxy.port,
+              `GET ${backend.url}/json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+            ).then((r) => r.status),
+        ),
+      );
+      assert.deepEqual(new Set(statuses), new Set([200]));
+      const stats = await proxy.stats();
+      const perThread = stats.threads.map((t: { requests_total: number }) => t.requests_total);
+      assert.ok(perThread.every((n: number) => n > 0), `both threads served: ${perThread}`);
+    } finally {
+      await proxy.stop();
+      await backend.close();
+    }
+  },
 });

@@ -146,10 +146,10 @@ function validateTogether(c: Config, warnings: string[]): LoadedConfig["mode"] {
     warnings.push(`THREAD_POOL_SIZE=${c.threadPoolSize} exceeds the ${cpus} CPUs of this machine`);
   }
   const mode = c.mode === "auto" ? (c.backends.length > 0 ? "reverse" : "forward") : c.mode;
-  if (c.serveThreads > 1 && (mode !== "reverse" || Deno.build.os !== "linux")) {
+  if (c.serveThreads > 1 && Deno.build.os !== "linux") {
     throw new ConfigError(
-      `SERVE_THREADS: ${c.serveThreads} threads need reverse mode on Linux (Deno.serve with ` +
-        `SO_REUSEPORT); this configuration is ${mode} mode on ${Deno.build.os}`,
+      `SERVE_THREADS: ${c.serveThreads} threads need Linux (SO_REUSEPORT spreads connections ` +
+        `over the threads); this is ${Deno.build.os}`,
     );
   }
   return mode;
