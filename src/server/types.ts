@@ -17,6 +17,11 @@ export interface Listener {
   close(timeoutMs: number): Promise<void>;
   /** Replaces the TLS certificate without dropping connections, where the listener can. */
   setCertificate?(tls: { cert: string; key: string }): boolean;
+  /**
+   * Serves HTTP/1.1 on another byte connection with this listener's app, limits and timeouts
+   * (a TLS session inside an intercepted CONNECT tunnel, with `info.authority` set).
+   */
+  readonly serveConnection: ServeConnection;
 }
 
 /**

@@ -143,6 +143,7 @@ export function listenHttp1(config: ServerConfig, options: Http1ListenOptions): 
     kind: "http1",
     hostname: addr.hostname,
     port: addr.port,
+    serveConnection: server.serveConnection,
     async close(timeoutMs: number) {
       if (!closed) {
         closed = true;
