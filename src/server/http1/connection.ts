@@ -562,7 +562,7 @@ export class Connection implements Swept {
       return;
     }
     let h = `HTTP/1.1 101 ${STATUS_TEXT[101]}\r\n`;
-    for (const [k, v] of result.headers) h += `${k}: ${v}\r\n`;
+    result.headers.forEach((v, k) => h += `${k}: ${v}\r\n`);
     const out = encodeHead(h + "\r\n", result.head);
     this.#responseStarted = true;
     if (!(await this.#write(out))) {

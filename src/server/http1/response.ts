@@ -131,11 +131,12 @@ export async function writeResponse(
     "\r\n";
   let length = -1;
   let date = false;
-  for (const [name, value] of res.headers) {
+  // forEach, not for…of: Deno's Headers iterator costs several times more per response.
+  res.headers.forEach((value, name) => {
     switch (name) {
       case "content-length": {
         const n = Number(value);
-        if (value === "" || !Number.isSafeInteger(n) || n < 0) continue;
+        if (value === "" || !Number.isSafeInteger(n) || n < 0) return;
         length = n;
         break;
       }
@@ -143,13 +144,13 @@ export async function writeResponse(
       case "keep-alive":
       case "transfer-encoding":
       case "proxy-connection":
-        continue;
+        return;
       case "date":
         date = true;
         break;
     }
     head += name + ": " + value + "\r\n";
-  }
+  });
   if (!date) head += "date: " + httpDate() + "\r\n";
   const body = res.body;
   const bodiless = o.head || status < 200 || status === 204 || status === 304;
