@@ -17,6 +17,7 @@ import {
   parseCidrList,
   parseIp,
 } from "./cidr.ts";
+import { canonicalHost } from "../server/authority.ts";
 
 /** FORWARD_ALLOW_PRIVATE: "none" (default), "all", or the blocks that may be reached. */
 export type AllowPrivate = "none" | "all" | readonly Cidr[];
@@ -122,9 +123,9 @@ export function checkConnectPort(
  * are open (names are still checked on the connected address).
  */
 export function literalHostRefusal(policy: AddressPolicy, hostname: string): string | undefined {
-  const host = hostname.startsWith("[") && hostname.endsWith("]")
-    ? hostname.slice(1, -1)
-    : hostname;
+  // The same canonical form as the filter and CONNECT see: `2130706433`, `0x7f.1` and
+  // `[::ffff:127.0.0.1]` are 127.0.0.1 here too.
+  const host = canonicalHost(hostname) ?? hostname;
   return parseIp(host) ? policy(host, hostname) : undefined;
 }
 
@@ -168,7 +169,7 @@ export function createHostnameCheck(
   const cache = new Map<string, { reason: string | undefined; expires: number }>();
   return async (hostname: string) => {
     const literal = literalHostRefusal(policy, hostname);
-    if (literal !== undefined || parseIp(hostname.replace(/^\[|\]$/g, ""))) return literal;
+    if (literal !== undefined || parseIp(canonicalHost(hostname) ?? hostname)) return literal;
     const name = hostname.toLowerCase();
     const hit = cache.get(name);
     if (hit && hit.expires > now()) return hit.reason;
