@@ -84,6 +84,43 @@ export function parseCacheControl(value: string | null | undefined): Directives 
   return out;
 }
 
+/** One Cache-Control member: token [ "=" ( token / quoted-string ) ] (RFC 9111 §5.2), OWS allowed. */
+const CC_MEMBER =
+  /^[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:[ \t]*=[ \t]*(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+|"(?:[^"\\]|\\.)*"))?$/;
+/** Members are split on commas outside quoted strings. */
+const CC_SPLIT = /((?:[^",]|"(?:[^"\\]|\\.)*")*)(?:,|$)/g;
+
+/**
+ * True when a Cache-Control field value follows the grammar exactly
+ * (`#( token [ "=" ( token / quoted-string ) ] )`). A value that does not —
+ * `private;max-age=60`, `"no-store"`, an unterminated quote — is read
+ * conservatively by {@linkcode storable}: other caches split it differently, so
+ * whatever its author meant cannot be known, and a shared cache does not guess.
+ */
+export function wellFormedCacheControl(value: string): boolean {
+  let rest = 0;
+  for (const m of value.matchAll(CC_SPLIT)) {
+    if (m.index !== rest) return false; // a stray quote: the members do not cover the value
+    rest = m.index + m[0].length;
+    const member = m[1].trim();
+    if (member !== "" && !CC_MEMBER.test(member)) return false;
+    if (rest >= value.length) break;
+  }
+  return rest >= value.length;
+}
+
+/**
+ * True when the value mentions `private` or `no-store` anywhere other than as a
+ * well-formed directive this cache acts on: inside a quoted value, glued to
+ * another token, in any letter case. Such a response is not shared.
+ */
+function mentionsPrivacy(value: string, directives: Directives): boolean {
+  const lower = value.toLowerCase();
+  const mentions = (word: string) => lower.split(word).length - 1;
+  const acted = (name: string) => directives[name] !== undefined ? 1 : 0;
+  return mentions("no-store") > acted("no-store") || mentions("private") > acted("private");
+}
+
 /**
  * Reads a delta-seconds directive value. Returns `undefined` when absent,
  * `null` when present but invalid (callers treat that as stale, RFC 9111 §4.2.1).
@@ -212,6 +249,11 @@ export function storable(input: StorableInput): StorableVerdict {
   const no = (reason: string): StorableVerdict => ({ storable: false, reason, strip });
   if (input.method !== "GET") return no("method");
   if (status < 200 || status === 206 || status === 304 || status > 599) return no("status");
+  const raw = h.get("cache-control");
+  if (raw !== null) {
+    if (!wellFormedCacheControl(raw)) return no("malformed cache-control");
+    if (mentionsPrivacy(raw, rc)) return no("private or no-store mentioned");
+  }
   const mustUnderstand = rc["must-understand"] !== undefined;
   if (mustUnderstand && !UNDERSTOOD_STATUS.has(status)) return no("must-understand");
   if (rc["no-store"] !== undefined && !mustUnderstand) return no("no-store");
