@@ -258,7 +258,7 @@ export async function createProxy(
     backend: config.cacheBackend,
     memoryBytes: config.cacheMemorySize,
     maxObjectBytes: config.cacheMaxObjectSize,
-    defaultTtlSec: config.cacheExpiration,
+    heuristic: { mode: config.cacheHeuristic, maxSec: config.cacheExpiration },
     prefix: config.cachePrefix,
     redis: cacheRedis,
     logger: (level, msg) => logger("cache")[level](msg),

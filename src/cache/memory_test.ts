@@ -4,6 +4,7 @@ import { type CacheEntry, pack, prepare, stored, unpack } from "./entry.ts";
 import { normalizeAcceptEncoding, parseVary, secondaryKey } from "./vary.ts";
 import { capture } from "./capture.ts";
 import { storageTtl } from "./cache.ts";
+import { STRICT_HEURISTIC } from "./policy.ts";
 
 const enc = new TextEncoder();
 
@@ -20,7 +21,7 @@ function entry(url: string, body: string | number, vary: string[] = [], varyKey 
     varyNames: vary,
     varyKey,
     initialAge: 0,
-  }, 0);
+  }, STRICT_HEURISTIC);
 }
 
 const none = new Headers();
@@ -135,7 +136,7 @@ Deno.test("entry: pack/unpack round-trips metadata and binary body", () => {
     varyNames: ["accept-encoding"],
     varyKey: "accept-encoding=gzip",
     initialAge: 3.5,
-  }, 0);
+  }, STRICT_HEURISTIC);
   const back = unpack(pack(stored(e)))!;
   assert.deepEqual(back, stored(e));
   assert.equal(unpack(new Uint8Array([0, 0, 0, 9, 1])), undefined);
@@ -177,7 +178,7 @@ Deno.test("storageTtl: freshness left + stale allowance, or the grace period wit
       varyNames: [],
       varyKey: "",
       initialAge: 10,
-    }, 0);
+    }, STRICT_HEURISTIC);
   assert.equal(storageTtl(e("max-age=60"), now, 3600), 50);
   assert.equal(storageTtl(e("max-age=60, stale-while-revalidate=100"), now, 3600), 150);
   assert.equal(storageTtl(e("max-age=60, stale-if-error=500, must-revalidate"), now, 3600), 50);

@@ -297,11 +297,37 @@ export interface Freshness {
 }
 
 /**
+ * CACHE_HEURISTIC: what freshness a response gets when it carries none of its own.
+ * - `last-modified` (default): 10 % of the time since Last-Modified, capped by
+ *   CACHE_EXPIRATION (RFC 9111 §4.2.2); without Last-Modified, none — so a page
+ *   with nothing to go on (a visit counter) is never shared;
+ * - `always`: CACHE_EXPIRATION for every heuristically cacheable response (the
+ *   behaviour before, like Varnish's default_ttl);
+ * - `off`: no heuristic freshness at all.
+ */
+export type CacheHeuristic = "last-modified" | "always" | "off";
+
+export const CACHE_HEURISTICS: readonly CacheHeuristic[] = ["last-modified", "always", "off"];
+
+/** The heuristic and its bound, as the cache applies them. */
+export interface Heuristic {
+  readonly mode: CacheHeuristic;
+  /**
+   * CACHE_EXPIRATION in seconds: the lifetime for `always`, the cap for
+   * `last-modified`. 0 keeps its old meaning, strict RFC 9111: `always` gives
+   * nothing by default and the Last-Modified heuristic is capped at a week.
+   */
+  readonly maxSec: number;
+}
+
+/** Strict RFC 9111: only the Last-Modified heuristic, capped at a week. */
+export const STRICT_HEURISTIC: Heuristic = { mode: "last-modified", maxSec: 0 };
+
+/**
  * Freshness lifetime of a response for a shared cache (RFC 9111 §4.2.1, §4.2.2):
  * s-maxage, then max-age, then Expires − Date; otherwise, where heuristic
- * freshness is allowed (heuristically cacheable status or `public`),
- * `defaultTtlSec` when it is positive (like Varnish's default_ttl), else 10 %
- * of the time since Last-Modified (capped at a week).
+ * freshness is allowed (heuristically cacheable status or `public`), what
+ * the {@linkcode Heuristic} gives.
  *
  * @param dateMs the response's Date (or the time it was received when absent)
  */
@@ -310,7 +336,7 @@ export function freshness(
   rc: Directives,
   headers: { get(name: string): string | null },
   dateMs: number,
-  defaultTtlSec: number,
+  heuristic: Heuristic,
 ): Freshness {
   const swr = deltaSeconds(rc, "stale-while-revalidate") ?? 0;
   const sie = deltaSeconds(rc, "stale-if-error") ?? 0;
@@ -334,13 +360,16 @@ export function freshness(
     const lifetime = e === undefined ? 0 : Math.max(0, Math.floor((e - dateMs) / 1000));
     return { ...base, lifetime, explicit: true, defaulted: false };
   }
-  if (HEURISTIC_STATUS.has(status) || rc["public"] !== undefined) {
-    if (defaultTtlSec > 0) {
-      return { ...base, lifetime: defaultTtlSec, explicit: false, defaulted: true };
+  if (heuristic.mode !== "off" && (HEURISTIC_STATUS.has(status) || rc["public"] !== undefined)) {
+    if (heuristic.mode === "always" && heuristic.maxSec > 0) {
+      return { ...base, lifetime: heuristic.maxSec, explicit: false, defaulted: true };
     }
     const lm = parseHttpDate(headers.get("last-modified"));
     if (lm !== undefined && lm < dateMs) {
-      const lifetime = Math.min(HEURISTIC_CAP_SEC, Math.floor((dateMs - lm) / 10000));
+      const cap = heuristic.maxSec > 0
+        ? Math.min(heuristic.maxSec, HEURISTIC_CAP_SEC)
+        : HEURISTIC_CAP_SEC;
+      const lifetime = Math.min(cap, Math.floor((dateMs - lm) / 10000));
       return { ...base, lifetime, explicit: false, defaulted: false };
     }
   }

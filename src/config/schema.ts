@@ -285,9 +285,20 @@ export const SCHEMA = {
     default: "300",
     group: "cache",
     description:
-      "Seconds of freshness given to cacheable responses without explicit freshness (like Varnish " +
-      "default_ttl); explicit max-age/Expires always win; 0 = strict RFC 9111.",
+      "Seconds: the most freshness CACHE_HEURISTIC gives a response without explicit freshness " +
+      "(last-modified: the cap; always: the lifetime, like Varnish default_ttl); explicit " +
+      "max-age/Expires always win; 0 = strict RFC 9111.",
     parser: integer(0, 31_536_000),
+  }),
+  cacheHeuristic: setting({
+    env: "CACHE_HEURISTIC",
+    default: "last-modified",
+    group: "cache",
+    description:
+      "Freshness for responses without max-age/Expires. last-modified: 10 % of the time since " +
+      "Last-Modified, capped by CACHE_EXPIRATION, and never shared without Last-Modified; " +
+      "always: CACHE_EXPIRATION for every cacheable response (the old default); off: none.",
+    parser: oneOf(["last-modified", "always", "off"] as const),
   }),
   cacheMemorySize: setting({
     env: "CACHE_MEMORY_SIZE",
