@@ -56,7 +56,7 @@ export function tunnelAdmission(
     let user: string | undefined;
     if (o.auth) {
       const h = req.headers["proxy-authorization"];
-      user = await o.auth.verify(Array.isArray(h) ? h[0] : h);
+      user = await o.auth.verify(Array.isArray(h) ? h[0] : h, req.clientIp);
       if (user === undefined) {
         return {
           status: 407,
