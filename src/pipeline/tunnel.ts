@@ -38,9 +38,9 @@ export function tunnelAdmission(
     if (!o.connectPorts.includes(port)) {
       return {
         status: 403,
-        reason: `CONNECT to port ${port} is not allowed (CONNECT_PORTS: ${
+        reason: `CONNECT to port ${port} is not allowed; add it to CONNECT_PORTS (now ${
           o.connectPorts.join(",")
-        })`,
+        }) to allow it`,
       };
     }
     const blocked = o.filter.check(host);

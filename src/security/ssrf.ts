@@ -81,8 +81,13 @@ export function createAddressPolicy(options: AddressPolicyOptions): AddressPolic
   };
 }
 
-/** Default CONNECT_PORTS: tunnels only to HTTPS ports, as Squid's `SSL_ports` does. */
-export const DEFAULT_CONNECT_PORTS: readonly number[] = [443, 8443];
+/**
+ * Default CONNECT_PORTS: the HTTPS ports, as Squid's `SSL_ports`, plus 80, because
+ * Node's undici `ProxyAgent` (and the HTTP clients built on it) tunnel plain
+ * `http://` URLs with `CONNECT host:80`. Port 80 reaches what a forward GET reaches
+ * anyway; SSH, SMTP and databases stay out.
+ */
+export const DEFAULT_CONNECT_PORTS: readonly number[] = [80, 443, 8443];
 
 /** Parses CONNECT_PORTS ("443,8443" or "*" for any port); throws naming the setting. */
 export function parseConnectPorts(
