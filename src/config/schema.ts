@@ -313,7 +313,9 @@ export const SCHEMA = {
     env: "CACHE_MEMORY_SIZE",
     default: "64MiB",
     group: "cache",
-    description: "Byte budget of the in-process LRU cache.",
+    description:
+      "Byte budget of the in-process LRU cache, counted as what entries cost the process " +
+      "(URL, headers and objects included), not just their bodies.",
     parser: bytes(),
   }),
   cacheMaxObjectSize: setting({
