@@ -122,13 +122,6 @@ export async function createProxy(
   const checkHost = config.forwardAllowPrivate === "all"
     ? undefined
     : createHostnameCheck(checkAddress);
-  const auth = config.proxyAuthFile
-    ? createProxyAuth({ file: config.proxyAuthFile, logger: logger("auth") })
-    : undefined;
-  if (auth) {
-    stats.add(auth);
-    closers.push(() => auth.close());
-  }
   const guardAdmin = adminGuard({ token: config.adminToken });
 
   // ── ratelimit: per client, shared through Redis when REDIS_URL is set ──
@@ -280,6 +273,14 @@ export async function createProxy(
   });
   closers.push(() => pool.close());
   stats.add(pool);
+  // proxy auth: bcrypt runs in the pool, so failed logins never stall the event loop
+  const auth = config.proxyAuthFile
+    ? createProxyAuth({ file: config.proxyAuthFile, logger: logger("auth"), pool })
+    : undefined;
+  if (auth) {
+    stats.add(auth);
+    closers.push(() => auth.close());
+  }
   const compression = createCompression({
     enabled: config.enableCompression,
     encodings: config.compressionEncodings,

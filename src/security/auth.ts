@@ -4,6 +4,8 @@
  * file (`user:hash` per line; bcrypt `$2y$`/`$2a$`/`$2b$`, or `{SHA}`).
  *
  * bcrypt takes tens of milliseconds of CPU per check on purpose, so:
+ * - it runs in the worker pool (task `auth.bcrypt`), never on the event loop, so
+ *   the checks that do run cannot stall other requests;
  * - verdicts are cached briefly (60 s) under an HMAC of the header with a
  *   random per-process key (never the password, and no hash anyone could
  *   precompute from a memory dump), and concurrent checks of the same
@@ -23,6 +25,7 @@ import { Buffer } from "node:buffer";
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { toMiddleware, type Wrapper } from "../context/mod.ts";
 import type { MetricFamily, StatsSource } from "../stats/metric.ts";
+import type { WorkerPool } from "../workers/mod.ts";
 
 /** One user's stored password hash. */
 export interface PasswordEntry {
@@ -94,15 +97,27 @@ export function parseBasic(header: string): { user: string; password: string } |
 // time as a wrong password and user names cannot be probed by timing.
 const DUMMY_BCRYPT = "$2b$10$90aPyIVQkSw8jsyD0deohuok45VU9psNRS1Vh7l1wbhCipE4SbNtC";
 
+/** bcrypt.compare: in the worker pool when there is one, so the event loop never waits on it. */
+type Bcrypt = (password: string, hash: string) => Promise<boolean>;
+
+function bcryptIn(pool: WorkerPool | undefined): Bcrypt {
+  if (!pool) return (password, hash) => bcrypt.compare(password, hash);
+  return (password, hash) =>
+    pool.run<boolean>({ kind: "auth.bcrypt", password, hash, idempotent: true })
+      // A full queue or a crashed worker: check here rather than refuse a right password.
+      .catch(() => bcrypt.compare(password, hash));
+}
+
 async function verifyPassword(
+  compare: Bcrypt,
   entry: PasswordEntry | undefined,
   password: string,
 ): Promise<boolean> {
   if (!entry) {
-    await bcrypt.compare(password, DUMMY_BCRYPT);
+    await compare(password, DUMMY_BCRYPT);
     return false;
   }
-  if (entry.kind === "bcrypt") return await bcrypt.compare(password, entry.hash);
+  if (entry.kind === "bcrypt") return await compare(password, entry.hash);
   const want = Buffer.from(entry.hash.slice(5), "base64");
   const got = createHash("sha1").update(password, "utf8").digest();
   return timingSafeEqual(got, want);
@@ -115,6 +130,8 @@ export interface ProxyAuthOptions {
   readonly cacheTtlMs?: number;
   /** Cache entries kept at most (default 10 000). */
   readonly maxCacheEntries?: number;
+  /** Runs bcrypt off the main thread (task kind `auth.bcrypt`); inline without one. */
+  readonly pool?: WorkerPool;
   /** Failed checks per client and minute before its checks are refused unrun (default 10). */
   readonly maxFailuresPerMinute?: number;
   /** Realm in Proxy-Authenticate (default "proxy"). */
@@ -195,6 +212,7 @@ export function createProxyAuth(options: ProxyAuthOptions): ProxyAuth {
   const inflight = new Map<string, Promise<string | undefined>>();
   const counts = { success: 0, failure: 0, missing: 0, cacheHits: 0, throttled: 0 };
   const maxFailures = options.maxFailuresPerMinute ?? 10;
+  const compare = bcryptIn(options.pool);
   /** Cache keys: HMAC under a key that lives only in this process. */
   const hmacKey = randomBytes(32);
   const failures = new Map<string, Failures>();
@@ -272,7 +290,9 @@ export function createProxyAuth(options: ProxyAuthOptions): ProxyAuth {
       const generation = cache;
       pending = (async () => {
         const creds = parseBasic(header);
-        const ok = creds ? await verifyPassword(table.get(creds.user), creds.password) : false;
+        const ok = creds
+          ? await verifyPassword(compare, table.get(creds.user), creds.password)
+          : false;
         const user = ok ? creds!.user : undefined;
         // A reload in the meantime replaced the cache; do not store a verdict about old users.
         if (generation === cache) remember(key, user);
