@@ -10,6 +10,7 @@ import { SCHEMA } from "../src/config/schema.ts";
 import { matchesAny, parseCidrList } from "../src/security/cidr.ts";
 import { DEFAULT_CONNECT_PORTS } from "../src/security/ssrf.ts";
 import { rawRequest } from "./helpers/rawhttp.ts";
+import { ignoreUnless } from "./helpers/ignore.ts";
 import { startProxy } from "./helpers/proxy.ts";
 
 Deno.test("CONNECT_PORTS defaults to 80,443,8443", () => {
@@ -45,10 +46,15 @@ const ORIGIN_HOST = "127.0.0.80";
 const probe = listen80(ORIGIN_HOST);
 await probe?.shutdown();
 
+const UNDICI_TEST =
+  "undici ProxyAgent fetches http:// through the proxy with default CONNECT_PORTS";
 Deno.test({
-  name: "undici ProxyAgent fetches http:// through the proxy with default CONNECT_PORTS",
-  ignore: probe === undefined,
-  // ignore reason: binding port 80 needs root or CAP_NET_BIND_SERVICE
+  name: UNDICI_TEST,
+  ignore: ignoreUnless(
+    UNDICI_TEST,
+    probe !== undefined,
+    "binding port 80 needs root or CAP_NET_BIND_SERVICE",
+  ),
   async fn() {
     const { ProxyAgent, request } = await import("npm:undici@7.16.0");
     const origin = listen80(ORIGIN_HOST)!;

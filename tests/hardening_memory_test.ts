@@ -5,6 +5,7 @@
  * 1.5 × CACHE_MEMORY_SIZE above its idle baseline.
  */
 import assert from "node:assert/strict";
+import { ignoreUnless } from "./helpers/ignore.ts";
 import { startProxy } from "./helpers/proxy.ts";
 
 const MiB = 1 << 20;
@@ -23,9 +24,10 @@ function rssOf(pid: number): number {
   return Number(kb[1]) * 1024;
 }
 
+const NAME = "memory cache filled with 3 KB URLs: RSS within 1.5 × CACHE_MEMORY_SIZE over idle";
 Deno.test({
-  name: "memory cache filled with 3 KB URLs: RSS within 1.5 × CACHE_MEMORY_SIZE over idle",
-  ignore: Deno.build.os !== "linux", // ignore reason: reads /proc/<pid>/status
+  name: NAME,
+  ignore: ignoreUnless(NAME, Deno.build.os === "linux", "reads VmRSS from /proc/<pid>/status"),
   async fn() {
     const origin = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen() {} },
