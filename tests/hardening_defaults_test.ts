@@ -5,6 +5,8 @@
  * - RATE_LIMIT_EXEMPT's default is ALLOWED_CLIENTS' default: one list of "our own networks".
  */
 import assert from "node:assert/strict";
+// Node's own HTTP client (test only): the client whose CONNECT host:80 the default must admit.
+import { ProxyAgent, request } from "undici";
 import { loadConfig } from "../src/config/mod.ts";
 import { SCHEMA } from "../src/config/schema.ts";
 import { matchesAny, parseCidrList } from "../src/security/cidr.ts";
@@ -56,7 +58,6 @@ Deno.test({
     "binding port 80 needs root or CAP_NET_BIND_SERVICE",
   ),
   async fn() {
-    const { ProxyAgent, request } = await import("npm:undici@7.16.0");
     const origin = listen80(ORIGIN_HOST)!;
     const proxy = await startProxy({
       env: { PROXY_MODE: "forward", FORWARD_ALLOW_PRIVATE: `${ORIGIN_HOST}/32` },
