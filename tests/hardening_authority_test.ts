@@ -7,6 +7,8 @@ import assert from "node:assert/strict";
 import { canonicalHost, parseAuthority } from "../src/server/authority.ts";
 import { normalizeHost, RuleTable } from "../src/filter/matcher.ts";
 import { createAddressPolicy, literalHostRefusal } from "../src/security/ssrf.ts";
+import { ignoreUnless } from "./helpers/ignore.ts";
+import { NETNS_REASON, netnsUsable, runOffLoopback } from "./helpers/netns.ts";
 import { rawRequest } from "./helpers/rawhttp.ts";
 import { startProxy } from "./helpers/proxy.ts";
 
@@ -165,4 +167,22 @@ Deno.test("the SSRF guard's literal check reads any spelling of an address", () 
     assert.match(literalHostRefusal(policy, h) ?? "", /loopback/, h);
   }
   assert.equal(literalHostRefusal(policy, "example.com"), undefined);
+});
+
+const PUBLIC_TEST =
+  "CONNECT 28697412:443 and 0x1.0xb5.0xe3.0x44:443 are refused by ||1.181.227.68^";
+Deno.test({
+  name: PUBLIC_TEST,
+  // A public address: run where nothing can leave the machine, a private network namespace.
+  ignore: ignoreUnless(PUBLIC_TEST, netnsUsable(), NETNS_REASON),
+  async fn() {
+    const seen = await runOffLoopback<Record<string, { status: number; body: string }>>(
+      new URL("./helpers/hardening_public_connect.ts", import.meta.url),
+    );
+    assert.equal(Object.keys(seen).length, 12);
+    for (const [request, r] of Object.entries(seen)) {
+      assert.equal(r.status, 403, `${request}: ${r.status} ${r.body}`);
+      assert.match(r.body, /blocked by proxy filter.*\|\|1\.181\.227\.68\^/, request);
+    }
+  },
 });
