@@ -100,6 +100,8 @@ workers 1
 const TARGETS: Target[] = [
   proxyTarget("proxy", {}),
   proxyTarget("proxy (CACHE_EXPIRATION=0)", { CACHE_EXPIRATION: "0" }),
+  // The default before CACHE_HEURISTIC=last-modified (Varnish-like default_ttl), for comparison.
+  proxyTarget("proxy (CACHE_HEURISTIC=always)", { CACHE_HEURISTIC: "always" }),
   {
     label: "nginx",
     requires: ["nginx"],

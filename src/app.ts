@@ -124,13 +124,6 @@ export async function createProxy(
   const checkHost = config.forwardAllowPrivate === "all"
     ? undefined
     : createHostnameCheck(checkAddress);
-  const auth = config.proxyAuthFile
-    ? createProxyAuth({ file: config.proxyAuthFile, logger: logger("auth") })
-    : undefined;
-  if (auth) {
-    stats.add(auth);
-    closers.push(() => auth.close());
-  }
   const guardAdmin = adminGuard({ token: config.adminToken });
 
   // ── ratelimit: per client, shared through Redis when REDIS_URL is set ──
@@ -260,7 +253,7 @@ export async function createProxy(
     backend: config.cacheBackend,
     memoryBytes: config.cacheMemorySize,
     maxObjectBytes: config.cacheMaxObjectSize,
-    defaultTtlSec: config.cacheExpiration,
+    heuristic: { mode: config.cacheHeuristic, maxSec: config.cacheExpiration },
     prefix: config.cachePrefix,
     redis: cacheRedis,
     logger: (level, msg) => logger("cache")[level](msg),
@@ -282,6 +275,14 @@ export async function createProxy(
   });
   closers.push(() => pool.close());
   stats.add(pool);
+  // proxy auth: bcrypt runs in the pool, so failed logins never stall the event loop
+  const auth = config.proxyAuthFile
+    ? createProxyAuth({ file: config.proxyAuthFile, logger: logger("auth"), pool })
+    : undefined;
+  if (auth) {
+    stats.add(auth);
+    closers.push(() => auth.close());
+  }
   const compression = createCompression({
     enabled: config.enableCompression,
     encodings: config.compressionEncodings,

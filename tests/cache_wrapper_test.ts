@@ -3,7 +3,13 @@
  * origin (and a real redis-server where Redis matters).
  */
 import assert from "node:assert/strict";
-import { type Cache, type CacheOptions, createCache, purgeRoutes } from "../src/cache/mod.ts";
+import {
+  type Cache,
+  type CacheOptions,
+  createCache,
+  purgeRoutes,
+  STRICT_HEURISTIC,
+} from "../src/cache/mod.ts";
 import { call, ctx, fetchNext, type Origin, startOrigin } from "../src/cache/test_util.ts";
 import { connectRedis, type RedisHandle } from "../src/redis/mod.ts";
 import { startRedis, type TestRedis } from "./helpers/redis.ts";
@@ -16,7 +22,7 @@ async function memoryCache(over: Partial<CacheOptions> = {}): Promise<Cache> {
     backend: "memory",
     memoryBytes: 8 << 20,
     maxObjectBytes: 1 << 20,
-    defaultTtlSec: 0,
+    heuristic: STRICT_HEURISTIC,
     prefix: "test:",
     ...over,
   });
@@ -234,11 +240,11 @@ Deno.test("cache: defaultTtl gives freshness only where none is explicit", async
     assert.equal((await call(h, `${o.url}/zero`)).body, "2", "explicit max-age=0 wins");
     await call(h, `${o.url}/302`);
     assert.equal((await call(h, `${o.url}/302`)).body, "2", "302 is not cacheable by default");
-  }, { defaultTtlSec: 300 });
+  }, { heuristic: { mode: "always", maxSec: 300 } });
   await withCache(routes, async (o, _cache, h) => {
     await call(h, `${o.url}/plain`);
     assert.equal((await call(h, `${o.url}/plain`)).body, "2", "strict RFC: nothing to go on");
-  }, { defaultTtlSec: 0 });
+  }, { heuristic: STRICT_HEURISTIC });
 });
 
 Deno.test("cache: Vary keeps variants apart; Accept-Encoding normalised; Vary: * never hits", async () => {

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import * as zlib from "node:zlib";
 import { Buffer } from "node:buffer";
-import { createCache } from "../src/cache/mod.ts";
+import { createCache, STRICT_HEURISTIC } from "../src/cache/mod.ts";
 import { createCompression } from "../src/compress/mod.ts";
 import { createWorkerPool, TASK_WORKER } from "../src/workers/mod.ts";
 import type { RequestContext } from "../src/context/mod.ts";
@@ -62,7 +62,7 @@ Deno.test("cache hits serve the stored encoded variant without recompressing", a
     backend: "memory",
     memoryBytes: 16 << 20,
     maxObjectBytes: 4 << 20,
-    defaultTtlSec: 0,
+    heuristic: STRICT_HEURISTIC,
     prefix: "test:",
   });
   const handler = cache.wrap(compression.wrap(origin));

@@ -22,6 +22,7 @@ import {
   correctedInitialAge,
   currentAge,
   formatHttpDate,
+  type Heuristic,
   invalidatesOnSuccess,
   NO_DIRECTIVES,
   NOT_STORED,
@@ -43,8 +44,8 @@ export interface EngineOptions {
   store: TieredStore;
   /** Objects larger than this stream through unstored. */
   maxObjectBytes: number;
-  /** Lifetime for cacheable responses without explicit freshness (0 = strict RFC 9111). */
-  defaultTtlSec: number;
+  /** Freshness for cacheable responses without explicit freshness (CACHE_HEURISTIC). */
+  heuristic: Heuristic;
   /** How long a stale entry with validators is kept for revalidation (seconds). */
   revalidateGraceSec: number;
   /** Longest wait for another request's origin fetch of the same key (default 5000 ms). */
@@ -134,7 +135,7 @@ export class CacheEngine {
   };
   readonly store: TieredStore;
   readonly #max: number;
-  readonly #defaultTtl: number;
+  readonly #heuristic: Heuristic;
   readonly #grace: number;
   readonly #lockTimeout: number;
   readonly #log: EngineOptions["logger"];
@@ -145,7 +146,7 @@ export class CacheEngine {
   constructor(options: EngineOptions) {
     this.store = options.store;
     this.#max = options.maxObjectBytes;
-    this.#defaultTtl = options.defaultTtlSec;
+    this.#heuristic = options.heuristic;
     this.#grace = options.revalidateGraceSec;
     this.#lockTimeout = options.lockTimeoutMs ?? 5000;
     this.#log = options.logger;
@@ -494,7 +495,7 @@ export class CacheEngine {
       varyKey: entry.varyKey,
       initialAge: correctedInitialAge(res.headers.get("age"), dateMs, requestTime, responseTime),
     };
-    return prepare(s, this.#defaultTtl);
+    return prepare(s, this.#heuristic);
   }
 
   async #storeAndServe(
@@ -588,7 +589,7 @@ export class CacheEngine {
           status: 502,
         });
       }
-      const entry = prepare({ ...base, body }, this.#defaultTtl);
+      const entry = prepare({ ...base, body }, this.#heuristic);
       const ttl = this.ttlOf(entry, Date.now());
       if (ttl > 0) {
         this.store.set(key, entry, ttl);
@@ -599,7 +600,7 @@ export class CacheEngine {
       return answer(entry, body);
     }
 
-    const probe = prepare(base, this.#defaultTtl);
+    const probe = prepare(base, this.#heuristic);
     const ttl = this.ttlOf(probe, responseTime);
     if (ttl <= 0) return pass();
 
@@ -609,7 +610,7 @@ export class CacheEngine {
         lock?.release(false);
         return;
       }
-      const entry = body.byteLength === 0 ? probe : prepare({ ...base, body }, this.#defaultTtl);
+      const entry = body.byteLength === 0 ? probe : prepare({ ...base, body }, this.#heuristic);
       const now = Date.now();
       this.store.set(key, entry, this.ttlOf(entry, now));
       this.counters.stored++;

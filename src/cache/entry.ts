@@ -7,6 +7,7 @@
 import {
   type Freshness,
   freshness,
+  type Heuristic,
   NOT_MODIFIED_FIELDS,
   parseCacheControl,
   parseHttpDate,
@@ -77,7 +78,7 @@ class Entry implements CacheEntry {
   #serve: Headers | undefined;
   #notModified: Headers | undefined;
 
-  constructor(s: StoredResponse, defaultTtlSec: number) {
+  constructor(s: StoredResponse, heuristic: Heuristic) {
     this.url = s.url;
     this.status = s.status;
     this.headers = s.headers;
@@ -106,7 +107,7 @@ class Entry implements CacheEntry {
         name === "expires" ? expires : name === "last-modified" ? lastModified : null,
     };
     const dateMs = parseHttpDate(date) ?? s.responseTime;
-    this.freshness = freshness(s.status, parseCacheControl(cc), fields, dateMs, defaultTtlSec);
+    this.freshness = freshness(s.status, parseCacheControl(cc), fields, dateMs, heuristic);
     this.etag = etag;
     this.lastModified = lastModified;
     this.modified = lastModified ?? date;
@@ -136,8 +137,8 @@ class Entry implements CacheEntry {
 }
 
 /** Derives a {@linkcode CacheEntry} from a stored response. */
-export function prepare(s: StoredResponse, defaultTtlSec: number): CacheEntry {
-  return new Entry(s, defaultTtlSec);
+export function prepare(s: StoredResponse, heuristic: Heuristic): CacheEntry {
+  return new Entry(s, heuristic);
 }
 
 /** Strips the derived fields (for serialisation). */

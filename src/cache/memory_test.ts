@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
-import { MemoryStore } from "./memory.ts";
+import { memoryCost, MemoryStore } from "./memory.ts";
 import { type CacheEntry, pack, prepare, stored, unpack } from "./entry.ts";
 import { normalizeAcceptEncoding, parseVary, secondaryKey } from "./vary.ts";
 import { capture } from "./capture.ts";
 import { storageTtl } from "./cache.ts";
+import { STRICT_HEURISTIC } from "./policy.ts";
 
 const enc = new TextEncoder();
 
@@ -20,7 +21,7 @@ function entry(url: string, body: string | number, vary: string[] = [], varyKey 
     varyNames: vary,
     varyKey,
     initialAge: 0,
-  }, 0);
+  }, STRICT_HEURISTIC);
 }
 
 const none = new Headers();
@@ -32,19 +33,19 @@ Deno.test("MemoryStore: stores, finds, replaces and counts bytes", () => {
   s.put("http://a/x", e, 60);
   assert.equal(s.lookup("http://a/x", none), e);
   assert.equal(s.entries, 1);
-  assert.equal(s.bytes, e.size);
+  assert.equal(s.bytes, memoryCost("http://a/x", e));
   const e2 = entry("http://a/x", "hello again");
   s.put("http://a/x", e2, 60);
   assert.equal(s.lookup("http://a/x", none), e2);
   assert.equal(s.entries, 1);
-  assert.equal(s.bytes, e2.size);
+  assert.equal(s.bytes, memoryCost("http://a/x", e2));
   assert.ok(s.remove("http://a/x"));
   assert.equal(s.bytes, 0);
   assert.equal(s.entries, 0);
 });
 
 Deno.test("MemoryStore: evicts least recently used past the byte budget", () => {
-  const one = entry("http://a/1", 1000).size;
+  const one = memoryCost("http://a/1", entry("http://a/1", 1000));
   const s = new MemoryStore({ maxBytes: one * 3 + 10 });
   for (const k of ["1", "2", "3"]) s.put(`http://a/${k}`, entry(`http://a/${k}`, 1000), 60);
   // Touch 1 repeatedly so it is recent; then 4 pushes out the least recently used (2).
@@ -55,6 +56,18 @@ Deno.test("MemoryStore: evicts least recently used past the byte budget", () => 
   assert.equal(s.lookup("http://a/2", none), undefined, "least recently used is evicted");
   assert.ok(s.lookup("http://a/4", none));
   assert.ok(s.bytes <= one * 3 + 10);
+});
+
+Deno.test("memoryCost counts the key, headers and objects, not just the body", () => {
+  const url = `http://a/${"p".repeat(3000)}`;
+  const e = entry(url, 28);
+  const cost = memoryCost(url, e);
+  // The old count (body + headers + URL + 256) was about 3.4 KB; RSS grew 12-19 KB per entry.
+  assert.ok(cost >= 3 * (url.length + 28), `${cost}`);
+  assert.ok(cost > e.size * 3, `${cost} vs ${e.size}`);
+  // Large bodies live off the V8 heap: they cost about their size.
+  const big = entry("http://a/big", 1 << 20);
+  assert.ok(memoryCost("http://a/big", big) < (1 << 20) + 16_384);
 });
 
 Deno.test("MemoryStore: objects bigger than the budget are not kept", () => {
@@ -135,7 +148,7 @@ Deno.test("entry: pack/unpack round-trips metadata and binary body", () => {
     varyNames: ["accept-encoding"],
     varyKey: "accept-encoding=gzip",
     initialAge: 3.5,
-  }, 0);
+  }, STRICT_HEURISTIC);
   const back = unpack(pack(stored(e)))!;
   assert.deepEqual(back, stored(e));
   assert.equal(unpack(new Uint8Array([0, 0, 0, 9, 1])), undefined);
@@ -177,7 +190,7 @@ Deno.test("storageTtl: freshness left + stale allowance, or the grace period wit
       varyNames: [],
       varyKey: "",
       initialAge: 10,
-    }, 0);
+    }, STRICT_HEURISTIC);
   assert.equal(storageTtl(e("max-age=60"), now, 3600), 50);
   assert.equal(storageTtl(e("max-age=60, stale-while-revalidate=100"), now, 3600), 150);
   assert.equal(storageTtl(e("max-age=60, stale-if-error=500, must-revalidate"), now, 3600), 50);

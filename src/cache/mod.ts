@@ -4,16 +4,16 @@
  * ```ts
  * const cache = await createCache({
  *   backend: "auto", memoryBytes: 64 << 20, maxObjectBytes: 8 << 20,
- *   defaultTtlSec: 0, prefix: "proxy:", redis: connectRedis({ host: "127.0.0.1", port: 6379, db: 0 }),
+ *   heuristic: { mode: "last-modified", maxSec: 300 }, prefix: "proxy:", redis: connectRedis({ host: "127.0.0.1", port: 6379, db: 0 }),
  * });
  * const handler = cache.wrap(compression.wrap(route));
  * ```
  *
- * `defaultTtlSec` (CACHE_EXPIRATION) is the freshness lifetime given to
+ * `heuristic` (CACHE_HEURISTIC, CACHE_EXPIRATION) decides the freshness of
  * cacheable responses that carry no explicit freshness (no s-maxage, max-age
- * or Expires), like Varnish's default_ttl; explicit freshness always wins. With
- * 0 the cache is strictly RFC 9111: such responses are only reused after
- * validation, or for 10 % of their Last-Modified age (heuristic freshness).
+ * or Expires): by default 10 % of their Last-Modified age capped by
+ * CACHE_EXPIRATION, and none without Last-Modified (see
+ * {@linkcode CacheHeuristic}); explicit freshness always wins.
  *
  * @module
  */
@@ -25,9 +25,16 @@ import { CacheEngine, storageTtl } from "./cache.ts";
 import { MemoryStore } from "./memory.ts";
 import { RedisStore } from "./redis_store.ts";
 import { TieredStore } from "./tiered.ts";
+import type { Heuristic } from "./policy.ts";
 
 export { purgeRoutes } from "./purge.ts";
 export { cacheKey } from "./cache.ts";
+export {
+  CACHE_HEURISTICS,
+  type CacheHeuristic,
+  type Heuristic,
+  STRICT_HEURISTIC,
+} from "./policy.ts";
 
 export type CacheBackend = "auto" | "memory" | "redis" | "off";
 
@@ -38,8 +45,8 @@ export interface CacheOptions {
   memoryBytes: number;
   /** Larger objects stream through unstored (CACHE_MAX_OBJECT_SIZE). */
   maxObjectBytes: number;
-  /** CACHE_EXPIRATION in seconds; see the module doc. */
-  defaultTtlSec: number;
+  /** CACHE_HEURISTIC and CACHE_EXPIRATION; see the module doc. */
+  heuristic: Heuristic;
   /** Redis key prefix (CACHE_PREFIX); nothing outside it is touched. */
   prefix: string;
   /** Shared Redis connection; needed for "redis", optional for "auto". */
@@ -142,7 +149,7 @@ export async function createCache(options: CacheOptions): Promise<Cache> {
     ? new RedisStore({
       client: redis.client,
       prefix: options.prefix,
-      defaultTtlSec: options.defaultTtlSec,
+      heuristic: options.heuristic,
     })
     : undefined;
   let subscriber: Redis | undefined;
@@ -172,7 +179,7 @@ export async function createCache(options: CacheOptions): Promise<Cache> {
   const engine = new CacheEngine({
     store,
     maxObjectBytes: options.maxObjectBytes,
-    defaultTtlSec: options.defaultTtlSec,
+    heuristic: options.heuristic,
     revalidateGraceSec: grace,
     lockTimeoutMs: options.lockTimeoutMs,
     logger: log,

@@ -84,6 +84,43 @@ export function parseCacheControl(value: string | null | undefined): Directives 
   return out;
 }
 
+/** One Cache-Control member: token [ "=" ( token / quoted-string ) ] (RFC 9111 §5.2), OWS allowed. */
+const CC_MEMBER =
+  /^[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:[ \t]*=[ \t]*(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+|"(?:[^"\\]|\\.)*"))?$/;
+/** Members are split on commas outside quoted strings. */
+const CC_SPLIT = /((?:[^",]|"(?:[^"\\]|\\.)*")*)(?:,|$)/g;
+
+/**
+ * True when a Cache-Control field value follows the grammar exactly
+ * (`#( token [ "=" ( token / quoted-string ) ] )`). A value that does not —
+ * `private;max-age=60`, `"no-store"`, an unterminated quote — is read
+ * conservatively by {@linkcode storable}: other caches split it differently, so
+ * whatever its author meant cannot be known, and a shared cache does not guess.
+ */
+export function wellFormedCacheControl(value: string): boolean {
+  let rest = 0;
+  for (const m of value.matchAll(CC_SPLIT)) {
+    if (m.index !== rest) return false; // a stray quote: the members do not cover the value
+    rest = m.index + m[0].length;
+    const member = m[1].trim();
+    if (member !== "" && !CC_MEMBER.test(member)) return false;
+    if (rest >= value.length) break;
+  }
+  return rest >= value.length;
+}
+
+/**
+ * True when the value mentions `private` or `no-store` anywhere other than as a
+ * well-formed directive this cache acts on: inside a quoted value, glued to
+ * another token, in any letter case. Such a response is not shared.
+ */
+function mentionsPrivacy(value: string, directives: Directives): boolean {
+  const lower = value.toLowerCase();
+  const mentions = (word: string) => lower.split(word).length - 1;
+  const acted = (name: string) => directives[name] !== undefined ? 1 : 0;
+  return mentions("no-store") > acted("no-store") || mentions("private") > acted("private");
+}
+
 /**
  * Reads a delta-seconds directive value. Returns `undefined` when absent,
  * `null` when present but invalid (callers treat that as stale, RFC 9111 §4.2.1).
@@ -212,6 +249,11 @@ export function storable(input: StorableInput): StorableVerdict {
   const no = (reason: string): StorableVerdict => ({ storable: false, reason, strip });
   if (input.method !== "GET") return no("method");
   if (status < 200 || status === 206 || status === 304 || status > 599) return no("status");
+  const raw = h.get("cache-control");
+  if (raw !== null) {
+    if (!wellFormedCacheControl(raw)) return no("malformed cache-control");
+    if (mentionsPrivacy(raw, rc)) return no("private or no-store mentioned");
+  }
   const mustUnderstand = rc["must-understand"] !== undefined;
   if (mustUnderstand && !UNDERSTOOD_STATUS.has(status)) return no("must-understand");
   if (rc["no-store"] !== undefined && !mustUnderstand) return no("no-store");
@@ -255,11 +297,37 @@ export interface Freshness {
 }
 
 /**
+ * CACHE_HEURISTIC: what freshness a response gets when it carries none of its own.
+ * - `last-modified` (default): 10 % of the time since Last-Modified, capped by
+ *   CACHE_EXPIRATION (RFC 9111 §4.2.2); without Last-Modified, none — so a page
+ *   with nothing to go on (a visit counter) is never shared;
+ * - `always`: CACHE_EXPIRATION for every heuristically cacheable response (the
+ *   behaviour before, like Varnish's default_ttl);
+ * - `off`: no heuristic freshness at all.
+ */
+export type CacheHeuristic = "last-modified" | "always" | "off";
+
+export const CACHE_HEURISTICS: readonly CacheHeuristic[] = ["last-modified", "always", "off"];
+
+/** The heuristic and its bound, as the cache applies them. */
+export interface Heuristic {
+  readonly mode: CacheHeuristic;
+  /**
+   * CACHE_EXPIRATION in seconds: the lifetime for `always`, the cap for
+   * `last-modified`. 0 keeps its old meaning, strict RFC 9111: `always` gives
+   * nothing by default and the Last-Modified heuristic is capped at a week.
+   */
+  readonly maxSec: number;
+}
+
+/** Strict RFC 9111: only the Last-Modified heuristic, capped at a week. */
+export const STRICT_HEURISTIC: Heuristic = { mode: "last-modified", maxSec: 0 };
+
+/**
  * Freshness lifetime of a response for a shared cache (RFC 9111 §4.2.1, §4.2.2):
  * s-maxage, then max-age, then Expires − Date; otherwise, where heuristic
- * freshness is allowed (heuristically cacheable status or `public`),
- * `defaultTtlSec` when it is positive (like Varnish's default_ttl), else 10 %
- * of the time since Last-Modified (capped at a week).
+ * freshness is allowed (heuristically cacheable status or `public`), what
+ * the {@linkcode Heuristic} gives.
  *
  * @param dateMs the response's Date (or the time it was received when absent)
  */
@@ -268,7 +336,7 @@ export function freshness(
   rc: Directives,
   headers: { get(name: string): string | null },
   dateMs: number,
-  defaultTtlSec: number,
+  heuristic: Heuristic,
 ): Freshness {
   const swr = deltaSeconds(rc, "stale-while-revalidate") ?? 0;
   const sie = deltaSeconds(rc, "stale-if-error") ?? 0;
@@ -292,13 +360,16 @@ export function freshness(
     const lifetime = e === undefined ? 0 : Math.max(0, Math.floor((e - dateMs) / 1000));
     return { ...base, lifetime, explicit: true, defaulted: false };
   }
-  if (HEURISTIC_STATUS.has(status) || rc["public"] !== undefined) {
-    if (defaultTtlSec > 0) {
-      return { ...base, lifetime: defaultTtlSec, explicit: false, defaulted: true };
+  if (heuristic.mode !== "off" && (HEURISTIC_STATUS.has(status) || rc["public"] !== undefined)) {
+    if (heuristic.mode === "always" && heuristic.maxSec > 0) {
+      return { ...base, lifetime: heuristic.maxSec, explicit: false, defaulted: true };
     }
     const lm = parseHttpDate(headers.get("last-modified"));
     if (lm !== undefined && lm < dateMs) {
-      const lifetime = Math.min(HEURISTIC_CAP_SEC, Math.floor((dateMs - lm) / 10000));
+      const cap = heuristic.maxSec > 0
+        ? Math.min(heuristic.maxSec, HEURISTIC_CAP_SEC)
+        : HEURISTIC_CAP_SEC;
+      const lifetime = Math.min(cap, Math.floor((dateMs - lm) / 10000));
       return { ...base, lifetime, explicit: false, defaulted: false };
     }
   }

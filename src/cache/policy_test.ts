@@ -4,12 +4,14 @@ const assertEquals = <T>(actual: T, expected: T, msg?: string) =>
   assert.deepStrictEqual(actual, expected, msg);
 const assertFalse = (v: unknown, msg?: string) => assert.ok(!v, msg);
 import {
+  type CacheHeuristic,
   correctedInitialAge,
   currentAge,
   deltaSeconds,
   etagMatches,
   type Freshness,
   freshness,
+  type Heuristic,
   HEURISTIC_CAP_SEC,
   invalidatesOnSuccess,
   NOT_UPDATED,
@@ -139,9 +141,13 @@ Deno.test("storable: Vary: * is never stored", () => {
   assert(storable(input({ cc: "max-age=60", headers: { vary: "accept-encoding" } })).storable);
 });
 
+/** `defaultTtl` > 0: CACHE_HEURISTIC=always with that lifetime; 0: strict RFC 9111. */
 function fresh(cc: string, headers: HeadersInit = {}, status = 200, defaultTtl = 0) {
   const h = new Headers(headers);
-  return freshness(status, parseCacheControl(cc), h, DATE, defaultTtl);
+  const heuristic: Heuristic = defaultTtl > 0
+    ? { mode: "always", maxSec: defaultTtl }
+    : { mode: "last-modified", maxSec: 0 };
+  return freshness(status, parseCacheControl(cc), h, DATE, heuristic);
 }
 
 Deno.test("freshness: s-maxage beats max-age beats Expires", () => {
@@ -181,6 +187,18 @@ Deno.test("freshness: strict mode (defaultTtl 0) uses 10% of Last-Modified age, 
   assertEquals(fresh("", old).lifetime, HEURISTIC_CAP_SEC);
   assertEquals(fresh("", lm, 302).lifetime, 0, "no heuristic for 302");
   assertEquals(fresh("", { "last-modified": httpDate(DATE + 5000) }).lifetime, 0);
+});
+
+Deno.test("freshness: CACHE_HEURISTIC last-modified is capped by CACHE_EXPIRATION; off gives none", () => {
+  const lm = { "last-modified": httpDate(DATE - 10_000_000) }; // 10 % = 1000 s
+  const h = (mode: CacheHeuristic, maxSec: number, headers: HeadersInit = lm) =>
+    freshness(200, parseCacheControl(""), new Headers(headers), DATE, { mode, maxSec }).lifetime;
+  assertEquals(h("last-modified", 300), 300);
+  assertEquals(h("last-modified", 5000), 1000);
+  assertEquals(h("last-modified", 300, {}), 0, "no Last-Modified: nothing to go on");
+  assertEquals(h("always", 300, {}), 300);
+  assertEquals(h("off", 300), 0);
+  assertEquals(h("off", 300, { "cache-control": "max-age=5" }), 0, "header, not directive");
 });
 
 Deno.test("freshness: stale-while-revalidate, stale-if-error, no-cache", () => {

@@ -17,6 +17,7 @@
 import { Buffer } from "node:buffer";
 import type { Cluster, Redis } from "ioredis";
 import { type CacheEntry, pack, prepare, stored, unpack } from "./entry.ts";
+import type { Heuristic } from "./policy.ts";
 import type { CacheStore } from "./store.ts";
 import { secondaryKey } from "./vary.ts";
 
@@ -47,7 +48,7 @@ export interface RedisStoreOptions {
   /** Key prefix; nothing outside it is ever read, written or deleted. */
   prefix: string;
   /** For deriving entries loaded from Redis. */
-  defaultTtlSec: number;
+  heuristic: Heuristic;
   /** Variants per URL before the hash is started afresh (default 16). */
   maxVariants?: number;
 }
@@ -60,7 +61,7 @@ function globEscape(s: string): string {
 export class RedisStore implements CacheStore {
   readonly #client: ScriptClient;
   readonly #prefix: string;
-  readonly #defaultTtl: number;
+  readonly #heuristic: Heuristic;
   readonly #maxVariants: number;
   /** Last Vary names seen per key, so most variant lookups take one round trip. */
   readonly #namesHint = new Map<string, string>();
@@ -69,7 +70,7 @@ export class RedisStore implements CacheStore {
   constructor(options: RedisStoreOptions) {
     this.#client = options.client as ScriptClient;
     this.#prefix = options.prefix;
-    this.#defaultTtl = options.defaultTtlSec;
+    this.#heuristic = options.heuristic;
     this.#maxVariants = options.maxVariants ?? 16;
     if (typeof this.#client.proxyCacheSet !== "function") {
       this.#client.defineCommand("proxyCacheSet", { numberOfKeys: 1, lua: SET_SCRIPT });
@@ -109,7 +110,7 @@ export class RedisStore implements CacheStore {
       }
       if (buf === null) return undefined;
       const s = unpack(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength));
-      return s === undefined ? undefined : prepare(s, this.#defaultTtl);
+      return s === undefined ? undefined : prepare(s, this.#heuristic);
     } catch {
       this.#errors++;
       return undefined;

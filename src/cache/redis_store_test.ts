@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { startRedis } from "../../tests/helpers/redis.ts";
 import { connectRedis } from "../redis/mod.ts";
 import { RedisStore } from "./redis_store.ts";
+import { STRICT_HEURISTIC } from "./policy.ts";
 import { type CacheEntry, prepare } from "./entry.ts";
 import { secondaryKey } from "./vary.ts";
 
@@ -25,7 +26,7 @@ function entry(
     varyNames: vary,
     varyKey: secondaryKey(vary, req)!,
     initialAge: 0,
-  }, 0);
+  }, STRICT_HEURISTIC);
 }
 
 async function redisKeys(port: number): Promise<string[]> {
@@ -42,7 +43,11 @@ Deno.test("RedisStore: binary bodies, variants, TTL, purge confined to the prefi
     assert.equal(handle.status(), "ok");
     await handle.client.set("other:keep", "1");
     await handle.client.set("t:rl:client", "1"); // the rate limiter shares the prefix
-    const store = new RedisStore({ client: handle.client, prefix: "t:", defaultTtlSec: 0 });
+    const store = new RedisStore({
+      client: handle.client,
+      prefix: "t:",
+      heuristic: STRICT_HEURISTIC,
+    });
     const body = new Uint8Array(256).map((_, i) => i);
     await store.set("http://a/bin", entry("http://a/bin", body), 30);
     const got = await store.get("http://a/bin", new Headers());
@@ -60,7 +65,11 @@ Deno.test("RedisStore: binary bodies, variants, TTL, purge confined to the prefi
     assert.equal(dec.decode((await store.get("http://a/v", gz))!.body), "gz");
     assert.equal(dec.decode((await store.get("http://a/v", new Headers()))!.body), "id");
     // A fresh store (another instance) finds variants without a names hint.
-    const other = new RedisStore({ client: handle.client, prefix: "t:", defaultTtlSec: 0 });
+    const other = new RedisStore({
+      client: handle.client,
+      prefix: "t:",
+      heuristic: STRICT_HEURISTIC,
+    });
     assert.equal(dec.decode((await other.get("http://a/v", gz))!.body), "gz");
     assert.equal(
       await other.get("http://a/v", new Headers({ "accept-encoding": "br" })),
@@ -97,7 +106,11 @@ Deno.test("RedisStore: Redis down means misses and skipped writes, fast; back up
   const handle = connectRedis({ url: redis.url, commandTimeoutMs: 250 });
   try {
     assert.ok(await handle.ping(5000));
-    const store = new RedisStore({ client: handle.client, prefix: "t:", defaultTtlSec: 0 });
+    const store = new RedisStore({
+      client: handle.client,
+      prefix: "t:",
+      heuristic: STRICT_HEURISTIC,
+    });
     await store.set("http://a/1", entry("http://a/1", enc.encode("1")), 30);
     await redis.kill();
     const t0 = performance.now();

@@ -33,7 +33,7 @@ Deno.test("defaults keep the threaded design's names and values", () => {
   assert.equal(config.rateLimitWindow, 60);
   assert.deepEqual(config.requestFilters, ["ads", "trackers", "malware"]);
   assert.equal(config.logLevel, "info");
-  assert.deepEqual(config.connectPorts, [443, 8443]);
+  assert.deepEqual(config.connectPorts, [80, 443, 8443]);
   assert.equal(config.threadPoolSize, navigator.hardwareConcurrency);
   assert.equal(mode, "forward");
 });

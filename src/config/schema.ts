@@ -45,6 +45,15 @@ export type Group =
   | "logging"
   | "dashboard";
 
+/**
+ * "Our own networks": loopback, private (RFC 1918, fc00::/7), carrier-grade NAT
+ * (100.64.0.0/10, where Tailscale and many ISPs' LANs live) and link-local. The
+ * default of both ALLOWED_CLIENTS (who may use the proxy) and RATE_LIMIT_EXEMPT (who
+ * is never limited), so a client the proxy lets in is never limited by surprise.
+ */
+export const OWN_NETWORKS =
+  "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7,fe80::/10";
+
 function setting<T>(s: Setting<T>): Setting<T> {
   return s;
 }
@@ -283,15 +292,28 @@ export const SCHEMA = {
     default: "300",
     group: "cache",
     description:
-      "Seconds of freshness given to cacheable responses without explicit freshness (like Varnish " +
-      "default_ttl); explicit max-age/Expires always win; 0 = strict RFC 9111.",
+      "Seconds: the most freshness CACHE_HEURISTIC gives a response without explicit freshness " +
+      "(last-modified: the cap; always: the lifetime, like Varnish default_ttl); explicit " +
+      "max-age/Expires always win; 0 = strict RFC 9111.",
     parser: integer(0, 31_536_000),
+  }),
+  cacheHeuristic: setting({
+    env: "CACHE_HEURISTIC",
+    default: "last-modified",
+    group: "cache",
+    description:
+      "Freshness for responses without max-age/Expires. last-modified: 10 % of the time since " +
+      "Last-Modified, capped by CACHE_EXPIRATION, and never shared without Last-Modified; " +
+      "always: CACHE_EXPIRATION for every cacheable response (the old default); off: none.",
+    parser: oneOf(["last-modified", "always", "off"] as const),
   }),
   cacheMemorySize: setting({
     env: "CACHE_MEMORY_SIZE",
     default: "64MiB",
     group: "cache",
-    description: "Byte budget of the in-process LRU cache.",
+    description:
+      "Byte budget of the in-process LRU cache, counted as what entries cost the process " +
+      "(URL, headers and objects included), not just their bodies.",
     parser: bytes(),
   }),
   cacheMaxObjectSize: setting({
@@ -424,27 +446,29 @@ export const SCHEMA = {
   }),
   rateLimitExempt: setting({
     env: "RATE_LIMIT_EXEMPT",
-    default: "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
+    default: OWN_NETWORKS,
     group: "rate limiting",
     description:
-      "Clients never rate-limited. By default loopback and private networks, so local tools, " +
-      "load tests and browsers on the LAN are not refused by surprise; public clients are limited.",
+      "Clients never rate-limited. By default the same networks as ALLOWED_CLIENTS (loopback, " +
+      "private, CGNAT, link-local), so local tools, load tests and browsers on the LAN are not " +
+      "refused by surprise; public clients are limited.",
     parser: list(cidr()),
   }),
   // ── security ────────────────────────────────────────────────────────
   allowedClients: setting({
     env: "ALLOWED_CLIENTS",
-    default:
-      "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7,fe80::/10",
+    default: OWN_NETWORKS,
     group: "security",
     description: "Clients allowed to use the proxy at all (CIDRs); others get 403.",
     parser: list(cidr()),
   }),
   connectPorts: setting({
     env: "CONNECT_PORTS",
-    default: "443,8443",
+    default: "80,443,8443",
     group: "security",
-    description: "Ports CONNECT tunnels may reach.",
+    description:
+      "Ports CONNECT tunnels may reach. 80 is in by default because Node's undici ProxyAgent " +
+      "and other clients tunnel plain http:// URLs with CONNECT host:80.",
     parser: list(integer(1, 65535)),
   }),
   forwardAllowPrivate: setting({

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { canonicalHost, endsInNumber } from "../server/authority.ts";
 import { type ParsedList, ruleTarget } from "./parse.ts";
 
 /** Why a request is blocked. */
@@ -35,17 +36,30 @@ function matchPath(rules: PathRule[] | undefined, path: string): Verdict | undef
   return undefined;
 }
 
-/** Lower-cases and strips a port, a trailing dot and IPv6 brackets. */
+/**
+ * Lower-cases and strips a port, a trailing dot and IPv6 brackets; an IP
+ * address in any notation (`28697412`, `0x7f.1`, `::ffff:127.0.0.1`) becomes
+ * its canonical form, so a rule `||1.2.3.4^` holds however a client spells
+ * the address (the same parser as CONNECT's authority, src/server/authority.ts).
+ */
 export function normalizeHost(host: string): string {
   let h = host.trim().toLowerCase();
   if (h.startsWith("[")) {
     const end = h.indexOf("]");
-    return end > 0 ? h.slice(1, end) : h;
+    if (end > 0) h = h.slice(1, end);
+  } else {
+    const colon = h.indexOf(":");
+    if (colon >= 0 && h.indexOf(":", colon + 1) < 0) h = h.slice(0, colon);
   }
-  const colon = h.indexOf(":");
-  if (colon >= 0 && h.indexOf(":", colon + 1) < 0) h = h.slice(0, colon);
+  // Names (the common case) skip the URL parser: only IPv6 and number-ending hosts need it.
+  if (h.includes(":") || endsInNumber(h)) return canonicalHost(h) ?? h;
   if (h.endsWith(".")) h = h.slice(0, -1);
   return h;
+}
+
+/** A rule's host in the same canonical form as the hosts it is compared with. */
+function ruleHost(host: string): string {
+  return host.includes(":") || endsInNumber(host) ? canonicalHost(host) ?? host : host;
 }
 
 const IP_RE = /^\d{1,3}(\.\d{1,3}){3}$|:/;
@@ -60,7 +74,8 @@ export class RuleTable {
 
   /** Adds a blocking rule; the first category to claim a host keeps it. */
   addBlock(rule: string, category: string): void {
-    const t = ruleTarget(rule);
+    const r = ruleTarget(rule);
+    const t = { ...r, host: ruleHost(r.host) };
     const verdict: Verdict = { category, rule };
     if (t.path === undefined) {
       if (this.#hosts.has(t.host)) return;
@@ -75,7 +90,8 @@ export class RuleTable {
 
   /** Adds an exception: the host (and its subdomains), or a URL prefix on a host. */
   addAllow(rule: string): void {
-    const t = ruleTarget(rule);
+    const r = ruleTarget(rule);
+    const t = { ...r, host: ruleHost(r.host) };
     if (t.path === undefined) {
       this.#allowHosts.add(t.host);
     } else {

@@ -38,9 +38,9 @@ export function tunnelAdmission(
     if (!o.connectPorts.includes(port)) {
       return {
         status: 403,
-        reason: `CONNECT to port ${port} is not allowed (CONNECT_PORTS: ${
+        reason: `CONNECT to port ${port} is not allowed; add it to CONNECT_PORTS (now ${
           o.connectPorts.join(",")
-        })`,
+        }) to allow it`,
       };
     }
     const blocked = o.filter.check(host);
@@ -56,7 +56,7 @@ export function tunnelAdmission(
     let user: string | undefined;
     if (o.auth) {
       const h = req.headers.get("proxy-authorization") ?? undefined;
-      user = await o.auth.verify(h);
+      user = await o.auth.verify(h, req.clientIp);
       if (user === undefined) {
         return {
           status: 407,

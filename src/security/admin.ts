@@ -39,10 +39,13 @@ export function presentedToken(headers: Headers): string | undefined {
 
 /**
  * True when the request comes from this machine: the TCP peer is loopback and so
- * is the client address after TRUSTED_PROXIES processing (a local reverse proxy
- * forwarding an outside client does not make that client local).
+ * is the client address after TRUSTED_PROXIES processing, and the request
+ * carries no X-Forwarded-For or Forwarded header. A request that came through a
+ * proxy — even one on this machine, even one saying `for=127.0.0.1` — is not
+ * local: admin access never derives from a forwarded address.
  */
-export function isLocalRequest(ctx: RequestContext): boolean {
+export function isLocalRequest(ctx: RequestContext, headers?: Headers): boolean {
+  if (headers && (headers.has("x-forwarded-for") || headers.has("forwarded"))) return false;
   return isLoopback(ctx.conn.remoteAddr) && isLoopback(ctx.clientIp);
 }
 
@@ -52,7 +55,7 @@ export function adminGuard(options: AdminGuardOptions): MiddlewareHandler {
   const expected = token ? digest(token) : undefined;
   return async (c, next) => {
     const ctx = c.get("ctx") as RequestContext;
-    if (isLocalRequest(ctx)) return await next();
+    if (isLocalRequest(ctx, c.req.raw.headers)) return await next();
     if (!expected) {
       return c.text(
         "403 Forbidden: the admin endpoints are reachable from loopback only; set ADMIN_TOKEN to allow remote access\n",

@@ -3,9 +3,18 @@
  * Proxy-Authorization checked against PROXY_AUTH_FILE, an htpasswd-compatible
  * file (`user:hash` per line; bcrypt `$2y$`/`$2a$`/`$2b$`, or `{SHA}`).
  *
- * bcrypt takes tens of milliseconds per check on purpose, so verdicts are
- * cached briefly under a SHA-256 of the header (never the password itself),
- * and concurrent checks of the same credentials share one computation.
+ * bcrypt takes tens of milliseconds of CPU per check on purpose, so:
+ * - it runs in the worker pool (task `auth.bcrypt`), never on the event loop, so
+ *   the checks that do run cannot stall other requests;
+ * - verdicts are cached briefly (60 s) under an HMAC of the header with a
+ *   random per-process key (never the password, and no hash anyone could
+ *   precompute from a memory dump), and concurrent checks of the same
+ *   credentials share one computation: a logged-in user pays bcrypt once;
+ * - a client whose checks failed `maxFailuresPerMinute` times (default 10)
+ *   within a minute is refused without running bcrypt until that minute is
+ *   over (429 with Retry-After; 407 on CONNECT), so a flood of unique wrong
+ *   passwords costs at most that many bcrypt runs per client and minute instead
+ *   of stalling every other request. Credentials already verified still pass.
  *
  * @module
  */
@@ -13,9 +22,10 @@ import type { MiddlewareHandler } from "hono";
 import type { Logger } from "@logtape/logtape";
 import bcrypt from "bcryptjs";
 import { Buffer } from "node:buffer";
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { toMiddleware, type Wrapper } from "../context/mod.ts";
 import type { MetricFamily, StatsSource } from "../stats/metric.ts";
+import type { WorkerPool } from "../workers/mod.ts";
 
 /** One user's stored password hash. */
 export interface PasswordEntry {
@@ -87,15 +97,27 @@ export function parseBasic(header: string): { user: string; password: string } |
 // time as a wrong password and user names cannot be probed by timing.
 const DUMMY_BCRYPT = "$2b$10$90aPyIVQkSw8jsyD0deohuok45VU9psNRS1Vh7l1wbhCipE4SbNtC";
 
+/** bcrypt.compare: in the worker pool when there is one, so the event loop never waits on it. */
+type Bcrypt = (password: string, hash: string) => Promise<boolean>;
+
+function bcryptIn(pool: WorkerPool | undefined): Bcrypt {
+  if (!pool) return (password, hash) => bcrypt.compare(password, hash);
+  return (password, hash) =>
+    pool.run<boolean>({ kind: "auth.bcrypt", password, hash, idempotent: true })
+      // A full queue or a crashed worker: check here rather than refuse a right password.
+      .catch(() => bcrypt.compare(password, hash));
+}
+
 async function verifyPassword(
+  compare: Bcrypt,
   entry: PasswordEntry | undefined,
   password: string,
 ): Promise<boolean> {
   if (!entry) {
-    await bcrypt.compare(password, DUMMY_BCRYPT);
+    await compare(password, DUMMY_BCRYPT);
     return false;
   }
-  if (entry.kind === "bcrypt") return await bcrypt.compare(password, entry.hash);
+  if (entry.kind === "bcrypt") return await compare(password, entry.hash);
   const want = Buffer.from(entry.hash.slice(5), "base64");
   const got = createHash("sha1").update(password, "utf8").digest();
   return timingSafeEqual(got, want);
@@ -108,6 +130,10 @@ export interface ProxyAuthOptions {
   readonly cacheTtlMs?: number;
   /** Cache entries kept at most (default 10 000). */
   readonly maxCacheEntries?: number;
+  /** Runs bcrypt off the main thread (task kind `auth.bcrypt`); inline without one. */
+  readonly pool?: WorkerPool;
+  /** Failed checks per client and minute before its checks are refused unrun (default 10). */
+  readonly maxFailuresPerMinute?: number;
   /** Realm in Proxy-Authenticate (default "proxy"). */
   readonly realm?: string;
   /**
@@ -121,8 +147,13 @@ export interface ProxyAuthOptions {
 }
 
 export interface ProxyAuth extends StatsSource {
-  /** Checks a Proxy-Authorization value; resolves to the user name, or undefined. */
-  verify(header: string | null | undefined): Promise<string | undefined>;
+  /**
+   * Checks a Proxy-Authorization value from `clientIp`; resolves to the user
+   * name, or undefined (also while the client is throttled, see `throttled`).
+   */
+  verify(header: string | null | undefined, clientIp?: string): Promise<string | undefined>;
+  /** Seconds until a client may try new credentials again; 0 when it may now. */
+  throttled(clientIp: string): number;
   /** 407 without valid credentials; sets ctx.user and removes Proxy-Authorization. */
   readonly phase: Wrapper;
   /** The same as Hono middleware. */
@@ -139,6 +170,16 @@ interface CacheEntry {
   readonly user: string | undefined;
   readonly expires: number;
 }
+
+/** A client's failed checks in the current minute (and those still running). */
+interface Failures {
+  windowStart: number;
+  count: number;
+}
+
+const FAILURE_WINDOW_MS = 60_000;
+/** Clients whose failures are remembered at most. */
+const MAX_FAILING_CLIENTS = 10_000;
 
 /** Creates proxy authentication from PROXY_AUTH_FILE; throws a clear error for a bad file. */
 export function createProxyAuth(options: ProxyAuthOptions): ProxyAuth {
@@ -169,7 +210,33 @@ export function createProxyAuth(options: ProxyAuthOptions): ProxyAuth {
   let users = load();
   let cache = new Map<string, CacheEntry>();
   const inflight = new Map<string, Promise<string | undefined>>();
-  const counts = { success: 0, failure: 0, missing: 0, cacheHits: 0 };
+  const counts = { success: 0, failure: 0, missing: 0, cacheHits: 0, throttled: 0 };
+  const maxFailures = options.maxFailuresPerMinute ?? 10;
+  const compare = bcryptIn(options.pool);
+  /** Cache keys: HMAC under a key that lives only in this process. */
+  const hmacKey = randomBytes(32);
+  const failures = new Map<string, Failures>();
+
+  /** The client's failure record for the current minute, created when `create`. */
+  const failuresOf = (ip: string, create: boolean): Failures | undefined => {
+    const t = now();
+    let f = failures.get(ip);
+    if (f && t - f.windowStart >= FAILURE_WINDOW_MS) {
+      failures.delete(ip);
+      f = undefined;
+    }
+    if (!f && create) {
+      if (failures.size >= MAX_FAILING_CLIENTS) failures.delete(failures.keys().next().value!);
+      f = { windowStart: t, count: 0 };
+      failures.set(ip, f);
+    }
+    return f;
+  };
+  const throttled = (ip: string): number => {
+    const f = failuresOf(ip, false);
+    if (!f || f.count < maxFailures) return 0;
+    return Math.max(1, Math.ceil((f.windowStart + FAILURE_WINDOW_MS - now()) / 1000));
+  };
 
   const remember = (key: string, user: string | undefined) => {
     if (cache.size >= maxEntries) {
@@ -179,12 +246,15 @@ export function createProxyAuth(options: ProxyAuthOptions): ProxyAuth {
     cache.set(key, { user, expires: now() + ttl });
   };
 
-  const verify = async (header: string | null | undefined): Promise<string | undefined> => {
+  const verify = async (
+    header: string | null | undefined,
+    clientIp?: string,
+  ): Promise<string | undefined> => {
     if (!header) {
       counts.missing++;
       return undefined;
     }
-    const key = createHash("sha256").update(header).digest("base64");
+    const key = createHmac("sha256", hmacKey).update(header).digest("base64");
     const hit = cache.get(key);
     if (hit && hit.expires > now()) {
       counts.cacheHits++;
@@ -192,13 +262,37 @@ export function createProxyAuth(options: ProxyAuthOptions): ProxyAuth {
       return hit.user;
     }
     if (hit) cache.delete(key);
+    if (clientIp !== undefined && !inflight.has(key)) {
+      if (throttled(clientIp) > 0) {
+        counts.throttled++;
+        counts.failure++;
+        return undefined;
+      }
+      // Counted before bcrypt runs, so parallel attempts cannot all slip in ahead of the
+      // first verdict; a success gives the attempt back.
+      const f = failuresOf(clientIp, true)!;
+      f.count++;
+      const user = await check(key, header);
+      if (user !== undefined) f.count = Math.max(0, f.count - 1);
+      user === undefined ? counts.failure++ : counts.success++;
+      return user;
+    }
+    const user = await check(key, header);
+    user === undefined ? counts.failure++ : counts.success++;
+    return user;
+  };
+
+  /** Runs (or joins) the password check for a header and caches the verdict. */
+  const check = (key: string, header: string): Promise<string | undefined> => {
     let pending = inflight.get(key);
     if (!pending) {
       const table = users;
       const generation = cache;
       pending = (async () => {
         const creds = parseBasic(header);
-        const ok = creds ? await verifyPassword(table.get(creds.user), creds.password) : false;
+        const ok = creds
+          ? await verifyPassword(compare, table.get(creds.user), creds.password)
+          : false;
         const user = ok ? creds!.user : undefined;
         // A reload in the meantime replaced the cache; do not store a verdict about old users.
         if (generation === cache) remember(key, user);
@@ -206,9 +300,7 @@ export function createProxyAuth(options: ProxyAuthOptions): ProxyAuth {
       })().finally(() => inflight.delete(key));
       inflight.set(key, pending);
     }
-    const user = await pending;
-    user === undefined ? counts.failure++ : counts.success++;
-    return user;
+    return pending;
   };
 
   const challenge = (reason: string) =>
@@ -223,8 +315,19 @@ export function createProxyAuth(options: ProxyAuthOptions): ProxyAuth {
   const phase: Wrapper = (next) => async (req, ctx) => {
     if (ctx.conn.form === "origin" && !options.requireForOriginForm) return await next(req, ctx);
     const header = req.headers.get("proxy-authorization");
-    const user = await verify(header);
+    const user = await verify(header, ctx.clientIp);
     if (user === undefined) {
+      const wait = header ? throttled(ctx.clientIp) : 0;
+      if (wait > 0) {
+        return new Response(
+          `429 Too Many Requests: too many failed proxy logins from ${ctx.clientIp}; ` +
+            `retry in ${wait} s\n`,
+          {
+            status: 429,
+            headers: { "content-type": "text/plain; charset=utf-8", "retry-after": String(wait) },
+          },
+        );
+      }
       return challenge(header ? "wrong user name or password" : "credentials required");
     }
     ctx.user = user;
@@ -244,6 +347,7 @@ export function createProxyAuth(options: ProxyAuthOptions): ProxyAuth {
   return {
     name: "auth",
     verify,
+    throttled,
     phase,
     middleware,
     challenge,
@@ -265,6 +369,7 @@ export function createProxyAuth(options: ProxyAuthOptions): ProxyAuth {
       failures: counts.failure,
       missing: counts.missing,
       cache_hits: counts.cacheHits,
+      throttled: counts.throttled,
     }),
     metrics: (): MetricFamily[] => [{
       name: "proxy_auth_attempts_total",
@@ -274,11 +379,13 @@ export function createProxyAuth(options: ProxyAuthOptions): ProxyAuth {
         { labels: { result: "success" }, value: counts.success },
         { labels: { result: "failure" }, value: counts.failure },
         { labels: { result: "missing" }, value: counts.missing },
+        { labels: { result: "throttled" }, value: counts.throttled },
       ],
     }],
     close() {
       cache.clear();
       inflight.clear();
+      failures.clear();
     },
   };
 }

@@ -7,7 +7,15 @@
  *
  * @module
  */
-import { type Cidr, formatIp, matchesAny, parseIp } from "./cidr.ts";
+import { type Cidr, formatIp, isLoopback, matchesAny, parseIp } from "./cidr.ts";
+
+/**
+ * The client of a request whose X-Forwarded-For could not be read and whose last
+ * believable hop is this machine (RFC 7239's word for an unknown hop). It is no IP
+ * address, so no CIDR list matches it: not ALLOWED_CLIENTS, not RATE_LIMIT_EXEMPT,
+ * not the loopback that opens the admin surface; the rate limiter keys it as one client.
+ */
+export const UNKNOWN_CLIENT = "unknown";
 
 /** Extracts the address from one X-Forwarded-For element (`1.2.3.4`, `1.2.3.4:80`, `[::1]:80`). */
 function hopAddress(item: string): string | undefined {
@@ -27,14 +35,21 @@ function hopAddress(item: string): string | undefined {
  * The client IP for a request from `peerIp` carrying X-Forwarded-For `xff`.
  * When the peer is trusted, walks the list from the right, skipping trusted
  * proxies, and returns the first untrusted hop; a malformed hop stops the walk
- * (the hop to its right is the last one we can believe). An untrusted peer is
- * the client, whatever the header says.
+ * (the hop to its right, or the peer, is the last one we can believe). An
+ * untrusted peer is the client, whatever the header says.
+ *
+ * When the walk stops at a malformed hop and the last believable hop is a
+ * loopback address (a reverse proxy on this machine), the client is
+ * {@linkcode UNKNOWN_CLIENT}, never loopback: someone behind that proxy must not
+ * get what this machine gets (rate-limit exemption, the admin surface).
  *
  * @example
  * ```ts
- * const trusted = parseCidrList("10.0.0.0/8");
+ * const trusted = parseCidrList("10.0.0.0/8, 127.0.0.0/8");
  * clientIpFrom("10.0.0.2", "203.0.113.7, 10.0.0.9", trusted); // "203.0.113.7"
  * clientIpFrom("198.51.100.1", "1.2.3.4", trusted);           // "198.51.100.1"
+ * clientIpFrom("10.0.0.2", "garbage", trusted);               // "10.0.0.2"
+ * clientIpFrom("127.0.0.1", "garbage", trusted);              // "unknown"
  * ```
  */
 export function clientIpFrom(peerIp: string, xff: string | null, trusted: readonly Cidr[]): string {
@@ -45,7 +60,7 @@ export function clientIpFrom(peerIp: string, xff: string | null, trusted: readon
   let client = peerText;
   for (let i = hops.length - 1; i >= 0; i--) {
     const hop = hopAddress(hops[i]);
-    if (!hop) return client;
+    if (!hop) return isLoopback(client) ? UNKNOWN_CLIENT : client;
     client = hop;
     if (!matchesAny(trusted, hop)) return hop;
   }

@@ -52,7 +52,7 @@ export {
   isLocalRequest,
   presentedToken,
 } from "./admin.ts";
-export { clientIpFrom, forwardedForValue, isTrustedPeer } from "./forwarded.ts";
+export { clientIpFrom, forwardedForValue, isTrustedPeer, UNKNOWN_CLIENT } from "./forwarded.ts";
 export {
   bodyLimit,
   bodyLimitPhase,

@@ -17,6 +17,7 @@ import {
   parseCidrList,
   parseIp,
 } from "./cidr.ts";
+import { canonicalHost } from "../server/authority.ts";
 
 /** FORWARD_ALLOW_PRIVATE: "none" (default), "all", or the blocks that may be reached. */
 export type AllowPrivate = "none" | "all" | readonly Cidr[];
@@ -80,8 +81,13 @@ export function createAddressPolicy(options: AddressPolicyOptions): AddressPolic
   };
 }
 
-/** Default CONNECT_PORTS: tunnels only to HTTPS ports, as Squid's `SSL_ports` does. */
-export const DEFAULT_CONNECT_PORTS: readonly number[] = [443, 8443];
+/**
+ * Default CONNECT_PORTS: the HTTPS ports, as Squid's `SSL_ports`, plus 80, because
+ * Node's undici `ProxyAgent` (and the HTTP clients built on it) tunnel plain
+ * `http://` URLs with `CONNECT host:80`. Port 80 reaches what a forward GET reaches
+ * anyway; SSH, SMTP and databases stay out.
+ */
+export const DEFAULT_CONNECT_PORTS: readonly number[] = [80, 443, 8443];
 
 /** Parses CONNECT_PORTS ("443,8443" or "*" for any port); throws naming the setting. */
 export function parseConnectPorts(
@@ -122,9 +128,9 @@ export function checkConnectPort(
  * are open (names are still checked on the connected address).
  */
 export function literalHostRefusal(policy: AddressPolicy, hostname: string): string | undefined {
-  const host = hostname.startsWith("[") && hostname.endsWith("]")
-    ? hostname.slice(1, -1)
-    : hostname;
+  // The same canonical form as the filter and CONNECT see: `2130706433`, `0x7f.1` and
+  // `[::ffff:127.0.0.1]` are 127.0.0.1 here too.
+  const host = canonicalHost(hostname) ?? hostname;
   return parseIp(host) ? policy(host, hostname) : undefined;
 }
 
@@ -168,7 +174,7 @@ export function createHostnameCheck(
   const cache = new Map<string, { reason: string | undefined; expires: number }>();
   return async (hostname: string) => {
     const literal = literalHostRefusal(policy, hostname);
-    if (literal !== undefined || parseIp(hostname.replace(/^\[|\]$/g, ""))) return literal;
+    if (literal !== undefined || parseIp(canonicalHost(hostname) ?? hostname)) return literal;
     const name = hostname.toLowerCase();
     const hit = cache.get(name);
     if (hit && hit.expires > now()) return hit.reason;

@@ -1,10 +1,11 @@
 /**
- * The production worker entry: compression of large bodies and parsing of big filter
- * lists. Started by the pool with `new Worker(url, { type: "module" })`.
+ * The production worker entry: compression of large bodies, parsing of big filter
+ * lists and bcrypt password checks. Started by the pool with `new Worker(url, { type: "module" })`.
  *
  * @module
  */
 import { compressSync, type Encoding, ownBuffer } from "../compress/mod.ts";
+import bcrypt from "bcryptjs";
 import { parseList } from "../filter/mod.ts";
 import { serveTasks } from "./serve.ts";
 
@@ -24,5 +25,9 @@ serveTasks({
   "filter.parse"(task) {
     const text = new TextDecoder().decode(task.data as ArrayBuffer);
     return { value: parseList(text, String(task.source)) };
+  },
+  /** `{ password, hash }` → whether the password matches the bcrypt hash (tens of ms of CPU). */
+  "auth.bcrypt"(task) {
+    return { value: bcrypt.compareSync(String(task.password), String(task.hash)) };
   },
 });
