@@ -30,7 +30,7 @@ import {
 import { createForwarder, UpstreamError } from "./forward/mod.ts";
 import { createBalancer } from "./balancer/mod.ts";
 import { createAdmission } from "./admission/mod.ts";
-import { logger } from "./log/mod.ts";
+import { logger, logStats } from "./log/mod.ts";
 import {
   adminGuard,
   bodyLimitPhase,
@@ -99,6 +99,7 @@ export async function createProxy(
   const { config, mode } = loaded;
   const listener = mode === "reverse" ? "deno.serve" : "node:http";
   const stats = new ProxyStats({ mode, listener });
+  stats.add(logStats);
   const accessLog = config.accessLog ? logger("access") : undefined;
   const log = logger("app");
   const instance = crypto.randomUUID().slice(0, 8);

@@ -534,6 +534,24 @@ export const SCHEMA = {
     description: "One log line per request.",
     parser: boolean(),
   }),
+  logFile: setting({
+    env: "LOG_FILE",
+    flag: "log-file",
+    default: "",
+    group: "logging",
+    description:
+      "Also write the application and access logs to this file (JSON lines unless LOG_FORMAT=pretty; " +
+      "appended, created 0640). SIGUSR1 reopens it at its path, for logrotate.",
+    parser: text(),
+  }),
+  logStdout: setting({
+    env: "LOG_STDOUT",
+    default: "true",
+    group: "logging",
+    description:
+      "Write the logs to standard output too; false with LOG_FILE logs to the file only.",
+    parser: boolean(),
+  }),
   // ── dashboard ───────────────────────────────────────────────────────
   dashboardHost: setting({
     env: "DASHBOARD_HOST",

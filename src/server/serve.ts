@@ -73,7 +73,12 @@ export async function runServe(args: string[]): Promise<number> {
     throw err;
   }
   const { config, mode } = loaded;
-  await setupLogging({ level: config.logLevel, format: config.logFormat });
+  try {
+    await setupLogging(config);
+  } catch (err) {
+    console.error(`proxy: ${(err as Error).message}`);
+    return 2;
+  }
   const log = logger("serve");
   for (const w of loaded.warnings) log.warn(w);
 
