@@ -17,6 +17,7 @@ import {
   type Parser,
   privateAllowance,
   rateLimitKey,
+  redisUrl,
   text,
   threadCount,
 } from "./parsers.ts";
@@ -317,7 +318,7 @@ export const SCHEMA = {
     default: "",
     group: "redis",
     description: "redis://[user:pass@]host:port/db or rediss://…; overrides REDIS_HOST/PORT/DB.",
-    parser: text(),
+    parser: redisUrl(),
   }),
   redisHost: setting({
     env: "REDIS_HOST",

@@ -91,10 +91,11 @@ export async function runServe(args: string[]): Promise<number> {
       workers.push(await startThreadWorker(args, t, threads));
     }
   } catch (err) {
-    console.error(`proxy: ${(err as Error).message}`);
     await Promise.all(workers.map((w) => w.stop(0)));
     await started?.stop(0);
     await closeLogging();
+    // Last, after every log line is out: one plain line even where stdout and stderr meet.
+    console.error(`proxy: ${(err as Error).message}`);
     return 2;
   }
   const instance = started;
