@@ -35,9 +35,17 @@ export class LineSink {
   #scheduled = false;
   #reportedFailure = false;
 
-  constructor(output: LineOutput, format: TextFormatter, options: LineSinkOptions = {}) {
+  /** True when lines are LogTape's JSON lines (the access log then formats them itself). */
+  readonly json: boolean;
+
+  constructor(
+    output: LineOutput,
+    format: TextFormatter,
+    options: LineSinkOptions & { json?: boolean } = {},
+  ) {
     this.#output = output;
     this.#format = format;
+    this.json = options.json ?? false;
     this.#maxBufferBytes = options.maxBufferBytes ?? 256 * 1024;
   }
 
@@ -47,7 +55,16 @@ export class LineSink {
 
   /** The LogTape sink function. */
   readonly sink = (record: LogRecord): void => {
-    const line = this.#format(record);
+    this.push(this.#format(record));
+  };
+
+  /** Formats a record the way this sink's formatter does (for lines that bypass LogTape). */
+  format(record: LogRecord): string {
+    return this.#format(record);
+  }
+
+  /** Queues one formatted line (ending in a newline). */
+  push(line: string): void {
     this.#parts.push(line);
     this.#size += line.length;
     if (this.#size >= this.#maxBufferBytes) this.flush();
@@ -56,7 +73,7 @@ export class LineSink {
       // After the I/O of this turn: every line logged while handling it goes in one write.
       setImmediate(this.#flushScheduled);
     }
-  };
+  }
 
   readonly #flushScheduled = () => {
     this.#scheduled = false;

@@ -18,10 +18,11 @@ import {
   type TextFormatter,
 } from "@logtape/logtape";
 import { counter, type Sample, type StatsSource } from "../stats/metric.ts";
+import { type AccessLog, createAccessLog } from "./access.ts";
 import { LineSink } from "./line_sink.ts";
 import { FileOutput, stdoutOutput } from "./outputs.ts";
 
-export type { Logger };
+export type { AccessLog, Logger };
 
 /** The logging settings (the `LOG_*` fields of the configuration). */
 export interface LogOptions {
@@ -45,6 +46,8 @@ let sinks: LineSink[] = [];
 /** Counts of sinks replaced by a later `setupLogging`, so the counters never go back. */
 const retired = new Map<string, { written: number; failed: number }>();
 let reopenListener: (() => void) | undefined;
+/** Access lines are info-level: off when LOG_LEVEL is warn or error. */
+let accessEnabled = false;
 
 /**
  * Configures the root `proxy` category. Safe to call again (reconfigures).
@@ -64,18 +67,27 @@ export async function setupLogging(options: LogOptions): Promise<void> {
   if (options.logStdout ?? true) {
     const pretty = options.logFormat === "pretty" ||
       (options.logFormat === "auto" && Deno.stdout.isTerminal());
-    next.push(new LineSink(stdoutOutput(), pretty ? prettyFormatter() : getJsonLinesFormatter()));
+    next.push(
+      pretty
+        ? new LineSink(stdoutOutput(), prettyFormatter())
+        : new LineSink(stdoutOutput(), getJsonLinesFormatter(), { json: true }),
+    );
   }
   if (fileOutput) {
     // A file is read by tools more than by eyes: JSON unless plain text was asked for.
-    const format: TextFormatter = options.logFormat === "pretty"
-      ? getTextFormatter({ timestamp: "date-time-timezone", level: "ABBR", category: "." })
-      : getJsonLinesFormatter();
-    next.push(new LineSink(fileOutput, format));
+    next.push(
+      options.logFormat === "pretty"
+        ? new LineSink(
+          fileOutput,
+          getTextFormatter({ timestamp: "date-time-timezone", level: "ABBR", category: "." }),
+        )
+        : new LineSink(fileOutput, getJsonLinesFormatter(), { json: true }),
+    );
   }
 
   for (const s of sinks) retire(s);
   sinks = next;
+  accessEnabled = options.logLevel === "debug" || options.logLevel === "info";
   const names = sinks.map((_, i) => `out${i}`);
   await configure({
     reset: true,
@@ -157,7 +169,15 @@ export async function closeLogging(): Promise<void> {
   await reset();
 }
 
-/** A logger under the `proxy` category, e.g. `logger("access")`. */
+/**
+ * The access log (category `proxy.access`): one line per request, written
+ * straight to the outputs, bypassing LogTape's per-record cost (see access.ts).
+ */
+export function accessLogger(): AccessLog {
+  return createAccessLog(() => sinks, () => accessEnabled);
+}
+
+/** A logger under the `proxy` category, e.g. `logger("serve")`. */
 export function logger(...category: string[]): Logger {
   return getLogger(["proxy", ...category]);
 }
