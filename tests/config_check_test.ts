@@ -226,3 +226,84 @@ Deno.test("serve: a fatal start-up error is one plain line, after every JSON log
     busy.close();
   }
 });
+
+/** The lines of the first ```sh block after `marker` in README.md. */
+function readmeBlock(marker: string): string[] {
+  const readme = Deno.readTextFileSync(`${ROOT}README.md`);
+  const at = readme.indexOf(marker);
+  assert.ok(at >= 0, `README.md no longer contains "${marker}"`);
+  const open = readme.indexOf("```sh\n", at);
+  const body = readme.slice(open + 6, readme.indexOf("\n```", open + 3));
+  return body.split("\n").filter((l) => l.trim() !== "");
+}
+
+/** A directory with `./proxy` running this tree's main.ts. */
+async function recipeDir(): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "check-recipe-" });
+  await Deno.writeTextFile(
+    `${dir}/proxy`,
+    `#!/bin/sh\nexec "${Deno.execPath()}" run -A --config "${ROOT}deno.json" "${MAIN}" "$@"\n`,
+  );
+  await Deno.chmod(`${dir}/proxy`, 0o755);
+  return dir;
+}
+
+Deno.test("README recipe: proxy check finds the .env typo, and a bad flag exits 2", async () => {
+  const lines = readmeBlock("## Check a configuration before starting it");
+  assert.equal(lines.length, 3, lines.join("\n"));
+  const dir = await recipeDir();
+  try {
+    const outputs: Run[] = [];
+    for (const line of lines) {
+      const out = await new Deno.Command("bash", {
+        args: ["-c", line],
+        cwd: dir,
+        env: {
+          PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+          NO_COLOR: "1",
+          REDIS_PORT: String(freePort()), // never the Redis on 6379
+        },
+        clearEnv: true,
+        stdin: "null",
+      }).output();
+      outputs.push({
+        code: out.code,
+        stdout: dec.decode(out.stdout),
+        stderr: dec.decode(out.stderr),
+      });
+    }
+    assert.equal(outputs[1].code, 0, outputs[1].stderr);
+    assert.ok(
+      outputs[1].stderr.includes(
+        "proxy.env: unknown setting RATELIMIT_REQUESTS, ignored (did you mean RATE_LIMIT_REQUESTS?)",
+      ),
+      outputs[1].stderr,
+    );
+    assert.match(outputs[1].stdout, /^PORT=8080\s+# \.env \(proxy\.env\)$/m);
+    assert.equal(outputs[2].stdout.trim(), "exit 2");
+    assert.match(outputs[2].stderr, /^error: --port \(PORT\): invalid value "99999"/m);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("README systemd recipe: its example /etc/proxy.env passes proxy check", async () => {
+  const env = readmeBlock("For example, `/etc/proxy.env`");
+  assert.ok(env.some((l) => l.startsWith("BACKEND_SERVERS=")), env.join("\n"));
+  const dir = await Deno.makeTempDir({ prefix: "check-etc-" });
+  try {
+    // The recipe's Redis is 127.0.0.1:6379; tests never touch that one: a free port instead.
+    const text = env.join("\n").replace(":6379/", `:${freePort()}/`) + "\n";
+    await Deno.writeTextFile(`${dir}/proxy.env`, text);
+    const r = await check(["--env-file", `${dir}/proxy.env`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(errors(r).length, 0);
+    assert.match(r.stdout, /^ADMIN_TOKEN=\*\*\*\*\s/m);
+    // The recipe's install line runs exactly this command.
+    assert.ok(
+      readmeBlock("### systemd").some((l) => l.includes("proxy check --env-file /etc/proxy.env")),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
