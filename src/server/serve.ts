@@ -36,9 +36,11 @@ ${settingsHelp()}
 SIGNALS
   SIGINT, SIGTERM   stop accepting, let in-flight requests finish (SHUTDOWN_TIMEOUT), exit 0
   SIGHUP            reload blocklists, proxy users and TLS certificates
+  SIGUSR1           reopen LOG_FILE at its path (after logrotate moved it)
 
 FILES
-  ./.env            settings read at start-up (another file with --env-file FILE)
+  ./.env            settings read at start-up (another file with --env-file FILE);
+                    proxy check [--env-file FILE] validates them without starting
 
 EXAMPLES
   proxy --port 8080                                   forward proxy for HTTP_PROXY/HTTPS_PROXY
