@@ -307,3 +307,21 @@ Deno.test("README systemd recipe: its example /etc/proxy.env passes proxy check"
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("proxy --help lists check; proxy check --help prints its usage", async () => {
+  const run = async (...args: string[]) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, ...args],
+      cwd: ROOT,
+      stdin: "null",
+    }).output();
+    return { code: out.code, stdout: dec.decode(out.stdout) };
+  };
+  const top = await run("--help");
+  assert.match(top.stdout, /^ {2}proxy check /m);
+  const help = await run("check", "--help");
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /^USAGE$/m);
+  assert.match(help.stdout, /proxy check \[--env-file FILE\]/);
+  assert.match(help.stdout, /^EXIT STATUS$/m);
+});
