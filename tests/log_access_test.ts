@@ -83,3 +83,30 @@ Deno.test("an access log that cannot be written (a full disk) is counted, and se
     await origin.close();
   }
 });
+
+Deno.test("the access log's own JSON line is exactly LogTape's JSON-lines formatter output", async () => {
+  const { getJsonLinesFormatter } = await import("@logtape/logtape");
+  const { LineSink } = await import("../src/log/line_sink.ts");
+  const { createAccessLog } = await import("../src/log/access.ts");
+  const written: string[] = [];
+  const output = {
+    name: "memory",
+    write: (b: Uint8Array) => void written.push(new TextDecoder().decode(b)),
+    close() {},
+  };
+  const sink = new LineSink(output, getJsonLinesFormatter(), { json: true });
+  const properties = { id: "a-1", status: 200, bytes: null, target: '/q?x="1"\n' };
+  createAccessLog(() => [sink], () => true).info('127.0.0.1 GET /q?x="1" 200', properties);
+  sink.flush();
+  assert.equal(written.length, 1);
+  const timestamp = Date.parse(JSON.parse(written[0])["@timestamp"]);
+  const expected = getJsonLinesFormatter()({
+    category: ["proxy", "access"],
+    level: "info",
+    message: ['127.0.0.1 GET /q?x="1" 200'],
+    rawMessage: '127.0.0.1 GET /q?x="1" 200',
+    timestamp,
+    properties,
+  });
+  assert.equal(written[0], expected);
+});
