@@ -11,21 +11,21 @@ FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin proxy
+    && groupadd --system --gid 10001 proxy \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin proxy
 
 COPY --chmod=0755 proxy /usr/local/bin/proxy
 
 USER 10001:10001
-WORKDIR /tmp
-# Settings are environment variables (docker run -e, compose `environment:`); JSON logs for
-# `docker logs` and log collectors.
-ENV HOST=0.0.0.0 \
-    PORT=8080 \
-    LOG_FORMAT=json
+# Settings are environment variables (docker run -e, compose `environment:`), or a file mounted
+# as /etc/proxy/.env (read from the working directory). No ENV here: it would beat that file.
+# The defaults already listen on 0.0.0.0:8080, and logs are JSON lines when stdout is no terminal.
+# Another port: set PORT in the environment (-e PORT=...), which the health check reads too.
+WORKDIR /etc/proxy
 EXPOSE 8080
 
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
-    CMD curl -fsS -o /dev/null "http://127.0.0.1:${PORT}/healthz" || exit 1
+    CMD curl -fsS -o /dev/null "http://127.0.0.1:${PORT:-8080}/healthz" || exit 1
 
 ENTRYPOINT ["/usr/local/bin/proxy"]
 CMD ["serve"]
