@@ -325,3 +325,10 @@ Deno.test("proxy --help lists check; proxy check --help prints its usage", async
   assert.match(help.stdout, /proxy check \[--env-file FILE\]/);
   assert.match(help.stdout, /^EXIT STATUS$/m);
 });
+
+Deno.test("a bad value that holds a secret is named without it", async () => {
+  const r = await check([], { REDIS_URL: "redis://app:s3cr3t@cache.internal/abc" });
+  assert.equal(r.code, 2);
+  assert.match(errors(r).join("\n"), /^error: REDIS_URL: invalid value "redis:\/\/app:\*\*\*\*@/m);
+  assert.ok(!(r.stdout + r.stderr).includes("s3cr3t"));
+});
