@@ -10,6 +10,8 @@ const HELP = `proxy ${VERSION} — a caching HTTP/HTTPS proxy, reverse proxy and
 USAGE
   proxy [serve] [FLAGS]     run the proxy (the default command); proxy serve --help lists
                             every setting, flag and default
+  proxy check [FLAGS]       validate the settings (values, files, TLS pair, Redis) and print
+                            the effective ones with their source; exit 0 if serve would start
   proxy dashboard [FLAGS]   web UI on 127.0.0.1:5000: start/stop the proxy, live logs,
                             settings editor, load tests with charts
   proxy backend [FLAGS]     a test origin server (httpbin-like endpoints)
@@ -36,11 +38,13 @@ EXAMPLES
   proxy --backend http://10.0.0.1:8000,http://10.0.0.2:8000
                                                         reverse proxy over two backends
   REDIS_URL=redis://127.0.0.1:6379 proxy --port 8080    share cache and rate limits
+  proxy check --env-file /etc/proxy.env                 validate before a (re)start
   proxy dashboard                                       then open http://127.0.0.1:5000/
 
 EXIT STATUS
   0   clean shutdown (SIGINT/SIGTERM) or --help/--version
-  2   unknown command, bad flag or setting, or start-up failure (the reason in one line)
+  2   unknown command, bad flag or setting, or start-up failure (the reason in one line);
+      proxy check: the configuration would not start (one line per problem)
 
 SEE ALSO
   README.md (the manual), SECURITY.md (defaults and threat model), CHANGELOG.md; all three
@@ -75,6 +79,10 @@ async function main(args: string[]): Promise<number> {
     case "dashboard": {
       const { runDashboard } = await import("./src/dashboard/mod.ts");
       return await runDashboard(rest);
+    }
+    case "check": {
+      const { runCheck } = await import("./src/config/check.ts");
+      return await runCheck(rest);
     }
     case "serve": {
       const { runServe } = await import("./src/server/mod.ts");

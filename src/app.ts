@@ -30,7 +30,7 @@ import {
 import { createForwarder, UpstreamError } from "./forward/mod.ts";
 import { createBalancer } from "./balancer/mod.ts";
 import { createAdmission } from "./admission/mod.ts";
-import { logger } from "./log/mod.ts";
+import { accessLogger, logger, logStats } from "./log/mod.ts";
 import {
   adminGuard,
   bodyLimitPhase,
@@ -101,7 +101,8 @@ export async function createProxy(
   // `upgrade`, never through `fetch`).
   const listener: string = "http1";
   const stats = new ProxyStats({ mode, listener });
-  const accessLog = config.accessLog ? logger("access") : undefined;
+  stats.add(logStats);
+  const accessLog = config.accessLog ? accessLogger() : undefined;
   const log = logger("app");
   const instance = crypto.randomUUID().slice(0, 8);
   const via = `1.1 proxy-${instance}`;

@@ -2,6 +2,7 @@
  * Builds the {@linkcode Config}: defaults < `.env` < environment < flags.
  * Any bad value or unknown flag throws a {@linkcode ConfigError} whose
  * message is one line naming the setting, the value given and what is allowed.
+ * {@linkcode collectConfig} finds every problem at once instead (`proxy check`).
  *
  * @module
  */
@@ -9,6 +10,8 @@ import { parseArgs } from "node:util";
 import { parseDotEnv } from "./dotenv.ts";
 import { ValueError } from "./parsers.ts";
 import { type Config, SCHEMA, type Setting, type SettingKey } from "./schema.ts";
+import { maskValue } from "./secrets.ts";
+import { closestName } from "./suggest.ts";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -56,7 +59,9 @@ function parseOne(key: SettingKey, raw: string, origin: string): unknown {
   } catch (err) {
     if (err instanceof ValueError) {
       const where = origin === "flag" ? `--${s.flag} (${s.env})` : s.env;
-      throw new ConfigError(`${where}: invalid value "${raw}": ${err.message}`);
+      // A secret is not repeated in a message that ends up in logs and terminals.
+      const shown = maskValue(s.env, raw);
+      throw new ConfigError(`${where}: invalid value "${shown}": ${err.message}`);
     }
     throw err;
   }
@@ -83,11 +88,48 @@ export function parseFlags(
   return { raw, envFile: parsed.values["env-file"] as string | undefined };
 }
 
-/** Loads and validates the whole configuration. */
+/** Everything learnt while loading, problems included (what `proxy check` reports). */
+export interface CollectedConfig {
+  /** Settings that parsed; a setting with a problem keeps its default's value. */
+  config: Config;
+  /** The text each setting was given (or its default). */
+  raw: Record<SettingKey, string>;
+  sources: Record<SettingKey, Source>;
+  envFile?: string;
+  mode: LoadedConfig["mode"];
+  /** One line per reason start-up would refuse this configuration. */
+  problems: string[];
+  /** Non-fatal remarks (unknown `.env` keys with a suggestion, odd combinations). */
+  warnings: string[];
+}
+
+/** Loads and validates the whole configuration; throws the first problem. */
 export function loadConfig(options: LoadOptions = {}): LoadedConfig {
+  const c = collectConfig(options);
+  if (c.problems.length > 0) throw new ConfigError(c.problems[0]);
+  return {
+    config: c.config,
+    sources: c.sources,
+    envFile: c.envFile,
+    mode: c.mode,
+    warnings: c.warnings,
+  };
+}
+
+/** Loads the configuration and collects every problem instead of stopping at the first. */
+export function collectConfig(options: LoadOptions = {}): CollectedConfig {
   const env = options.env ?? Deno.env.toObject();
   const read = options.readTextFile ?? Deno.readTextFileSync;
-  const { raw: flagValues, envFile: envFileFlag } = parseFlags(options.args ?? []);
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  let flagValues: Partial<Record<SettingKey, string>> = {};
+  let envFileFlag: string | undefined;
+  try {
+    ({ raw: flagValues, envFile: envFileFlag } = parseFlags(options.args ?? []));
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(err.message);
+  }
 
   let envFile: string | undefined;
   let fileValues: Record<string, string> = {};
@@ -97,11 +139,20 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     envFile = candidate;
   } catch (err) {
     if (envFileFlag !== undefined || !(err instanceof Deno.errors.NotFound)) {
-      throw new ConfigError(`--env-file: cannot read "${candidate}": ${(err as Error).message}`);
+      problems.push(`--env-file: cannot read "${candidate}": ${(err as Error).message}`);
     }
+  }
+  for (const name of Object.keys(fileValues)) {
+    if (BY_ENV.has(name)) continue;
+    const near = closestName(name, [...BY_ENV.keys()]);
+    warnings.push(
+      `${envFile}: unknown setting ${name}, ignored` + (near ? ` (did you mean ${near}?)` : ""),
+    );
   }
 
   const config = {} as Record<SettingKey, unknown>;
+  const failed = new Set<SettingKey>();
+  const raws = {} as Record<SettingKey, string>;
   const sources = {} as Record<SettingKey, Source>;
   for (const key of KEYS) {
     const s = SCHEMA[key];
@@ -110,29 +161,42 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     if (fileValues[s.env] !== undefined) [raw, source] = [fileValues[s.env], "env-file"];
     if (env[s.env] !== undefined) [raw, source] = [env[s.env], "environment"];
     if (flagValues[key] !== undefined) [raw, source] = [flagValues[key]!, "flag"];
-    config[key] = parseOne(key, raw, source);
+    raws[key] = raw;
     sources[key] = source;
+    try {
+      config[key] = parseOne(key, raw, source);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems.push(err.message);
+      failed.add(key);
+      config[key] = parseOne(key, s.default, "default");
+    }
   }
   const typed = config as Config;
-  const warnings: string[] = [];
-  const mode = validateTogether(typed, warnings);
-  return { config: typed, sources, envFile, mode, warnings };
+  const mode = validateTogether(typed, failed, problems, warnings);
+  return { config: typed, raw: raws, sources, envFile, mode, problems, warnings };
 }
 
 /** Rules that involve more than one setting. Returns the resolved mode. */
-function validateTogether(c: Config, warnings: string[]): LoadedConfig["mode"] {
+function validateTogether(
+  c: Config,
+  /** Settings that did not parse: rules about them would only repeat the problem. */
+  failed: Set<SettingKey>,
+  problems: string[],
+  warnings: string[],
+): LoadedConfig["mode"] {
   if ((c.tlsCert === "") !== (c.tlsKey === "")) {
-    throw new ConfigError("TLS_CERT and TLS_KEY: set both (PEM files) or neither");
+    problems.push("TLS_CERT and TLS_KEY: set both (PEM files) or neither");
   }
-  if (c.mode === "reverse" && c.backends.length === 0) {
-    throw new ConfigError(
+  if (c.mode === "reverse" && c.backends.length === 0 && !failed.has("backends")) {
+    problems.push(
       "PROXY_MODE: reverse mode needs BACKEND_SERVERS (e.g. --backend http://127.0.0.1:8000)",
     );
   }
   const seen = new Set<string>();
   for (const b of c.backends) {
     if (seen.has(b.url.origin)) {
-      throw new ConfigError(`BACKEND_SERVERS: "${b.url.origin}" is listed twice`);
+      problems.push(`BACKEND_SERVERS: "${b.url.origin}" is listed twice`);
     }
     seen.add(b.url.origin);
   }
@@ -147,10 +211,13 @@ function validateTogether(c: Config, warnings: string[]): LoadedConfig["mode"] {
   }
   const mode = c.mode === "auto" ? (c.backends.length > 0 ? "reverse" : "forward") : c.mode;
   if (c.serveThreads > 1 && Deno.build.os !== "linux") {
-    throw new ConfigError(
+    problems.push(
       `SERVE_THREADS: ${c.serveThreads} threads need Linux (SO_REUSEPORT spreads connections ` +
         `over the threads); this is ${Deno.build.os}`,
     );
+  }
+  if (!c.logStdout && c.logFile === "") {
+    warnings.push("LOG_STDOUT=false without LOG_FILE: nothing will be logged anywhere");
   }
   return mode;
 }

@@ -254,3 +254,33 @@ export function threadCount(): Parser<number> {
     },
   };
 }
+
+/**
+ * REDIS_URL: empty, or `redis://[user:password@]host[:port][/db]` (`rediss://`
+ * for TLS), checked at start-up so a typo is one clear line instead of a
+ * connection error every few seconds. Kept as text for ioredis.
+ */
+export function redisUrl(): Parser<string> {
+  const form = "redis://[user:password@]host[:port][/db] or rediss://… (TLS)";
+  return {
+    kind: "URL (redis://[user:password@]host[:port][/db] or rediss://)",
+    parse(raw) {
+      const s = raw.trim();
+      if (s === "") return s;
+      let u: URL;
+      try {
+        u = new URL(s);
+      } catch {
+        throw new ValueError(`expected ${form}`);
+      }
+      if (u.protocol !== "redis:" && u.protocol !== "rediss:") {
+        throw new ValueError(`expected the scheme redis: or rediss:, as in ${form}`);
+      }
+      if (u.hostname === "") throw new ValueError(`no host; expected ${form}`);
+      if (!/^\/?(\d+)?$/.test(u.pathname)) {
+        throw new ValueError(`the path must be a database number (/0, /1, …); expected ${form}`);
+      }
+      return s;
+    },
+  };
+}

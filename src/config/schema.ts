@@ -17,6 +17,7 @@ import {
   type Parser,
   privateAllowance,
   rateLimitKey,
+  redisUrl,
   text,
   threadCount,
 } from "./parsers.ts";
@@ -337,7 +338,7 @@ export const SCHEMA = {
     default: "",
     group: "redis",
     description: "redis://[user:pass@]host:port/db or rediss://…; overrides REDIS_HOST/PORT/DB.",
-    parser: text(),
+    parser: redisUrl(),
   }),
   redisHost: setting({
     env: "REDIS_HOST",
@@ -599,6 +600,24 @@ export const SCHEMA = {
     default: "true",
     group: "logging",
     description: "One log line per request.",
+    parser: boolean(),
+  }),
+  logFile: setting({
+    env: "LOG_FILE",
+    flag: "log-file",
+    default: "",
+    group: "logging",
+    description:
+      "Also write the application and access logs to this file (JSON lines unless LOG_FORMAT=pretty; " +
+      "appended, created 0640). SIGUSR1 reopens it at its path, for logrotate.",
+    parser: text(),
+  }),
+  logStdout: setting({
+    env: "LOG_STDOUT",
+    default: "true",
+    group: "logging",
+    description:
+      "Write the logs to standard output too; false with LOG_FILE logs to the file only.",
     parser: boolean(),
   }),
   // ── dashboard ───────────────────────────────────────────────────────

@@ -37,9 +37,11 @@ ${settingsHelp()}
 SIGNALS
   SIGINT, SIGTERM   stop accepting, let in-flight requests finish (SHUTDOWN_TIMEOUT), exit 0
   SIGHUP            reload blocklists, proxy users and TLS certificates
+  SIGUSR1           reopen LOG_FILE at its path (after logrotate moved it)
 
 FILES
-  ./.env            settings read at start-up (another file with --env-file FILE)
+  ./.env            settings read at start-up (another file with --env-file FILE);
+                    proxy check [--env-file FILE] validates them without starting
 
 EXAMPLES
   proxy --port 8080                                   forward proxy for HTTP_PROXY/HTTPS_PROXY
@@ -74,7 +76,12 @@ export async function runServe(args: string[]): Promise<number> {
     throw err;
   }
   const { config, mode } = loaded;
-  await setupLogging({ level: config.logLevel, format: config.logFormat });
+  try {
+    await setupLogging(config);
+  } catch (err) {
+    console.error(`proxy: ${(err as Error).message}`);
+    return 2;
+  }
   const log = logger("serve");
   for (const w of loaded.warnings) log.warn(w);
   const nofile = raiseOpenFileLimit();
@@ -93,10 +100,11 @@ export async function runServe(args: string[]): Promise<number> {
       workers.push(await startThreadWorker(args, t, threads));
     }
   } catch (err) {
-    console.error(`proxy: ${(err as Error).message}`);
     await Promise.all(workers.map((w) => w.stop(0)));
     await started?.stop(0);
     await closeLogging();
+    // Last, after every log line is out: one plain line even where stdout and stderr meet.
+    console.error(`proxy: ${(err as Error).message}`);
     return 2;
   }
   const instance = started;

@@ -17,7 +17,7 @@ self.onmessage = async (e: MessageEvent<ThreadMessage>) => {
   if (m.kind === "start") {
     try {
       const loaded = loadConfig({ args: m.args, env: m.env });
-      await setupLogging({ level: loaded.config.logLevel, format: loaded.config.logFormat });
+      await setupLogging(loaded.config);
       instance = await startInstance(loaded, { thread: m.thread, threads: m.threads });
       self.postMessage({ kind: "ready" } satisfies ThreadMessage);
     } catch (err) {
