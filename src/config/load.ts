@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import { parseDotEnv } from "./dotenv.ts";
 import { ValueError } from "./parsers.ts";
 import { type Config, SCHEMA, type Setting, type SettingKey } from "./schema.ts";
+import { validateRedisSettings } from "../redis/settings.ts";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -140,6 +141,11 @@ function validateTogether(c: Config, warnings: string[]): LoadedConfig["mode"] {
     warnings.push(
       "CACHE_MAX_OBJECT_SIZE is larger than CACHE_MEMORY_SIZE: large objects will not fit the memory cache",
     );
+  }
+  try {
+    validateRedisSettings(c);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
   }
   const cpus = navigator.hardwareConcurrency || 1;
   if (c.threadPoolSize > cpus) {
