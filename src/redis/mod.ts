@@ -201,6 +201,14 @@ export function connectRedis(options: RedisConnectOptions): RedisHandle {
   });
   client.on("end", () => {
     failed = true;
+    // ioredis gives up for good ("end") when Sentinel's failover detector disconnects a
+    // client that is still connecting (seen here under load when the master was killed).
+    // A connection we did not close must come back, so start it again.
+    if (!closed) {
+      setTimeout(() => {
+        if (!closed && client.status === "end") client.connect().catch(() => {/* retried */});
+      }, 100);
+    }
   });
 
   const waitReady = (timeoutMs: number): Promise<boolean> => {
