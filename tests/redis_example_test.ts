@@ -18,7 +18,16 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "examples/cluster/run.ts", "--json", "--phase-seconds", "3", "--failover-seconds", "10"],
+      args: [
+        "run",
+        "-A",
+        "examples/cluster/run.ts",
+        "--json",
+        "--phase-seconds",
+        "3",
+        "--failover-seconds",
+        "10",
+      ],
       cwd: ROOT,
       stdout: "piped",
       stderr: "piped",

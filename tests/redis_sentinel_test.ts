@@ -136,6 +136,16 @@ Deno.test({
               ),
           );
           assert.equal(await xcache(c, "/cache/60?after=1"), "HIT");
+          // Invalidation still reaches the other instances: a purge through B empties A's L1.
+          const purge = await fetch(`${b.url}/proxy-cache/purge`, {
+            method: "POST",
+            body: JSON.stringify({ url: `http://${HOST}/cache/60?after=1` }),
+          });
+          assert.equal(purge.status, 200, await purge.text());
+          await eventually(
+            "A's L1 drops it",
+            async () => await xcache(a, "/cache/60?after=1") === "MISS",
+          );
           // The limiter decides in Redis again (the local fallback was only for the outage).
           const res = await fetch(`${b.url}/json`, { headers: { "x-client": "after" } });
           await res.body?.cancel();

@@ -119,6 +119,9 @@ export function subscriberOf(client: Redis | Cluster, name: string): Redis | Clu
     enableOfflineQueue: true,
     commandTimeout: undefined,
     connectionName: name,
+    // Without Sentinel's failover detector (see the "end" handler in connectRedis): the
+    // subscriber follows a failover by reconnecting when its connection closes.
+    failoverDetector: false,
   });
 }
 
