@@ -316,11 +316,12 @@ export async function startSentinel(options: SentinelOptions = {}): Promise<Test
   };
   try {
     const mport = freePort();
-    const master = await spawnRedis(["--port", String(mport), ...COMMON], mport);
+    // --dir: a replica's first sync writes an RDB file there, never into the working directory.
+    const master = await spawnRedis(["--port", String(mport), "--dir", dir, ...COMMON], mport);
     nodes.push(master);
     const rport = freePort();
     const replica = await spawnRedis(
-      ["--port", String(rport), "--replicaof", "127.0.0.1", String(mport), ...COMMON],
+      ["--port", String(rport), "--replicaof", "127.0.0.1", String(mport), "--dir", dir, ...COMMON],
       rport,
     );
     nodes.push(replica);
