@@ -157,7 +157,13 @@ export function connectRedis(options: RedisConnectOptions): RedisHandle {
       clusterRetryStrategy: retryStrategy,
       // Slots move in a failover: look again every second rather than every five.
       slotsRefreshInterval: 1000,
-      slotsRefreshTimeout: 1000,
+      slotsRefreshTimeout: 2000,
+      // The ready check sends CLUSTER INFO under the per-command timeout (250 ms by
+      // default); on a busy machine it timed out again and again and the client kept
+      // reconnecting without ever becoming ready or reporting an error. Without it the
+      // client is ready once it has the slot map; a cluster that is down answers
+      // CLUSTERDOWN, which the cache and the limiter treat like any Redis error.
+      enableReadyCheck: false,
       retryDelayOnFailover: 100,
       retryDelayOnClusterDown: 100,
       redisOptions: node,
@@ -193,7 +199,7 @@ export function connectRedis(options: RedisConnectOptions): RedisHandle {
     everReady = true;
     failed = false;
   });
-  client.on("error", (err: Error) => {
+  const onError = (err: Error) => {
     errorCount++;
     failed = true;
     const now = Date.now();
@@ -201,7 +207,10 @@ export function connectRedis(options: RedisConnectOptions): RedisHandle {
       lastLog = now;
       options.logger?.("warn", `redis: ${err.message}`);
     }
-  });
+  };
+  client.on("error", onError);
+  // A cluster reports trouble with one node (a refused slot-map request, say) apart.
+  if (isCluster(client)) client.on("node error", onError);
   client.on("end", () => {
     failed = true;
     // ioredis gives up for good ("end") when Sentinel's failover detector disconnects a
