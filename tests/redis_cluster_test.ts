@@ -53,7 +53,8 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
-    const cluster = await startCluster({ nodeTimeoutMs: 1000 });
+    // Every node wants a password: REDIS_PASSWORD reaches every node of a cluster.
+    const cluster = await startCluster({ nodeTimeoutMs: 1000, password: "cluster-secret" });
     const backend = await startTestBackend("origin");
     const proxies: TestProxy[] = [];
     try {
@@ -62,6 +63,7 @@ Deno.test({
         CACHE_BACKEND: "redis",
         CACHE_PREFIX: PREFIX,
         REDIS_CLUSTER_NODES: cluster.seeds,
+        REDIS_PASSWORD: "cluster-secret",
         // Cluster settings win over a single-server URL (this one would refuse connections).
         REDIS_URL: "redis://127.0.0.1:1",
         RATE_LIMIT_REQUESTS: "50",

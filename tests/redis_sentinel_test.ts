@@ -37,7 +37,12 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
-    const sentinel = await startSentinel({ downAfterMs: 1000, failoverTimeoutMs: 3000 });
+    // Master and replica want a password: REDIS_PASSWORD reaches whichever is master.
+    const sentinel = await startSentinel({
+      downAfterMs: 1000,
+      failoverTimeoutMs: 3000,
+      password: "sentinel-secret",
+    });
     const backend = await startTestBackend("origin");
     const proxies: TestProxy[] = [];
     try {
@@ -47,6 +52,7 @@ Deno.test({
         CACHE_PREFIX: PREFIX,
         REDIS_SENTINELS: sentinel.addresses,
         REDIS_SENTINEL_NAME: sentinel.name,
+        REDIS_PASSWORD: "sentinel-secret",
         // Sentinel settings win over host and port (nothing listens on port 1).
         REDIS_HOST: "127.0.0.1",
         REDIS_PORT: "1",

@@ -111,6 +111,15 @@ async function poll<T>(
 
 const COMMON = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
 
+/** Server and redis-cli arguments for a password (none without one). */
+function authArgs(password?: string): { server: string[]; cli: string[] } {
+  if (!password) return { server: [], cli: [] };
+  return {
+    server: ["--requirepass", password, "--masterauth", password],
+    cli: ["-a", password, "--no-auth-warning"],
+  };
+}
+
 // ── cluster ─────────────────────────────────────────────────────────────
 
 export interface ClusterOptions {
@@ -120,6 +129,8 @@ export interface ClusterOptions {
   replicas?: number;
   /** `cluster-node-timeout` in ms (default 1000): how soon a silent master is failed over. */
   nodeTimeoutMs?: number;
+  /** `requirepass` (and `masterauth`) of every node; clients then need REDIS_PASSWORD. */
+  password?: string;
 }
 
 export interface ClusterNodeInfo {
@@ -154,6 +165,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
   const masters = options.masters ?? 3;
   const replicas = options.replicas ?? 1;
   const timeout = options.nodeTimeoutMs ?? 1000;
+  const auth = authArgs(options.password);
+  const cli = (port: number, ...args: string[]) => redisCli(port, ...auth.cli, ...args);
   const dir = await Deno.makeTempDir({ prefix: "redis-cluster-" });
   const nodes: RedisNode[] = [];
   const stop = async () => {
@@ -182,11 +195,12 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
           "--dir",
           dir,
           ...COMMON,
+          ...auth.server,
         ], port);
       }),
     );
     nodes.push(...started);
-    await redisCli(
+    await cli(
       nodes[0].port,
       "--cluster",
       "create",
@@ -205,7 +219,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
     let text = "";
     for (const n of live()) {
       try {
-        text = await redisCli(n.port, "cluster", "nodes");
+        text = await cli(n.port, "cluster", "nodes");
         if (text) break;
       } catch { /* try the next node */ }
     }
@@ -228,7 +242,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
   const waitHealthy = async (timeoutMs = 20_000) => {
     await poll("cluster healthy", timeoutMs, async () => {
       for (const n of live()) {
-        const info = await redisCli(n.port, "cluster", "info");
+        const info = await cli(n.port, "cluster", "info");
         if (!info.includes("cluster_state:ok")) return false;
       }
       const table = await layout();
@@ -239,7 +253,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
       // Every live replica has finished its first sync.
       for (const t of table.filter((t) => t.role === "replica")) {
         if (!live().some((n) => n.port === t.port)) continue;
-        const repl = await redisCli(t.port, "info", "replication");
+        const repl = await cli(t.port, "info", "replication");
         if (!repl.includes("master_link_status:up")) return false;
       }
       return true;
@@ -255,7 +269,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
     seeds: nodes.slice(0, masters).map((n) => `127.0.0.1:${n.port}`).join(","),
     layout,
     async masterOf(key) {
-      const slot = Number(await redisCli(live()[0].port, "cluster", "keyslot", key));
+      const slot = Number(await cli(live()[0].port, "cluster", "keyslot", key));
       const owner = (await layout()).find((t) =>
         t.role === "master" && !t.failed && t.slots.some(([a, b]) => slot >= a && slot <= b)
       );
@@ -270,7 +284,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
     },
     waitHealthy,
     async keysOn(port, pattern = "*") {
-      const out = await redisCli(port, "--scan", "--pattern", pattern);
+      const out = await cli(port, "--scan", "--pattern", pattern);
       return out ? out.split("\n").sort() : [];
     },
     stop,
@@ -286,6 +300,8 @@ export interface SentinelOptions {
   downAfterMs?: number;
   /** `failover-timeout` (default 3000). */
   failoverTimeoutMs?: number;
+  /** `requirepass`/`masterauth` of master and replica (sentinels have none, they know it). */
+  password?: string;
 }
 
 export interface TestSentinel {
@@ -308,6 +324,8 @@ export interface TestSentinel {
 /** Starts a master, one replica and three sentinels; waits until the sentinels see both. */
 export async function startSentinel(options: SentinelOptions = {}): Promise<TestSentinel> {
   const name = options.name ?? "proxymaster";
+  const auth = authArgs(options.password);
+  const cli = (port: number, ...args: string[]) => redisCli(port, ...auth.cli, ...args);
   const dir = await Deno.makeTempDir({ prefix: "redis-sentinel-" });
   const nodes: RedisNode[] = [];
   const stop = async () => {
@@ -317,18 +335,25 @@ export async function startSentinel(options: SentinelOptions = {}): Promise<Test
   try {
     const mport = freePort();
     // --dir: a replica's first sync writes an RDB file there, never into the working directory.
-    const master = await spawnRedis(["--port", String(mport), "--dir", dir, ...COMMON], mport);
+    const master = await spawnRedis(
+      ["--port", String(mport), "--dir", dir, ...COMMON, ...auth.server],
+      mport,
+    );
     nodes.push(master);
     const rport = freePort();
     const replica = await spawnRedis(
-      ["--port", String(rport), "--replicaof", "127.0.0.1", String(mport), "--dir", dir, ...COMMON],
+      [
+        ...["--port", String(rport), "--replicaof", "127.0.0.1", String(mport), "--dir", dir],
+        ...COMMON,
+        ...auth.server,
+      ],
       rport,
     );
     nodes.push(replica);
     await poll(
       "replica in sync",
       10_000,
-      async () => (await redisCli(rport, "info", "replication")).includes("master_link_status:up"),
+      async () => (await cli(rport, "info", "replication")).includes("master_link_status:up"),
     );
     const sentinels = await Promise.all([0, 1, 2].map(async (i) => {
       const port = freePort();
@@ -344,6 +369,7 @@ export async function startSentinel(options: SentinelOptions = {}): Promise<Test
           `sentinel down-after-milliseconds ${name} ${options.downAfterMs ?? 1000}`,
           `sentinel failover-timeout ${name} ${options.failoverTimeoutMs ?? 3000}`,
           `sentinel parallel-syncs ${name} 1`,
+          ...(options.password ? [`sentinel auth-pass ${name} ${options.password}`] : []),
           "",
         ].join("\n"),
       );
@@ -384,11 +410,11 @@ export async function startSentinel(options: SentinelOptions = {}): Promise<Test
         poll("sentinel failover", timeoutMs, async () => {
           const port = await currentMaster();
           if (port === fromPort) return false;
-          const role = await redisCli(port, "role");
+          const role = await cli(port, "role");
           return role.startsWith("master") ? port : false;
         }),
       async keysOn(port, pattern = "*") {
-        const out = await redisCli(port, "--scan", "--pattern", pattern);
+        const out = await cli(port, "--scan", "--pattern", pattern);
         return out ? out.split("\n").sort() : [];
       },
       stop,
