@@ -129,8 +129,15 @@ Deno.test({
             })
           ),
         );
+        const why = JSON.stringify(
+          await Promise.all(proxies.map(async (p) => (await p.stats()).rate_limit)),
+        );
         for (const client of ["c1", "c2", "c3"]) {
-          assert.equal(outcomes.filter((o) => o === `${client}:200`).length, 50, client);
+          assert.equal(
+            outcomes.filter((o) => o === `${client}:200`).length,
+            50,
+            `${client} ${why}`,
+          );
           assert.equal(outcomes.filter((o) => o === `${client}:429`).length, 10, client);
         }
       });

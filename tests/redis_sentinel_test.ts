@@ -103,7 +103,8 @@ Deno.test({
             await new Promise((r) => setTimeout(r, 2000));
             await sentinel.master.kill();
             const killedAt = performance.now();
-            promoted = await sentinel.waitPromoted(old, 20_000);
+            // Sentinels retry a failed election after 2 × failover-timeout; allow a few.
+            promoted = await sentinel.waitPromoted(old, 40_000);
             promotedAfter = performance.now() - killedAt;
             await new Promise((r) => setTimeout(r, 3000));
           })();
@@ -113,7 +114,7 @@ Deno.test({
             path: (n) => n % 2 ? `/cache/60?u=${n}` : `/cache/60?hot=${n % 20}`,
             headers: (n) => [["x-client", `load-${n}`]],
             concurrency: 6,
-            durationMs: 30_000,
+            durationMs: 45_000,
             until: failover,
           });
           await failover;

@@ -209,8 +209,16 @@ export function connectRedis(options: RedisConnectOptions): RedisHandle {
     }
   };
   client.on("error", onError);
-  // A cluster reports trouble with one node (a refused slot-map request, say) apart.
-  if (isCluster(client)) client.on("node error", onError);
+  if (isCluster(client)) {
+    // A cluster reports trouble with one node (a refused slot-map request, say) apart.
+    client.on("node error", onError);
+    // Its node connections are opened on first use, so the first commands to a node would
+    // pay for the connection, AUTH and ready check within their command timeout: open them
+    // as soon as the node is known (at start, and for a replica promoted in a failover).
+    client.on("+node", (node: Redis) => {
+      if (node.status === "wait") node.connect().catch(() => {/* reported as a node error */});
+    });
+  }
   client.on("end", () => {
     failed = true;
     // ioredis gives up for good ("end") when Sentinel's failover detector disconnects a
