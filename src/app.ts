@@ -47,7 +47,7 @@ import { createRateLimiter } from "./ratelimit/mod.ts";
 import { createCompression } from "./compress/mod.ts";
 import { blockedResponse, createFilter } from "./filter/mod.ts";
 import { createWorkerPool, TASK_WORKER } from "./workers/mod.ts";
-import { connectRedis } from "./redis/mod.ts";
+import { connectRedis, redisConfigured, redisConnectOptions } from "./redis/mod.ts";
 import { createCache, purgeRoutes } from "./cache/mod.ts";
 import { mergeFamilies, ProxyStats, StatsCluster, withLabels } from "./stats/mod.ts";
 import type { Refusal, TunnelRequest } from "./server/tunnel.ts";
@@ -127,14 +127,13 @@ export async function createProxy(
     : createHostnameCheck(checkAddress);
   const guardAdmin = adminGuard({ token: config.adminToken });
 
-  // ── ratelimit: per client, shared through Redis when REDIS_URL is set ──
-  const rateRedis = config.redisUrl
-    ? connectRedis({
-      url: config.redisUrl,
-      commandTimeoutMs: config.redisTimeout,
-      name: "proxy-ratelimit",
-      logger: (level, msg) => logger("redis")[level](msg),
-    })
+  // ── ratelimit: per client, shared through Redis when one is configured (URL, Sentinel, Cluster) ──
+  const redisOptions = {
+    ...redisConnectOptions(config),
+    logger: (level: "info" | "warn" | "error", msg: string) => logger("redis")[level](msg),
+  };
+  const rateRedis = redisConfigured(config)
+    ? connectRedis({ ...redisOptions, name: "proxy-ratelimit" })
     : undefined;
   const rateLimiter = createRateLimiter({
     limit: config.rateLimitRequests,
@@ -240,15 +239,7 @@ export async function createProxy(
 
   // cache: wraps compression which wraps route; Redis shared with the rate limiter when both use it
   const cacheRedis = config.cacheBackend === "auto" || config.cacheBackend === "redis"
-    ? rateRedis ?? connectRedis({
-      url: config.redisUrl || undefined,
-      host: config.redisHost,
-      port: config.redisPort,
-      db: config.redisDb,
-      commandTimeoutMs: config.redisTimeout,
-      name: "proxy-cache",
-      logger: (level, msg) => logger("redis")[level](msg),
-    })
+    ? rateRedis ?? connectRedis({ ...redisOptions, name: "proxy-cache" })
     : undefined;
   const cache = await createCache({
     backend: config.cacheBackend,
@@ -359,6 +350,7 @@ export async function createProxy(
       version: VERSION,
       backends: config.backends.length,
       cache: cache.status(),
+      redis: rateRedis || cache.backendName === "redis" ? redisOptions.topology : "none",
     }),
     purger,
     guard: guardAdmin,

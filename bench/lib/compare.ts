@@ -47,6 +47,8 @@ export interface CompareOptions {
    * then send absolute-form requests for `forwardTo + path` to each target.
    */
   forwardTo?: string;
+  /** Lua run before wrk's report hook, e.g. a `request` function that varies the path. */
+  prelude?: string;
 }
 
 export async function compareTargets(
@@ -156,7 +158,8 @@ function wrkBase(ctx: BenchContext, opts: CompareOptions) {
     threads: ctx.threads,
     headers: opts.headers,
     tmpDir: ctx.tmpDir,
-    prelude: opts.forwardTo ? forwardProxyPrelude(opts.forwardTo + opts.path) : undefined,
+    prelude: opts.prelude ??
+      (opts.forwardTo ? forwardProxyPrelude(opts.forwardTo + opts.path) : undefined),
   };
 }
 

@@ -19,8 +19,7 @@
  */
 import type { Handler, RequestContext, Wrapper } from "../context/mod.ts";
 import { counter, gauge, type MetricFamily, type StatsSource } from "../stats/metric.ts";
-import type { RedisHandle } from "../redis/mod.ts";
-import type { Redis } from "ioredis";
+import { type RedisHandle, subscriberOf } from "../redis/mod.ts";
 import { CacheEngine, storageTtl } from "./cache.ts";
 import { MemoryStore } from "./memory.ts";
 import { RedisStore } from "./redis_store.ts";
@@ -152,17 +151,10 @@ export async function createCache(options: CacheOptions): Promise<Cache> {
       heuristic: options.heuristic,
     })
     : undefined;
-  let subscriber: Redis | undefined;
-  if (redis && !("nodes" in redis.client && typeof redis.client.nodes === "function")) {
-    // A dedicated connection for pub/sub; its subscribe waits for the connection
-    // and is renewed on every reconnect.
-    subscriber = (redis.client as Redis).duplicate({
-      enableOfflineQueue: true,
-      commandTimeout: undefined,
-      connectionName: "proxy-cache-invalidation",
-    });
-    subscriber.on("error", () => {/* the shared handle reports Redis trouble */});
-  }
+  // A dedicated connection for pub/sub (a cluster's too: PUBLISH reaches every node's
+  // subscribers); its subscribe waits for the connection and is renewed on every reconnect.
+  const subscriber = redis ? subscriberOf(redis.client, "proxy-cache-invalidation") : undefined;
+  subscriber?.on("error", () => {/* the shared handle reports Redis trouble */});
   const grace = options.revalidateGraceSec ?? 3600;
   const store = new TieredStore({
     l1,
@@ -170,7 +162,7 @@ export async function createCache(options: CacheOptions): Promise<Cache> {
     ttlOf: (e, now) => storageTtl(e, now, grace),
     pubsub: subscriber && redis
       ? {
-        publisher: redis.client as Redis,
+        publisher: redis.client,
         subscriber,
         channel: options.prefix + "invalidate",
       }

@@ -53,6 +53,20 @@ export interface RedisStoreOptions {
   maxVariants?: number;
 }
 
+/**
+ * A purge is an operator's request, not a client's: a command that only timed out (a busy
+ * Redis) is tried twice more before the purge reports failure. SCAN and UNLINK are safe to repeat.
+ */
+async function patiently<T>(command: () => Promise<T>): Promise<T> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await command();
+    } catch (err) {
+      if (attempt >= 3 || !/timed out/i.test((err as Error).message)) throw err;
+    }
+  }
+}
+
 /** Escapes glob metacharacters for SCAN MATCH. */
 function globEscape(s: string): string {
   return s.replace(/[*?[\]\\]/g, (c) => "\\" + c);
@@ -168,14 +182,22 @@ export class RedisStore implements CacheStore {
     let n = 0;
     try {
       for (const node of nodes) {
+        // A cluster connects to a node on first use; the command timeout would count the
+        // connection set-up (and AUTH) too, so connect first.
+        if (node.status === "wait") await node.connect().catch(() => {/* the SCAN reports it */});
         let cursor = "0";
         do {
-          const [next, keys] = await node.scan(cursor, "MATCH", pattern, "COUNT", 500);
+          const [next, keys] = await patiently(() =>
+            node.scan(cursor, "MATCH", pattern, "COUNT", 500)
+          );
           cursor = next;
           if (keys.length === 0) continue;
-          if (!cluster) n += await node.unlink(...keys);
+          if (!cluster) n += await patiently(() => node.unlink(...keys));
           // In a cluster keys of one batch live in different slots: one UNLINK each.
-          else for (const c of await Promise.all(keys.map((k) => node.unlink(k)))) n += c;
+          else {
+            const counts = await Promise.all(keys.map((k) => patiently(() => node.unlink(k))));
+            for (const c of counts) n += c;
+          }
         } while (cursor !== "0");
       }
     } catch (err) {

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import type { CacheEntry } from "./entry.ts";
 import type { MemoryStore } from "./memory.ts";
 import type { RedisStore } from "./redis_store.ts";
@@ -21,7 +21,7 @@ export interface TieredStoreOptions {
   /** Remaining storage lifetime of an entry in seconds (for promotion to L1). */
   ttlOf: (entry: CacheEntry, now: number) => number;
   /** Pub/sub for cross-instance L1 invalidation: a publishing client and a subscriber connection. */
-  pubsub?: { publisher: Redis; subscriber: Redis; channel: string };
+  pubsub?: { publisher: Redis | Cluster; subscriber: Redis | Cluster; channel: string };
 }
 
 type Invalidation = { from: string; op: "delete" | "prefix" | "all"; arg: string };

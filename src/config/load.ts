@@ -12,6 +12,7 @@ import { ValueError } from "./parsers.ts";
 import { type Config, SCHEMA, type Setting, type SettingKey } from "./schema.ts";
 import { maskValue } from "./secrets.ts";
 import { closestName } from "./suggest.ts";
+import { validateRedisSettings } from "../redis/settings.ts";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -204,6 +205,11 @@ function validateTogether(
     warnings.push(
       "CACHE_MAX_OBJECT_SIZE is larger than CACHE_MEMORY_SIZE: large objects will not fit the memory cache",
     );
+  }
+  try {
+    validateRedisSettings(c);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
   }
   const cpus = navigator.hardwareConcurrency || 1;
   if (c.threadPoolSize > cpus) {

@@ -21,6 +21,7 @@ import {
   text,
   threadCount,
 } from "./parsers.ts";
+import { hostPortList } from "../redis/settings.ts";
 
 export interface Setting<T> {
   /** Environment variable and `.env` key. */
@@ -337,7 +338,8 @@ export const SCHEMA = {
     flag: "redis-url",
     default: "",
     group: "redis",
-    description: "redis://[user:pass@]host:port/db or rediss://…; overrides REDIS_HOST/PORT/DB.",
+    description:
+      "redis://[user:pass@]host:port/db, or rediss://… for TLS; overrides REDIS_HOST/PORT/DB.",
     parser: redisUrl(),
   }),
   redisHost: setting({
@@ -363,6 +365,64 @@ export const SCHEMA = {
     group: "redis",
     description: "Redis database number.",
     parser: integer(0, 1024),
+  }),
+  redisSentinels: setting({
+    env: "REDIS_SENTINELS",
+    flag: "redis-sentinels",
+    default: "",
+    group: "redis",
+    description:
+      "Redis Sentinel addresses (host:port,…): the master of REDIS_SENTINEL_NAME is found and " +
+      "followed through failovers. Wins over REDIS_URL/HOST/PORT.",
+    parser: hostPortList(),
+  }),
+  redisSentinelName: setting({
+    env: "REDIS_SENTINEL_NAME",
+    flag: "redis-sentinel-name",
+    default: "mymaster",
+    group: "redis",
+    description: "The master group the sentinels watch (sentinel monitor NAME …).",
+    parser: text(),
+  }),
+  redisClusterNodes: setting({
+    env: "REDIS_CLUSTER_NODES",
+    flag: "redis-cluster-nodes",
+    default: "",
+    group: "redis",
+    description:
+      "Redis Cluster seed nodes (host:port,…); the rest of the cluster is discovered. Wins over " +
+      "REDIS_URL/HOST/PORT.",
+    parser: hostPortList(),
+  }),
+  redisUsername: setting({
+    env: "REDIS_USERNAME",
+    default: "",
+    group: "redis",
+    description: "ACL user for every Redis node (a user in REDIS_URL wins for a single server).",
+    parser: text(),
+  }),
+  redisPassword: setting({
+    env: "REDIS_PASSWORD",
+    default: "",
+    group: "redis",
+    description:
+      "Password for every Redis node (requirepass, or the ACL user's); not sent to sentinels.",
+    parser: text(),
+  }),
+  redisTls: setting({
+    env: "REDIS_TLS",
+    default: "false",
+    group: "redis",
+    description:
+      "TLS to Redis (Sentinel and Cluster too); implied by rediss:// and by REDIS_TLS_CA_FILE.",
+    parser: boolean(),
+  }),
+  redisTlsCaFile: setting({
+    env: "REDIS_TLS_CA_FILE",
+    default: "",
+    group: "redis",
+    description: "PEM file of the CA that signed the Redis servers' certificates (a private CA).",
+    parser: text(),
   }),
   redisTimeout: setting({
     env: "REDIS_TIMEOUT",

@@ -7,14 +7,20 @@
  * auto-pipelining so concurrent commands share round trips. It reconnects
  * forever with a capped back-off, so caching resumes when Redis returns.
  *
- * Deployment topologies (passed straight through to ioredis):
+ * Deployment topologies (all through ioredis; src/redis/settings.ts maps the
+ * REDIS_* settings onto these options):
  *
- * - **Single server**: `url` (`redis://[:password@]host:port/db`, or `rediss://`
+ * - **single**: `url` (`redis://[user:password@]host:port/db`, or `rediss://`
  *   for TLS) overrides `host`, `port` and `db`.
- * - **Sentinel**: `ioredis: { sentinels: [{ host, port }], name: "mymaster" }`;
- *   ioredis asks the sentinels for the current master and follows fail-overs.
- * - **Cluster**: `cluster: [{ host, port }, ...]` creates an ioredis `Cluster`;
- *   `ioredis` options then go to `redisOptions` of the cluster nodes.
+ * - **sentinel**: `sentinels` + `sentinelName`; ioredis asks the sentinels for
+ *   the current master, and on `+switch-master` (or a lost connection) asks
+ *   again, so writes follow a failover.
+ * - **cluster**: `cluster` seed nodes create an ioredis `Cluster`; keys spread
+ *   over the masters by hash slot, and the slot map is refreshed every second
+ *   so a promoted replica is used soon after a failover.
+ *
+ * `username`/`password` (ACL users) and `tls` (with a private `ca`) apply to
+ * the data connections of every topology.
  *
  * @example
  * ```ts
@@ -25,14 +31,26 @@
  *
  * @module
  */
-import { Cluster, Redis, type RedisOptions } from "ioredis";
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "ioredis";
 
 export type { Cluster, Redis };
+export {
+  describeRedis,
+  redisConfigured,
+  redisConnectOptions,
+  redisTopology,
+  validateRedisSettings,
+} from "./settings.ts";
+
+/** Which kind of Redis deployment a connection talks to. */
+export type RedisTopology = "single" | "sentinel" | "cluster";
 
 /** "connecting": never ready yet; "ok": ready; "degraded": was ready or failed, now not ready. */
 export type RedisStatus = "ok" | "degraded" | "connecting";
 
 export interface RedisConnectOptions {
+  /** Defaults to "cluster" with `cluster` nodes, "sentinel" with `sentinels`, else "single". */
+  topology?: RedisTopology;
   /** `redis://…` / `rediss://…`; when set it overrides host, port and db. */
   url?: string;
   host?: string;
@@ -42,10 +60,19 @@ export interface RedisConnectOptions {
   commandTimeoutMs?: number;
   /** Connection name shown by `CLIENT LIST`. */
   name?: string;
-  /** Extra ioredis options (Sentinel: `sentinels`, `name`; TLS: `tls`; auth: `password`). */
+  /** ACL user name and password (or the `requirepass` password alone), for every data node. */
+  username?: string;
+  password?: string;
+  /** TLS to the data nodes (and to the sentinels); `ca` for a private CA. */
+  tls?: { ca?: string };
+  /** Sentinel addresses; with them the master of `sentinelName` is followed through failovers. */
+  sentinels?: readonly { host: string; port: number }[];
+  /** The Sentinel master group (default "mymaster"). */
+  sentinelName?: string;
+  /** Extra ioredis options for the data connections. */
   ioredis?: RedisOptions;
   /** Cluster seed nodes; when given an ioredis Cluster is created instead of a single client. */
-  cluster?: { host: string; port: number }[];
+  cluster?: readonly { host: string; port: number }[];
   /** Where connection errors are reported (rate-limited to one line per 5 s). */
   logger?: (level: "info" | "warn" | "error", msg: string) => void;
 }
@@ -53,6 +80,7 @@ export interface RedisConnectOptions {
 export interface RedisHandle {
   /** The ioredis client; a `Cluster` when `cluster` nodes were given. */
   readonly client: Redis | Cluster;
+  readonly topology: RedisTopology;
   status(): RedisStatus;
   /** True when Redis answers PING within `timeoutMs` (waits for the connection up to then). */
   ping(timeoutMs?: number): Promise<boolean>;
@@ -66,7 +94,41 @@ function retryStrategy(times: number): number {
   return Math.min(times * 50, 2000);
 }
 
+/** True for an ioredis Cluster client (it has `nodes()`; a single client does not). */
+export function isCluster(client: Redis | Cluster): client is Cluster {
+  return "nodes" in client && typeof client.nodes === "function";
+}
+
+/**
+ * A second connection of the same topology for SUBSCRIBE (a subscribed
+ * connection can send nothing else). It queues its SUBSCRIBE until connected
+ * and renews it after every reconnect or, on a cluster, on another node.
+ */
+export function subscriberOf(client: Redis | Cluster, name: string): Redis | Cluster {
+  if (isCluster(client)) {
+    return client.duplicate(undefined, {
+      enableOfflineQueue: true,
+      redisOptions: {
+        ...client.options.redisOptions,
+        connectionName: name,
+        commandTimeout: undefined,
+      },
+    });
+  }
+  return client.duplicate({
+    enableOfflineQueue: true,
+    commandTimeout: undefined,
+    connectionName: name,
+    // Without Sentinel's failover detector (see the "end" handler in connectRedis): the
+    // subscriber follows a failover by reconnecting when its connection closes.
+    failoverDetector: false,
+  });
+}
+
 export function connectRedis(options: RedisConnectOptions): RedisHandle {
+  const topology: RedisTopology = options.topology ??
+    (options.cluster?.length ? "cluster" : options.sentinels?.length ? "sentinel" : "single");
+  const tls = options.tls ? { ...options.tls } : undefined;
   const base: RedisOptions = {
     host: options.host ?? "127.0.0.1",
     port: options.port ?? 6379,
@@ -78,15 +140,48 @@ export function connectRedis(options: RedisConnectOptions): RedisHandle {
     enableOfflineQueue: false,
     enableAutoPipelining: true,
     retryStrategy,
+    ...(options.username ? { username: options.username } : {}),
+    ...(options.password ? { password: options.password } : {}),
+    ...(tls ? { tls } : {}),
     ...options.ioredis,
   };
   let client: Redis | Cluster;
-  if (options.cluster && options.cluster.length > 0) {
-    client = new Cluster(options.cluster, {
+  if (topology === "cluster") {
+    if (!options.cluster?.length) throw new Error("a Redis Cluster needs seed nodes");
+    // Cluster node options: no db (a cluster has only 0), retries are the cluster's.
+    const { db: _db, retryStrategy: _r, enableOfflineQueue: _q, host: _h, port: _p, ...node } =
+      base;
+    const clusterOptions: ClusterOptions = {
       enableOfflineQueue: false,
       enableAutoPipelining: true,
       clusterRetryStrategy: retryStrategy,
-      redisOptions: base,
+      // Slots move in a failover: look again every second rather than every five.
+      slotsRefreshInterval: 1000,
+      slotsRefreshTimeout: 2000,
+      // The ready check sends CLUSTER INFO under the per-command timeout (250 ms by
+      // default); on a busy machine it timed out again and again and the client kept
+      // reconnecting without ever becoming ready or reporting an error. Without it the
+      // client is ready once it has the slot map; a cluster that is down answers
+      // CLUSTERDOWN, which the cache and the limiter treat like any Redis error.
+      enableReadyCheck: false,
+      retryDelayOnFailover: 100,
+      retryDelayOnClusterDown: 100,
+      redisOptions: node,
+    };
+    client = new Cluster(
+      options.cluster.map((n) => ({ host: n.host, port: n.port })),
+      clusterOptions,
+    );
+  } else if (topology === "sentinel") {
+    if (!options.sentinels?.length) throw new Error("Redis Sentinel needs sentinel addresses");
+    client = new Redis({
+      ...base,
+      sentinels: options.sentinels.map((n) => ({ host: n.host, port: n.port })),
+      name: options.sentinelName ?? "mymaster",
+      // Reconnect to the new master as soon as the sentinels announce it.
+      failoverDetector: true,
+      sentinelRetryStrategy: retryStrategy,
+      ...(tls ? { enableTLSForSentinelMode: true, sentinelTLS: tls } : {}),
     });
   } else if (options.url) {
     client = new Redis(options.url, base);
@@ -104,7 +199,7 @@ export function connectRedis(options: RedisConnectOptions): RedisHandle {
     everReady = true;
     failed = false;
   });
-  client.on("error", (err: Error) => {
+  const onError = (err: Error) => {
     errorCount++;
     failed = true;
     const now = Date.now();
@@ -112,9 +207,28 @@ export function connectRedis(options: RedisConnectOptions): RedisHandle {
       lastLog = now;
       options.logger?.("warn", `redis: ${err.message}`);
     }
-  });
+  };
+  client.on("error", onError);
+  if (isCluster(client)) {
+    // A cluster reports trouble with one node (a refused slot-map request, say) apart.
+    client.on("node error", onError);
+    // Its node connections are opened on first use, so the first commands to a node would
+    // pay for the connection, AUTH and ready check within their command timeout: open them
+    // as soon as the node is known (at start, and for a replica promoted in a failover).
+    client.on("+node", (node: Redis) => {
+      if (node.status === "wait") node.connect().catch(() => {/* reported as a node error */});
+    });
+  }
   client.on("end", () => {
     failed = true;
+    // ioredis gives up for good ("end") when Sentinel's failover detector disconnects a
+    // client that is still connecting (seen here under load when the master was killed).
+    // A connection we did not close must come back, so start it again.
+    if (!closed) {
+      setTimeout(() => {
+        if (!closed && client.status === "end") client.connect().catch(() => {/* retried */});
+      }, 100);
+    }
   });
 
   const waitReady = (timeoutMs: number): Promise<boolean> => {
@@ -133,6 +247,7 @@ export function connectRedis(options: RedisConnectOptions): RedisHandle {
 
   return {
     client,
+    topology,
     status() {
       if (client.status === "ready") return "ok";
       return everReady || failed ? "degraded" : "connecting";

@@ -13,6 +13,7 @@ import type { ServerConfig } from "./http1/mod.ts";
 import { raiseOpenFileLimit } from "./rlimit.ts";
 import type { Listener } from "./types.ts";
 import { VERSION } from "../version.ts";
+import { describeRedis, redisConfigured } from "../redis/settings.ts";
 
 export const SERVE_HELP = `proxy serve — run the caching HTTP/HTTPS proxy (the default subcommand)
 
@@ -110,7 +111,12 @@ export async function runServe(args: string[]): Promise<number> {
   const instance = started;
 
   const { url, kind } = instance;
-  const how = threads > 1 ? `${mode} mode, ${kind}, ${threads} threads` : `${mode} mode, ${kind}`;
+  const redis = redisConfigured(config) || config.cacheBackend === "redis"
+    ? `, redis ${describeRedis(config)}`
+    : "";
+  const how =
+    (threads > 1 ? `${mode} mode, ${kind}, ${threads} threads` : `${mode} mode, ${kind}`) +
+    redis;
   log.info(`proxy ${VERSION} listening on ${url} (${how})`, {
     version: VERSION,
     url,
