@@ -72,9 +72,6 @@ class Run {
   readonly #errors = new Map<ErrorKind, number>();
   readonly #errorSamples = new Map<ErrorKind, string>();
   readonly #open = new Set<Http1Connection>();
-  /** In-flight request deadlines, for the timeout watchdog. */
-  readonly #deadlines = new Map<Http1Connection, number>();
-  readonly #timedOut = new WeakSet<Http1Connection>();
   #issued = 0;
   #responses = 0;
   #errorCount = 0;
@@ -167,9 +164,9 @@ class Run {
 
   #checkTimeouts(): void {
     const now = performance.now();
-    for (const [c, deadline] of this.#deadlines) {
-      if (now > deadline) {
-        this.#timedOut.add(c);
+    for (const c of this.#open) {
+      if (now > c.deadline) {
+        c.timedOut = true;
         c.close();
       }
     }
@@ -214,8 +211,9 @@ class Run {
           }
           this.#open.add(current);
         }
-        if (o.rate === undefined) t0 = performance.now();
-        this.#deadlines.set(current, performance.now() + timeoutMs);
+        const sent = performance.now();
+        if (o.rate === undefined) t0 = sent;
+        current.deadline = sent + timeoutMs;
         let res;
         try {
           res = await current.request(this.#bytes, this.#noBody);
@@ -225,16 +223,16 @@ class Run {
           if (
             !(err instanceof RequestError) || err.kind !== "read" || current.served === 0 ||
             !err.message.includes("before a response") || this.#stopping ||
-            this.#timedOut.has(current)
+            current.timedOut
           ) throw err;
           this.#drop(current);
           current = null;
           current = await Http1Connection.open(this.#target);
           this.#open.add(current);
-          this.#deadlines.set(current, performance.now() + timeoutMs);
+          current.deadline = performance.now() + timeoutMs;
           res = await current.request(this.#bytes, this.#noBody);
         }
-        this.#deadlines.delete(current);
+        current.deadline = Infinity;
         const now = performance.now();
         // A response after the end of a timed run is not counted (the stop timer may fire late).
         if (now > this.#endAt) break;
@@ -247,7 +245,7 @@ class Run {
           conn = null;
         }
       } catch (err) {
-        const timedOut = current !== null && this.#timedOut.has(current);
+        const timedOut = current !== null && current.timedOut;
         if (current) this.#drop(current);
         conn = null;
         if (this.#stopping && !timedOut) break; // cut off by the end of the run
@@ -268,7 +266,6 @@ class Run {
   #drop(c: Http1Connection): void {
     c.close();
     this.#open.delete(c);
-    this.#deadlines.delete(c);
   }
 
   #second(now: number): Second {
