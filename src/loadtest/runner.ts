@@ -19,7 +19,13 @@ import {
   type Target,
 } from "./http1.ts";
 import { type LoadtestOptions, type ResolvedOptions, resolveOptions } from "./options.ts";
-import type { Report, TimelinePoint } from "./report.ts";
+import process from "node:process";
+import {
+  LOADGEN_SATURATED_PERCENT,
+  type LoadgenCpu,
+  type Report,
+  type TimelinePoint,
+} from "./report.ts";
 
 /** Live numbers while a run goes on. */
 export interface Progress {
@@ -94,6 +100,7 @@ class Run {
   async run(): Promise<Report> {
     const o = this.#o;
     const startedAt = new Date();
+    const cpuAtStart = process.cpuUsage();
     this.#start = performance.now();
     if (o.mode === "duration") this.#endAt = this.#start + o.duration * 1000;
     const stop = () => this.#stop();
@@ -137,7 +144,7 @@ class Run {
       const average = (this.#responses * 1000) / Math.max(1, elapsed);
       this.#hooks.onProgress(this.#progress(end, average, this.#responses + this.#errorCount));
     }
-    return this.#report(startedAt, elapsed / 1000);
+    return this.#report(startedAt, elapsed / 1000, process.cpuUsage(cpuAtStart));
   }
 
   #progress(now: number, rps: number, done: number): Progress {
@@ -294,7 +301,7 @@ class Run {
     if (!this.#errorSamples.has(kind)) this.#errorSamples.set(kind, message);
   }
 
-  #report(startedAt: Date, seconds: number): Report {
+  #report(startedAt: Date, seconds: number, cpu: { user: number; system: number }): Report {
     const o = this.#o;
     const secs = Math.max(seconds, 1e-6);
     const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
@@ -311,6 +318,17 @@ class Run {
     });
     const rps = this.#responses / secs;
     const warnings: string[] = [];
+    const loadgenCpu = cpuShare(cpu, secs);
+    // Under a second, start-up (JIT, connecting) weighs too much for the share to mean much.
+    if (
+      loadgenCpu.core_percent >= LOADGEN_SATURATED_PERCENT && !this.#aborted && seconds >= 1
+    ) {
+      warnings.push(
+        `the load generator itself used ${loadgenCpu.core_percent.toFixed(0)} % of its CPU core: ` +
+          "the rate may be its limit rather than the target's (compare with wrk -t1, " +
+          "or load from another machine)",
+      );
+    }
     const rateLimited = this.#rateLimited > 0;
     if (rateLimited) {
       warnings.push(
@@ -357,6 +375,7 @@ class Run {
       throughput_bytes_per_s: Math.round(this.#bytesIn / secs),
       rate_limited: rateLimited,
       rate_limited_responses: this.#rateLimited,
+      loadgen_cpu: loadgenCpu,
       warnings,
       timeline,
       latency_percentiles: PERCENTILES.map((p) => ({
@@ -394,6 +413,17 @@ function redact(u: URL): string {
   const c = new URL(u.href);
   if (c.password) c.password = "***";
   return c.href;
+}
+
+/** Process CPU (µs, from process.cpuUsage) used over a run of `seconds`. */
+function cpuShare(used: { user: number; system: number }, seconds: number): LoadgenCpu {
+  const user = used.user / 1e6, system = used.system / 1e6;
+  return {
+    user_s: Math.round(user * 1000) / 1000,
+    system_s: Math.round(system * 1000) / 1000,
+    core_percent: Math.round(((user + system) / seconds) * 1000) / 10,
+    threads: 1,
+  };
 }
 
 function sleep(ms: number): Promise<void> {
