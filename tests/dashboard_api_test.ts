@@ -396,6 +396,18 @@ Deno.test("settings: listed with defaults, validated by the schema, saved atomic
   }
 });
 
+Deno.test("backend drain/enable through the dashboard: 409 while the proxy is stopped, 404 for an unknown action", async () => {
+  const env = await setup();
+  try {
+    const r = await env.api("POST", "/api/proxy/backends/127.0.0.1:9001/drain");
+    assertEquals(r.status, 409);
+    assert(String(r.data.error).includes("not running"), JSON.stringify(r.data));
+    assertEquals((await env.api("POST", "/api/proxy/backends/127.0.0.1:9001/delete")).status, 404);
+  } finally {
+    await env.close();
+  }
+});
+
 Deno.test("settings: secrets never leave in clear; a masked value saved as shown keeps them", async () => {
   const env = await setup({
     envText: "ADMIN_TOKEN=admin-s3cret\nDASHBOARD_TOKEN=dash-s3cret\n" +

@@ -9,6 +9,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { startTestBackend } from "./helpers/backend.ts";
 import { startProxy } from "./helpers/proxy.ts";
+import { rawRequest } from "./helpers/rawhttp.ts";
 
 const TOKEN = "t0ken-for-tests";
 /** A client outside this machine, as a trusted local reverse proxy reports it. */
@@ -115,4 +116,51 @@ Deno.test("admin: drain sends a backend no new requests while its in-flight ones
     await a.close();
     await b.close();
   }
+});
+
+Deno.test({
+  name: "admin: a drain reaches every serving thread (SERVE_THREADS=2)",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const a = await startTestBackend("a");
+    const b = await startTestBackend("b");
+    const proxy = await startProxy({
+      env: { BACKEND_SERVERS: `${a.url},${b.url}`, SERVE_THREADS: "2" },
+    });
+    try {
+      for (let i = 0; i < 200 && !/2 threads/.test(proxy.output()); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert(/listening on .* 2 threads/.test(proxy.output()), proxy.output());
+      const drained = await get(
+        `${proxy.url}/proxy-backends/127.0.0.1:${a.port}/drain`,
+        {},
+        "POST",
+      );
+      assertEquals(drained.status, 200, drained.text);
+      // The other thread hears it over a channel: give it a moment, then only b answers.
+      const deadline = Date.now() + 10_000;
+      let backends: string[] = [];
+      do {
+        await new Promise((r) => setTimeout(r, 100));
+        // A new connection per request, so the kernel spreads them over both threads.
+        backends = await Promise.all(
+          Array.from(
+            { length: 40 },
+            () =>
+              rawRequest(proxy.port, "GET /json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .then((r) => r.headers["x-backend"]),
+          ),
+        );
+      } while (backends.includes("a") && Date.now() < deadline);
+      assertEquals([...new Set(backends)], ["b"]);
+      const stats = await proxy.stats();
+      const served = stats.threads.map((t: { requests_total: number }) => t.requests_total);
+      assert(served.every((n: number) => n > 0), `both threads served: ${served}`);
+    } finally {
+      await proxy.stop();
+      await a.close();
+      await b.close();
+    }
+  },
 });
