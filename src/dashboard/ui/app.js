@@ -718,8 +718,16 @@
     return [0, 50, 90, 99, 99.9, 99.99].map(nines);
   }
 
-  function latencyAxisValues(_u, splits) {
-    const names = { 0: "min", 50: "p50", 90: "p90", 99: "p99", 99.9: "p99.9", 99.99: "p99.99" };
+  function latencyAxisValues(u, splits) {
+    // On a narrow chart "min" and "p50" are a few pixels apart: keep p50.
+    const names = {
+      0: u.width < 500 ? "" : "min",
+      50: "p50",
+      90: "p90",
+      99: "p99",
+      99.9: "p99.9",
+      99.99: "p99.99",
+    };
     return splits.map((x) => {
       for (const [p, name] of Object.entries(names)) {
         if (Math.abs(nines(Number(p)) - x) < 1e-9) return name;
