@@ -248,7 +248,36 @@
     $("#t-total").textContent = fmt.num(latest.requests_total);
     $("#t-errors").textContent = fmt.num(latest.requests_error);
     $("#t-limited").textContent = fmt.num(latest.rate_limited_requests);
-    renderBackends(latest.backends);
+    renderBackends(latest.backends ?? backendsOfThreads(latest.threads));
+  }
+
+  /**
+   * With SERVE_THREADS > 1 each thread balances on its own and /proxy-stats lists
+   * them under `threads`: counters add up; latency is that of the thread that sent
+   * the backend most requests (percentiles do not add); the newest health check wins.
+   */
+  function backendsOfThreads(threads) {
+    const sections = (threads || []).map((t) => t.backends).filter((b) => b?.backends);
+    if (sections.length === 0) return undefined;
+    const merged = structuredClone(sections[0]);
+    const busiest = new Map(merged.backends.map((b) => [b.url, b.requests]));
+    for (const other of sections.slice(1)) {
+      merged.retries += other.retries;
+      merged.unavailable += other.unavailable;
+      merged.failed += other.failed;
+      for (const b of other.backends) {
+        const m = merged.backends.find((x) => x.url === b.url);
+        if (!m) continue;
+        if (b.requests > busiest.get(b.url)) {
+          busiest.set(b.url, b.requests);
+          m.latency_ms = b.latency_ms;
+        }
+        for (const k of ["requests", "errors", "in_flight", "ejections"]) m[k] += b[k];
+        if (b.state !== "up") m.state = b.state;
+        if ((b.health.last_check ?? "") > (m.health.last_check ?? "")) m.health = b.health;
+      }
+    }
+    return merged;
   }
 
   // ── backends (HAProxy stats page / Traefik style) ─────────────────────
