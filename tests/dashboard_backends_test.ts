@@ -50,12 +50,17 @@ Deno.test("admin: the dashboard's own polling is neither counted nor logged, unl
     assertEquals(d - c, 1);
     const snapshot = await proxy.stats();
     assertEquals(snapshot.active_connections, 1, "only this request is active");
+    // Actions are the operator's record: a marked reload still counts and is logged.
+    const reload = await get(`${proxy.url}/proxy-reload`, monitor, "POST");
+    assertEquals(reload.status, 200, reload.text);
+    assertEquals(Number((await proxy.stats()).requests_total) - d, 3);
   } finally {
     await proxy.stop();
   }
   const logged = proxy.output().split("\n").filter((l) => l.includes("GET /proxy-stats "));
-  // a, b, the refused one, c, d and the last snapshot: 6 lines, none of the monitor's own.
-  assertEquals(logged.length, 6, logged.join("\n"));
+  // a, b, the refused one, c, d and the two snapshots after: 7 lines, none of the monitor's own.
+  assertEquals(logged.length, 7, logged.join("\n"));
+  assert(proxy.output().includes("POST /proxy-reload 200"), "the marked reload is logged");
 });
 
 Deno.test("admin: drain sends a backend no new requests while its in-flight ones finish; enable brings it back", async () => {

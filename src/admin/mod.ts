@@ -48,15 +48,16 @@ export function isAdminPath(path: string): boolean {
 export const MONITOR_HEADER = "x-proxy-monitor";
 
 /**
- * Recognises a monitor's own admin requests: marked with MONITOR_HEADER and
- * from this machine or carrying ADMIN_TOKEN. Anyone else's mark counts for
- * nothing, so a remote client cannot hide its requests from the log.
+ * Recognises a monitor's own admin requests: GETs marked with MONITOR_HEADER
+ * and from this machine or carrying ADMIN_TOKEN. Anyone else's mark counts
+ * for nothing, so a remote client cannot hide its requests from the log, and
+ * actions (reload, purge, drain) are always logged.
  */
 export function monitorCheck(
   adminToken: string | undefined,
 ): (req: Request, ctx: RequestContext) => boolean {
   return (req, ctx) => {
-    if (!req.headers.has(MONITOR_HEADER)) return false;
+    if (req.method !== "GET" || !req.headers.has(MONITOR_HEADER)) return false;
     if (isLocalRequest(ctx)) return true;
     const given = presentedToken(req.headers);
     return !!adminToken && given !== undefined && constantTimeEqual(given, adminToken);
