@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { ADMIN_PATHS, createAdmin } from "./admin/mod.ts";
+import { createAdmin, isAdminPath, monitorCheck } from "./admin/mod.ts";
 import type { LoadedConfig } from "./config/mod.ts";
 import type { ConnInfo, Handler, RequestContext, Wrapper } from "./context/mod.ts";
 import {
@@ -355,12 +355,16 @@ export async function createProxy(
     purger,
     guard: guardAdmin,
     reload: () => proxy.reload(),
+    backends: config.backends.length > 0 ? balancer : undefined,
+    threads: threadInfo.threads,
   });
+  closers.push(() => admin.close());
+  const isMonitor = monitorCheck(config.adminToken);
 
   /** Requests for the proxy itself rather than for an origin. */
   const isAdminRequest = (req: Request, conn: ConnInfo, path: string): boolean =>
     req.method === "PURGE" ||
-    (conn.form === "origin" && ADMIN_PATHS.has(path));
+    (conn.form === "origin" && isAdminPath(path));
 
   // ── the request-filter phases, in Pingora's order ───────────────────
   const admission = createAdmission({
@@ -441,6 +445,10 @@ export async function createProxy(
   async function handle(req: Request, ctx: RequestContext): Promise<Response> {
     const path = pathOf(req.url);
     const conn = ctx.conn;
+    if (isAdminRequest(req, conn, path) && isMonitor(req, ctx)) {
+      // The dashboard's own polling: answered, but not counted nor logged.
+      return await admin.fetch(req, { ...conn, ctx });
+    }
     stats.begin(req.method);
     let res: Response;
     try {
@@ -463,7 +471,7 @@ export async function createProxy(
   function hitLane(req: Request, ctx: RequestContext): Response | undefined {
     if (!laneOpen || ctx.conn.form !== "origin") return undefined;
     const path = pathOf(req.url);
-    if (ADMIN_PATHS.has(path)) return undefined;
+    if (isAdminPath(path)) return undefined;
     if (config.rateLimitRequests > 0 && !rateLimiter.isExempt(ctx.clientIp)) return undefined;
     let res = cache.serveHit(req, ctx);
     if (res === undefined) return undefined;

@@ -396,6 +396,115 @@ Deno.test("settings: listed with defaults, validated by the schema, saved atomic
   }
 });
 
+Deno.test("backend drain/enable through the dashboard: 409 while the proxy is stopped, 404 for an unknown action", async () => {
+  const env = await setup();
+  try {
+    const r = await env.api("POST", "/api/proxy/backends/127.0.0.1:9001/drain");
+    assertEquals(r.status, 409);
+    assert(String(r.data.error).includes("not running"), JSON.stringify(r.data));
+    assertEquals((await env.api("POST", "/api/proxy/backends/127.0.0.1:9001/delete")).status, 404);
+  } finally {
+    await env.close();
+  }
+});
+
+Deno.test("settings: secrets never leave in clear; a masked value saved as shown keeps them", async () => {
+  const env = await setup({
+    envText: "ADMIN_TOKEN=admin-s3cret\nDASHBOARD_TOKEN=dash-s3cret\n" +
+      "REDIS_URL=redis://app:redis-pw@127.0.0.1:6390/2\n",
+  });
+  try {
+    const res = await fetch(`${env.base}/api/settings`, { headers: { "x-dashboard": "1" } });
+    const raw = await res.text();
+    for (const secret of ["admin-s3cret", "dash-s3cret", "redis-pw"]) {
+      assert(!raw.includes(secret), `${secret} in GET /api/settings`);
+    }
+    const value = (name: string) =>
+      (JSON.parse(raw).settings as { env: string; value: string | null }[])
+        .find((s) => s.env === name)!.value;
+    assertEquals(value("ADMIN_TOKEN"), "********");
+    assertEquals(value("DASHBOARD_TOKEN"), "********");
+    assertEquals(value("REDIS_URL"), "redis://app:********@127.0.0.1:6390/2");
+
+    // Everything sent back as shown, plus one real change: the secrets stay.
+    const same = await env.api("PUT", "/api/settings", {
+      values: {
+        ADMIN_TOKEN: "********",
+        DASHBOARD_TOKEN: "********",
+        REDIS_URL: "redis://app:********@127.0.0.1:6390/2",
+        LOG_LEVEL: "warn",
+      },
+    });
+    assertEquals(same.status, 200, JSON.stringify(same.data));
+    let text = await Deno.readTextFile(env.envFile);
+    for (
+      const line of ["ADMIN_TOKEN=admin-s3cret", "DASHBOARD_TOKEN=dash-s3cret", "LOG_LEVEL=warn"]
+    ) {
+      assert(text.includes(line), text);
+    }
+    assert(text.includes("redis://app:redis-pw@127.0.0.1:6390/2"), text);
+
+    // The masked password stays with its URL when another part of it changes.
+    const db = await env.api("PUT", "/api/settings", {
+      values: { REDIS_URL: "redis://app:********@127.0.0.1:6390/5" },
+    });
+    assertEquals(db.status, 200, JSON.stringify(db.data));
+    text = await Deno.readTextFile(env.envFile);
+    assert(text.includes("REDIS_URL=redis://app:redis-pw@127.0.0.1:6390/5"), text);
+    // A masked password for a user it never had is refused, not saved as stars.
+    const other = await env.api("PUT", "/api/settings", {
+      values: { REDIS_URL: "redis://other:********@127.0.0.1:6390/5" },
+    });
+    assertEquals(other.status, 422);
+    assert((other.data.errors as Record<string, string>).REDIS_URL.includes("type it again"));
+    // A new secret is taken as typed.
+    const changed = await env.api("PUT", "/api/settings", { values: { ADMIN_TOKEN: "n3w-token" } });
+    assertEquals(changed.status, 200);
+    assert((await Deno.readTextFile(env.envFile)).includes("ADMIN_TOKEN=n3w-token"));
+  } finally {
+    await env.close();
+  }
+});
+
+Deno.test("settings: values round-trip byte for byte through the editor, or are refused", async () => {
+  const env = await setup({ envText: "# values\n" });
+  try {
+    const values = [
+      "a\\nb", // a backslash and an n, not a line break
+      "tick`tock`",
+      `it's "quoted"`,
+      "hash #not-a-comment",
+      "  spaced  ",
+      "$HOME ${PATH}",
+      String.raw`C:\dir\new`,
+      `"'\``,
+    ];
+    for (const v of values) {
+      const put = await env.api("PUT", "/api/settings", { values: { CACHE_PREFIX: v } });
+      assertEquals(put.status, 200, `${JSON.stringify(v)}: ${JSON.stringify(put.data)}`);
+      const got = await env.api("GET", "/api/settings");
+      const shown = (got.data.settings as { env: string; value: string }[])
+        .find((s) => s.env === "CACHE_PREFIX")!.value;
+      assertEquals(shown, v);
+      // The proxy reads the file with the same parser.
+      const { parseDotEnv } = await import("../src/config/mod.ts");
+      assertEquals(parseDotEnv(await Deno.readTextFile(env.envFile)).CACHE_PREFIX, v);
+    }
+    // No quoting of .env reads this back as typed: refused with a reason, the file kept.
+    const before = await Deno.readTextFile(env.envFile);
+    const hopeless = `"\`#'#\\n"`;
+    const put = await env.api("PUT", "/api/settings", { values: { CACHE_PREFIX: hopeless } });
+    assertEquals(put.status, 422);
+    assert(
+      (put.data.errors as Record<string, string>).CACHE_PREFIX.includes("reads back the same"),
+      JSON.stringify(put.data),
+    );
+    assertEquals(await Deno.readTextFile(env.envFile), before);
+  } finally {
+    await env.close();
+  }
+});
+
 Deno.test({
   name: "proxy child: start, live status/logs/stats, 409s, restart prompt, stop, and a death",
   async fn() {

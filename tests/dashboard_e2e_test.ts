@@ -7,7 +7,7 @@
  *
  * Needs /usr/bin/chromium (CI installs it); skipped with a message otherwise.
  */
-import { ok as assert } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 // Pinned inline (the brief allows it) so deno.json stays free of a test-only package.
 // deno-lint-ignore no-import-prefix
 import type { Page } from "npm:playwright-core@1.65.1";
@@ -123,6 +123,28 @@ async function until(ok: () => Promise<boolean>, what: string, timeoutMs = 60_00
   }
 }
 
+/**
+ * The page fits a phone and a desktop: at 390 px and at 1280 px wide the
+ * document is no wider than the window (no horizontal scroll). Screenshots of
+ * both go to tests/artifacts/dashboard-<name>-<width>.png; the viewport is left
+ * at 1280 px.
+ */
+async function checkWidths(page: Page, name: string) {
+  for (const width of [390, 1280]) {
+    await page.setViewportSize({ width, height: 900 });
+    // The charts resize on the window's resize event, on the next frame.
+    await page.waitForTimeout(400);
+    const [scrollWidth, innerWidth] = await page.evaluate(
+      "[document.documentElement.scrollWidth, window.innerWidth]",
+    ) as number[];
+    await page.screenshot({ path: `${ARTIFACTS}dashboard-${name}-${width}.png`, fullPage: true });
+    assert(
+      scrollWidth <= innerWidth,
+      `${name} at ${width} px: the page is ${scrollWidth} px wide (horizontal scroll)`,
+    );
+  }
+}
+
 /** Counts pixels of one colour in the charts under `selector` (evaluated in the page). */
 async function pixels(page: Page, selector: string, rgb: number[]): Promise<number> {
   return Number(await page.evaluate(`(${COUNT_COLOUR})(${JSON.stringify([selector, ...rgb])})`));
@@ -142,17 +164,25 @@ Deno.test({
     await Deno.mkdir(ARTIFACTS, { recursive: true });
     const dir = await Deno.makeTempDir({ prefix: "dashboard-e2e-" });
     const envFile = `${dir}/.env`;
-    // CACHE_BACKEND=memory: "auto" would probe (and use) a shared Redis on 6379.
-    await Deno.writeTextFile(
-      envFile,
-      "# e2e\nHOST=127.0.0.1\nPORT=0\nLOG_LEVEL=info\nCACHE_BACKEND=memory\n",
-    );
     const body = "x".repeat(1024);
     const origin = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen() {} },
       () => new Response(body, { headers: { "cache-control": "max-age=60" } }),
     );
     const originUrl = `http://127.0.0.1:${origin.addr.port}/data`;
+    // A second origin, so the proxy balances between two backends (the Backends panel).
+    const origin2 = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      () => new Response("second"),
+    );
+    const backends = `http://127.0.0.1:${origin.addr.port},http://127.0.0.1:${origin2.addr.port}`;
+    // CACHE_BACKEND=memory: "auto" would probe (and use) a shared Redis on 6379.
+    // PROXY_MODE=both: a forward proxy for the load test, a gateway to the two backends.
+    await Deno.writeTextFile(
+      envFile,
+      "# e2e\nHOST=127.0.0.1\nPORT=0\nLOG_LEVEL=info\nCACHE_BACKEND=memory\nPROXY_MODE=both\n" +
+        `BACKEND_SERVERS=${backends}\nHEALTH_CHECK_PATH=/\nHEALTH_CHECK_INTERVAL=1\nACCESS_LOG=true\n`,
+    );
     const dashboard = await startDashboard(envFile, "");
     const browser = await launchBrowser();
     const shot = (page: Page, name: string, fullPage = true) =>
@@ -173,7 +203,12 @@ Deno.test({
       await page.goto(base);
       await page.locator("#proxy-state", { hasText: "stopped" }).waitFor();
       await page.locator("#live", { hasText: "live" }).waitFor();
+      // Nothing ran yet: no numbers, and the charts say why they are empty.
+      assertEquals(await page.textContent("#t-total"), "stopped");
+      assert(await page.isVisible("#chart-rps .chart-empty"), "empty chart says so");
+      assertEquals(await page.textContent("#chart-rps .chart-empty"), "waiting for data");
       await shot(page, "1-home-stopped");
+      await checkWidths(page, "home-stopped");
 
       // ── configuration: a refused value, then a good save ──
       step = "configuration: a refused value, then a good save";
@@ -202,6 +237,7 @@ Deno.test({
       const saved = await Deno.readTextFile(envFile);
       assert(saved.includes("FORWARD_ALLOW_PRIVATE=true") && saved.startsWith("# e2e"), saved);
       await shot(page, "3-config-saved");
+      await checkWidths(page, "config");
 
       // ── start the proxy ──
       step = "start the proxy";
@@ -209,7 +245,11 @@ Deno.test({
       await page.click("#btn-start");
       await page.locator("#proxy-state", { hasText: "running" }).waitFor();
       await page.locator("#logs", { hasText: "proxy listening on" }).waitFor();
-      await until(async () => (await page.textContent("#t-total")) !== "–", "live numbers");
+      await until(
+        async () => /^\d/.test((await page.textContent("#t-total")) ?? ""),
+        "live numbers",
+      );
+      await page.locator("#chart-rps .chart-empty").waitFor({ state: "hidden" });
       const pid = await page.textContent("#proxy-pid");
       assert(/^\d+$/.test(pid ?? ""), `pid ${pid}`);
 
@@ -220,9 +260,10 @@ Deno.test({
       await page.click("#lt-use-proxy");
       const proxyUrl = await page.inputValue("#lt-proxy");
       assert(/^http:\/\/127\.0\.0\.1:\d+$/.test(proxyUrl), proxyUrl);
-      // A timed run: two seconds give the per-second chart at least two points.
-      await page.selectOption("#lt-mode", "duration");
-      await page.fill("#lt-duration", "2");
+      // A counted run: on a loaded machine a proxy that just started may answer nothing
+      // within a short timed run, while a count always gets its responses.
+      await page.selectOption("#lt-mode", "requests");
+      await page.fill("#lt-requests", "1500");
       await page.fill("#lt-concurrency", "10");
       await page.fill("#lt-label", "through proxy");
       await page.click("#lt-run");
@@ -232,18 +273,24 @@ Deno.test({
       assert(!statusTable!.includes("error"), statusTable!);
       const summary = await page.textContent("#lt-summary");
       assert(summary!.includes(proxyUrl), summary!);
+      const proxied = Number(/Responses\s*([\d,]+)/.exec(summary!)![1].replaceAll(",", ""));
+      assert(proxied > 0, summary!);
       // Blue series pixels: the charts were drawn, not just their axes.
       const latencyPixels = await pixels(page, "#chart-lt-latency", [37, 99, 235]);
       const timelinePixels = await pixels(page, "#chart-lt-timeline", [37, 99, 235]);
       assert(latencyPixels > 50, `latency chart pixels: ${latencyPixels}`);
       assert(timelinePixels > 20, `timeline chart pixels: ${timelinePixels}`);
       await shot(page, "4-loadtest-result");
+      const cpuRow = await page.textContent("#lt-summary");
+      assert(/Load generator CPU\s*\d+ % of one core/.test(cpuRow!), cpuRow!);
+      await checkWidths(page, "loadtest-result");
 
       // ── a second run, direct, then compare the two ──
       step = "a second run, direct, then compare the two";
       await page.fill("#lt-proxy", "");
-      await page.selectOption("#lt-mode", "requests");
-      await page.fill("#lt-requests", "3000");
+      // A timed run: two seconds give the per-second chart at least two points.
+      await page.selectOption("#lt-mode", "duration");
+      await page.fill("#lt-duration", "2");
       await page.fill("#lt-label", "direct");
       await page.click("#lt-run");
       await page.locator("#lt-result-title", { hasText: "direct (done)" }).waitFor();
@@ -257,20 +304,22 @@ Deno.test({
       const cmpPixels = await pixels(page, "#chart-cmp-latency", [37, 99, 235]);
       const cmpPixelsB = await pixels(page, "#chart-cmp-latency", [220, 38, 38]);
       assert(cmpPixels > 50 && cmpPixelsB > 50, `comparison pixels ${cmpPixels}/${cmpPixelsB}`);
+      assert(compare!.includes("Load generator CPU"), compare!);
       await shot(page, "5-loadtest-compare");
+      await checkWidths(page, "loadtest-compare");
       // "again" puts a past run's settings back in the form.
       await page.locator("#lt-history tbody tr").nth(1).locator("button", { hasText: "again" })
         .click();
       await until(async () => (await page.inputValue("#lt-label")) === "through proxy", "refill");
       assert((await page.inputValue("#lt-proxy")) === proxyUrl);
-      assert((await page.inputValue("#lt-mode")) === "duration");
-      assert((await page.inputValue("#lt-duration")) === "2");
+      assert((await page.inputValue("#lt-mode")) === "requests");
+      assert((await page.inputValue("#lt-requests")) === "1500");
 
       // ── home with live numbers and charts, then stop ──
       step = "home with live numbers and charts, then stop";
       await page.click('nav a[data-page="home"]');
       await until(
-        async () => Number((await page.textContent("#t-total"))!.replaceAll(",", "")) >= 1000,
+        async () => Number((await page.textContent("#t-total"))!.replaceAll(",", "")) >= proxied,
         "the load test in the proxy's numbers",
       );
       const rpsPixels = await pixels(page, "#chart-rps", [37, 99, 235]);
@@ -281,9 +330,42 @@ Deno.test({
       );
       assert(foreign === 0, "log lines must not create elements");
       await shot(page, "6-home-running");
+
+      // ── the Backends panel: both up, one drained and enabled again ──
+      step = "the Backends panel";
+      const rows = page.locator("#backends tbody tr");
+      await until(async () => (await rows.count()) === 2, "two backends listed");
+      await until(
+        async () => (await page.textContent("#backends tbody tr:nth-child(1)"))!.includes(" ago"),
+        "a health check shown",
+      );
+      const first = rows.nth(0);
+      assert((await first.textContent())!.includes(`127.0.0.1:${origin.addr.port}`));
+      await first.locator("button", { hasText: "Drain" }).click();
+      await first.locator(".badge", { hasText: "drained" }).waitFor();
+      await first.locator("button", { hasText: "Enable" }).waitFor();
+      await checkWidths(page, "home-running");
+      await first.locator("button", { hasText: "Enable" }).click();
+      await first.locator(".badge", { hasText: "up" }).waitFor();
+
+      // ── the dashboard's polling is not the proxy's traffic ──
+      step = "the dashboard's own polling is not counted";
+      const before = Number((await page.textContent("#t-total"))!.replaceAll(",", ""));
+      await page.waitForTimeout(3500); // three or more polls
+      const after = Number((await page.textContent("#t-total"))!.replaceAll(",", ""));
+      assertEquals(after, before, "requests counted while nothing but the dashboard polled");
+      assert(!dashboard.output().includes("GET /proxy-stats"), "polls are not in the access log");
+      const logText = await page.textContent("#logs");
+      assert(!logText!.includes("/proxy-stats"), "polls are not in the access log");
+
       await page.click("#btn-stop");
       await page.locator("#proxy-state", { hasText: "stopped" }).waitFor();
       assert(await page.isHidden("#exit-info"), "a requested stop is not shown as a crash");
+      // Stopped: no stale numbers.
+      for (const tile of ["#t-rps", "#t-total", "#t-active", "#t-p99"]) {
+        assertEquals(await page.textContent(tile), "stopped", tile);
+      }
+      assert(await page.isHidden("#backends-card"));
       await shot(page, "7-home-stopped-again");
 
       // ── a proxy that dies is shown stopped, with its last lines ──
@@ -307,6 +389,7 @@ Deno.test({
       await browser.close();
       const status = await dashboard.stop();
       await origin.shutdown();
+      await origin2.shutdown();
       await Deno.remove(dir, { recursive: true });
       assert(status.success || status.signal === "SIGTERM", dashboard.output());
     }
@@ -338,6 +421,7 @@ Deno.test({
       await page.click("#login-form button");
       await page.locator("#login-error", { hasText: "wrong token" }).waitFor();
       await page.screenshot({ path: `${ARTIFACTS}dashboard-0-login.png` });
+      await checkWidths(page, "login");
       await page.fill("#login-token", "let-me-in");
       await page.click("#login-form button");
       await page.locator("#proxy-state", { hasText: "stopped" }).waitFor();

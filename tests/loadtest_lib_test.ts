@@ -7,7 +7,7 @@
 import { TEST_CA, TEST_CERT, TEST_KEY } from "./helpers/tls.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { freePort } from "./helpers/ports.ts";
-import { loadtest, OptionsError } from "../src/loadtest/mod.ts";
+import { formatReport, loadtest, OptionsError } from "../src/loadtest/mod.ts";
 import * as http from "node:http";
 import * as net from "node:net";
 
@@ -207,6 +207,25 @@ Deno.test("time-based run stops at the duration", async () => {
     // Nothing after the end is counted, so the per-second chart has no inflated tail.
     assertEquals(r.timeline.length, 1, JSON.stringify(r.timeline));
     assertEquals(r.timeline[0].requests, r.requests);
+  } finally {
+    await o.close();
+  }
+});
+
+Deno.test("the report shows the load generator's own CPU, so its limit is not taken for the target's", async () => {
+  const o = origin(() => new Response("ok"));
+  try {
+    const r = await loadtest({ url: o.url, duration: 1, concurrency: 4 });
+    const cpu = r.loadgen_cpu;
+    assertEquals(cpu.threads, 1);
+    assertGreater(cpu.user_s + cpu.system_s, 0);
+    // This process served the origin too: at most every core for the whole second.
+    assertLess(cpu.user_s + cpu.system_s, r.duration_s * navigator.hardwareConcurrency + 0.5);
+    const share = ((cpu.user_s + cpu.system_s) / r.duration_s) * 100;
+    assertLess(Math.abs(cpu.core_percent - share), 1, JSON.stringify(cpu));
+    const saturated = r.warnings.some((w) => w.includes("load generator itself used"));
+    assertEquals(saturated, cpu.core_percent >= 85, JSON.stringify(r.warnings));
+    assert(formatReport(r).includes("% of one CPU core"), formatReport(r));
   } finally {
     await o.close();
   }

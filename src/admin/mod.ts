@@ -1,13 +1,16 @@
 /**
  * The proxy's own endpoints — `/healthz`, `/proxy-stats`, `/metrics`,
- * `POST /proxy-reload`, `PURGE <url>` and `POST /proxy-cache/purge` — as one
- * Hono app behind the admin guard (`/healthz` stays open for load
+ * `POST /proxy-reload`, `PURGE <url>`, `POST /proxy-cache/purge`, and
+ * `GET /proxy-backends` with `POST /proxy-backends/<id>/drain|enable` — as
+ * one Hono app behind the admin guard (`/healthz` stays open for load
  * balancers). Only origin-form requests addressed to the proxy reach it.
  *
  * @module
  */
 import { Hono, type MiddlewareHandler } from "hono";
+import type { BackendSnapshot, BalancerSnapshot } from "../balancer/mod.ts";
 import type { ConnInfo, RequestContext } from "../context/mod.ts";
+import { constantTimeEqual, isLocalRequest, presentedToken } from "../security/mod.ts";
 import {
   PROMETHEUS_CONTENT_TYPE,
   type ProxyStats,
@@ -28,7 +31,50 @@ export const ADMIN_PATHS: ReadonlySet<string> = new Set([
   "/healthz",
   "/proxy-reload",
   "/proxy-cache/purge",
+  "/proxy-backends",
 ]);
+
+const BACKEND_ACTION = /^\/proxy-backends\/([^/]+)\/(drain|enable)$/;
+
+/** Whether an origin-form path is one of the proxy's own endpoints. */
+export function isAdminPath(path: string): boolean {
+  return ADMIN_PATHS.has(path) || path.startsWith("/proxy-backends/");
+}
+
+/**
+ * The header a monitor (the dashboard's once-a-second poller) marks its
+ * admin requests with, so they stay out of the request stats and the log.
+ */
+export const MONITOR_HEADER = "x-proxy-monitor";
+
+/**
+ * Recognises a monitor's own admin requests: GETs marked with MONITOR_HEADER
+ * and from this machine or carrying ADMIN_TOKEN. Anyone else's mark counts
+ * for nothing, so a remote client cannot hide its requests from the log, and
+ * actions (reload, purge, drain) are always logged.
+ */
+export function monitorCheck(
+  adminToken: string | undefined,
+): (req: Request, ctx: RequestContext) => boolean {
+  return (req, ctx) => {
+    if (req.method !== "GET" || !req.headers.has(MONITOR_HEADER)) return false;
+    if (isLocalRequest(ctx)) return true;
+    const given = presentedToken(req.headers);
+    return !!adminToken && given !== undefined && constantTimeEqual(given, adminToken);
+  };
+}
+
+/** The balancer as the admin API sees it. */
+export interface BackendControl {
+  snapshot(): BalancerSnapshot;
+  setDrained(id: string, drained: boolean): BackendSnapshot | undefined;
+}
+
+/** A drain or enable sent to the other serving threads (each has its own balancer). */
+interface DrainMessage {
+  id: string;
+  drained: boolean;
+}
 
 export interface AdminOptions {
   stats: ProxyStats;
@@ -41,14 +87,28 @@ export interface AdminOptions {
   /** Loopback or ADMIN_TOKEN (src/security). */
   guard: MiddlewareHandler;
   reload: () => Promise<void>;
+  /** The backends of the reverse proxy, for drain/enable. */
+  backends?: BackendControl;
+  /** Serving threads (SERVE_THREADS): a drain is passed on to every one. */
+  threads?: number;
 }
+
+/** The admin app; `close()` ends the channel drains reach other threads on. */
+export type Admin = Hono<AdminEnv> & { close(): void };
 
 const text = (status: number, body: string) =>
   new Response(`${body}\n`, { status, headers: { "content-type": "text/plain; charset=utf-8" } });
 
-export function createAdmin(o: AdminOptions): Hono<AdminEnv> {
-  const { stats, cluster } = o;
+export function createAdmin(o: AdminOptions): Admin {
+  const { stats, cluster, backends } = o;
   const admin = new Hono<AdminEnv>();
+  const drains = backends && (o.threads ?? 1) > 1
+    ? new BroadcastChannel("proxy-backend-drains")
+    : undefined;
+  if (drains && backends) {
+    drains.onmessage = (e: MessageEvent<DrainMessage>) =>
+      backends.setDrained(e.data.id, e.data.drained);
+  }
   admin.use((c, next) => {
     c.set("ctx", c.env.ctx);
     return c.req.path === "/healthz" && c.req.method !== "PURGE" ? next() : o.guard(c, next);
@@ -81,6 +141,20 @@ export function createAdmin(o: AdminOptions): Hono<AdminEnv> {
     }
     return text(200, "reloaded");
   });
+  admin.get(
+    "/proxy-backends",
+    (c) => backends ? c.json(backends.snapshot()) : text(404, "no backends configured"),
+  );
+  admin.post("/proxy-backends/:id/:action", (c) => {
+    const m = BACKEND_ACTION.exec(c.req.path);
+    if (!m) return text(404, "use POST /proxy-backends/<index|host:port>/drain or /enable");
+    const id = decodeURIComponent(m[1]);
+    const drained = m[2] === "drain";
+    const snapshot = backends?.setDrained(id, drained);
+    if (!snapshot) return text(404, `no backend "${id}" (use its index or host:port)`);
+    drains?.postMessage({ id, drained } satisfies DrainMessage);
+    return c.json(snapshot);
+  });
   admin.all("*", () => text(405, "method not allowed on this endpoint"));
-  return admin;
+  return Object.assign(admin, { close: () => drains?.close() });
 }

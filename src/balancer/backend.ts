@@ -10,7 +10,7 @@ import { Histogram } from "../stats/histogram.ts";
 /** Longest passive ejection, however often a backend keeps failing. */
 export const MAX_EJECTION_MS = 5 * 60_000;
 
-export type BackendState = "up" | "down" | "ejected";
+export type BackendState = "up" | "down" | "ejected" | "drained";
 
 export interface PassiveOptions {
   /** Consecutive failed requests that eject a backend (0 disables passive ejection). */
@@ -57,6 +57,9 @@ export class Backend {
   inFlight = 0;
   readonly latency = new Histogram();
 
+  /** Taken out by the operator (admin API): no new requests; those in flight finish. */
+  drained = false;
+
   /** Smooth weighted round robin's running weight. */
   currentWeight = 0;
 
@@ -69,10 +72,11 @@ export class Backend {
 
   /** Whether the backend may receive a request at `now` (epoch ms). */
   available(now: number): boolean {
-    return this.healthy && now >= this.ejectedUntil;
+    return !this.drained && this.healthy && now >= this.ejectedUntil;
   }
 
   state(now: number): BackendState {
+    if (this.drained) return "drained";
     if (!this.healthy) return "down";
     return now < this.ejectedUntil ? "ejected" : "up";
   }

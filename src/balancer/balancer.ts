@@ -62,6 +62,8 @@ export interface BackendSnapshot {
   url: string;
   weight: number;
   state: BackendState;
+  /** Drained by the operator (`POST /proxy-backends/<id>/drain`). */
+  drained: boolean;
   /** ISO time the current passive ejection ends, or null. */
   ejected_until: string | null;
   requests: number;
@@ -108,6 +110,12 @@ export interface Balancer {
   /** Section "backends" of /proxy-stats. */
   readonly name: string;
   snapshot(): BalancerSnapshot;
+  /**
+   * Drains (no new requests; in-flight ones finish) or enables a backend,
+   * named by its index, `host:port` or origin. Its snapshot, or undefined
+   * when no backend has that name.
+   */
+  setDrained(id: string, drained: boolean): BackendSnapshot | undefined;
   metrics(): MetricFamily[];
   /** Stops active health checks. */
   close(): Promise<void>;
@@ -191,7 +199,8 @@ export function createBalancer(options: BalancerOptions): Balancer {
 
   const unavailable = () => {
     unavailableCount++;
-    return textResponse(503, "no backend available: all backends are down\n", {
+    const why = backends.every((b) => b.drained) ? "drained" : "down";
+    return textResponse(503, `no backend available: all backends are ${why}\n`, {
       "retry-after": String(retryAfterSeconds(backends, health)),
     });
   };
@@ -296,6 +305,23 @@ export function createBalancer(options: BalancerOptions): Balancer {
           backendSnapshot(b, now, checker !== undefined, conns && connectionsOf(b, conns))
         ),
       };
+    },
+    setDrained(id: string, drained: boolean): BackendSnapshot | undefined {
+      const b = backends.find((b) => backendIds(b).includes(id));
+      if (!b) return undefined;
+      if (b.drained !== drained) {
+        b.drained = drained;
+        log?.info(`backend {backend} ${drained ? "drained" : "enabled"} by the operator`, {
+          backend: b.origin,
+        });
+      }
+      const conns = options.connectionStats?.();
+      return backendSnapshot(
+        b,
+        Date.now(),
+        checker !== undefined,
+        conns && connectionsOf(b, conns),
+      );
     },
     metrics(): MetricFamily[] {
       return backendMetrics(backends, retryCount, unavailableCount);
@@ -414,6 +440,12 @@ function connectionsOf(
   return all[b.origin] ?? all[`${b.url.protocol}//${b.url.hostname}:${port}`];
 }
 
+/** The names a backend answers to in the admin API: index, host:port, origin. */
+function backendIds(b: Backend): string[] {
+  const port = b.url.port || (b.url.protocol === "https:" ? "443" : "80");
+  return [String(b.index), `${b.url.hostname}:${port}`, b.url.host, b.origin];
+}
+
 function backendSnapshot(
   b: Backend,
   now: number,
@@ -425,6 +457,7 @@ function backendSnapshot(
     url: b.origin,
     weight: b.weight,
     state: b.state(now),
+    drained: b.drained,
     ejected_until: b.ejectedUntil > now ? new Date(b.ejectedUntil).toISOString() : null,
     requests: b.requests,
     errors: b.errors,

@@ -14,14 +14,23 @@ export function parseDotEnv(text: string): Record<string, string> {
 /** Why a value cannot be written to a `.env` line, or undefined when it can. */
 export function unsafeDotEnvValue(value: string): string | undefined {
   if (/[\r\n\0]/.test(value)) return "must not contain line breaks or NUL characters";
+  if (quote(value) === undefined) {
+    return "cannot be written to .env so that it reads back the same: it mixes all three " +
+      "quote characters (' \" `) with # or a literal \\n; change one of them";
+  }
   return undefined;
 }
 
-function quote(value: string): string {
-  if (/^[A-Za-z0-9_./:,@*=+-]*$/.test(value)) return value;
-  if (!value.includes('"')) return `"${value}"`;
-  if (!value.includes("'")) return `'${value}'`;
-  return `\`${value.replaceAll("`", "")}\``;
+/**
+ * The value as it must appear after `KEY=` so that parseEnv reads exactly
+ * `value` back, or undefined when no form does. parseEnv turns `\n` inside
+ * double quotes into a line break and knows no other escape, so each form is
+ * checked by parsing it rather than by rules written here a second time.
+ */
+function quote(value: string): string | undefined {
+  const forms = [`"${value}"`, `'${value}'`, `\`${value}\``];
+  if (/^[A-Za-z0-9_./:,@*=+-]*$/.test(value)) forms.unshift(value);
+  return forms.find((form) => parseEnv(`K=${form}`).K === value);
 }
 
 /**
@@ -46,12 +55,12 @@ export function formatDotEnv(values: Record<string, string>, previousText = ""):
     }
     const key = m[1];
     if (pending.has(key)) {
-      out.push(`${key}=${quote(pending.get(key)!)}`);
+      out.push(`${key}=${quote(pending.get(key)!)!}`);
       pending.delete(key);
     }
   }
   while (out.length > 0 && out[out.length - 1] === "") out.pop();
-  for (const [key, value] of pending) out.push(`${key}=${quote(value)}`);
+  for (const [key, value] of pending) out.push(`${key}=${quote(value)!}`);
   return out.join("\n") + "\n";
 }
 

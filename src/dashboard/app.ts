@@ -155,6 +155,16 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
   app.post("/api/proxy/start", proxyAction(() => supervisor.start()));
   app.post("/api/proxy/stop", proxyAction(() => supervisor.stop()));
   app.post("/api/proxy/restart", proxyAction(() => supervisor.restart()));
+  app.post("/api/proxy/backends/:id/:action{drain|enable}", async (c) => {
+    try {
+      const action = c.req.param("action") as "drain" | "enable";
+      const r = await supervisor.backendAction(c.req.param("id"), action);
+      return c.json(r.body as Record<string, unknown>, r.status as 200);
+    } catch (err) {
+      if (err instanceof StateError) return c.json({ error: err.message }, 409);
+      return c.json({ error: `the proxy did not answer: ${(err as Error).message}` }, 502);
+    }
+  });
   app.get("/api/logs", (c) => c.json({ lines: supervisor.logs() }));
   app.get("/api/stats", (c) => c.json(supervisor.stats()));
   app.get("/api/events", () =>

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { MONITOR_HEADER } from "../admin/mod.ts";
 import type { EventHub } from "./events.ts";
 
 /** The program and arguments that run `proxy serve` (without --env-file). */
@@ -344,14 +345,48 @@ export class ProxySupervisor {
     return u.origin;
   }
 
+  /** Marks our requests as the monitor's, with ADMIN_TOKEN when the proxy has one. */
+  #adminHeaders(): Record<string, string> {
+    const token = this.#o.adminToken?.();
+    return {
+      [MONITOR_HEADER]: "dashboard",
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    };
+  }
+
+  /**
+   * Drains or enables one backend of the running proxy through its admin API.
+   * Resolves with the proxy's status code and answer (JSON or its text).
+   */
+  async backendAction(
+    id: string,
+    action: "drain" | "enable",
+  ): Promise<{ status: number; body: unknown }> {
+    const base = this.#pollBase();
+    if (!base || this.#state !== "running") throw new StateError("the proxy is not running");
+    const res = await fetch(`${base}/proxy-backends/${encodeURIComponent(id)}/${action}`, {
+      method: "POST",
+      headers: this.#adminHeaders(),
+      signal: AbortSignal.timeout(5000),
+    });
+    const text = await res.text();
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = { error: text.trim() };
+    }
+    if (res.ok) this.#poll();
+    return { status: res.status, body };
+  }
+
   async #poll(): Promise<void> {
     const base = this.#pollBase();
     if (!base || this.#polling || this.#state !== "running") return;
     this.#polling = true;
     try {
-      const token = this.#o.adminToken?.();
       const res = await fetch(`${base}/proxy-stats`, {
-        headers: token ? { authorization: `Bearer ${token}` } : {},
+        headers: this.#adminHeaders(),
         signal: AbortSignal.timeout(3000),
       });
       if (!res.ok) {
@@ -364,8 +399,8 @@ export class ProxySupervisor {
       const total = Number(stats.requests_total ?? 0);
       let rps = 0;
       if (this.#lastTotal && now > this.#lastTotal.at) {
-        // Each interval holds exactly one of our own /proxy-stats requests: leave it out.
-        const served = total - this.#lastTotal.total - 1;
+        // Our own polling is marked (MONITOR_HEADER): the proxy leaves it out of its numbers.
+        const served = total - this.#lastTotal.total;
         rps = Math.max(0, (served * 1000) / (now - this.#lastTotal.at));
       }
       this.#lastTotal = { at: now, total };

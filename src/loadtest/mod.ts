@@ -23,6 +23,12 @@ export {
   resolveOptions,
   USAGE,
 } from "./options.ts";
-export { formatBytes, formatReport, type Report, type TimelinePoint } from "./report.ts";
+export {
+  formatBytes,
+  formatReport,
+  type LoadgenCpu,
+  type Report,
+  type TimelinePoint,
+} from "./report.ts";
 export { progressLine, runLoadtest } from "./cli.ts";
 export type { ErrorKind } from "./http1.ts";

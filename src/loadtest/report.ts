@@ -53,7 +53,15 @@ export interface Report {
   /** A rate limit shaped the results (429s, or RateLimit-Remaining: 0). */
   rate_limited: boolean;
   rate_limited_responses: number;
-  /** Human-readable warnings (rate limit, errors, missed rate). */
+  /**
+   * CPU the load generator's own process used during the run (Deno's
+   * process CPU usage: user and system seconds) and as a share of one core
+   * over the run's duration. Near 100 % (one core: the tool runs its
+   * connections on one thread) the numbers show the load generator's limit,
+   * not the target's.
+   */
+  loadgen_cpu: LoadgenCpu;
+  /** Human-readable warnings (rate limit, errors, missed rate, a saturated load generator). */
   warnings: string[];
   timeline: TimelinePoint[];
   /** Latency by percentile (p from 0 to 100), for a percentile chart. */
@@ -72,6 +80,18 @@ export function formatBytes(n: number): string {
   }
   return `${u === 0 ? n : n.toFixed(1)} ${units[u]}`;
 }
+
+export interface LoadgenCpu {
+  user_s: number;
+  system_s: number;
+  /** (user + system) / duration × 100: 100 is one core busy all the time. */
+  core_percent: number;
+  /** Threads that sent requests (1: every connection on one thread, like `wrk -t1`). */
+  threads: number;
+}
+
+/** At or above this share of its one core, the load generator is called the likely limit. */
+export const LOADGEN_SATURATED_PERCENT = 85;
 
 /** The report as text for a terminal. */
 export function formatReport(r: Report): string {
@@ -104,6 +124,12 @@ export function formatReport(r: Report): string {
     lines.push(`Errors     ${errors.map(([k, v]) => `${k}: ${v}`).join("  ")}`);
     for (const [k, msg] of Object.entries(r.error_samples)) lines.push(`  ${k}: ${msg}`);
   }
+  const cpu = r.loadgen_cpu;
+  lines.push(
+    `Load gen   ${cpu.core_percent.toFixed(0)} % of one CPU core (user ${
+      cpu.user_s.toFixed(2)
+    } s, system ${cpu.system_s.toFixed(2)} s, ${cpu.threads} thread${cpu.threads > 1 ? "s" : ""})`,
+  );
   for (const w of r.warnings) lines.push(`WARNING: ${w}`);
   return lines.join("\n");
 }

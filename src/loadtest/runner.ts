@@ -19,7 +19,13 @@ import {
   type Target,
 } from "./http1.ts";
 import { type LoadtestOptions, type ResolvedOptions, resolveOptions } from "./options.ts";
-import type { Report, TimelinePoint } from "./report.ts";
+import process from "node:process";
+import {
+  LOADGEN_SATURATED_PERCENT,
+  type LoadgenCpu,
+  type Report,
+  type TimelinePoint,
+} from "./report.ts";
 
 /** Live numbers while a run goes on. */
 export interface Progress {
@@ -72,9 +78,6 @@ class Run {
   readonly #errors = new Map<ErrorKind, number>();
   readonly #errorSamples = new Map<ErrorKind, string>();
   readonly #open = new Set<Http1Connection>();
-  /** In-flight request deadlines, for the timeout watchdog. */
-  readonly #deadlines = new Map<Http1Connection, number>();
-  readonly #timedOut = new WeakSet<Http1Connection>();
   #issued = 0;
   #responses = 0;
   #errorCount = 0;
@@ -97,6 +100,7 @@ class Run {
   async run(): Promise<Report> {
     const o = this.#o;
     const startedAt = new Date();
+    const cpuAtStart = process.cpuUsage();
     this.#start = performance.now();
     if (o.mode === "duration") this.#endAt = this.#start + o.duration * 1000;
     const stop = () => this.#stop();
@@ -140,7 +144,7 @@ class Run {
       const average = (this.#responses * 1000) / Math.max(1, elapsed);
       this.#hooks.onProgress(this.#progress(end, average, this.#responses + this.#errorCount));
     }
-    return this.#report(startedAt, elapsed / 1000);
+    return this.#report(startedAt, elapsed / 1000, process.cpuUsage(cpuAtStart));
   }
 
   #progress(now: number, rps: number, done: number): Progress {
@@ -167,9 +171,9 @@ class Run {
 
   #checkTimeouts(): void {
     const now = performance.now();
-    for (const [c, deadline] of this.#deadlines) {
-      if (now > deadline) {
-        this.#timedOut.add(c);
+    for (const c of this.#open) {
+      if (now > c.deadline) {
+        c.timedOut = true;
         c.close();
       }
     }
@@ -214,8 +218,9 @@ class Run {
           }
           this.#open.add(current);
         }
-        if (o.rate === undefined) t0 = performance.now();
-        this.#deadlines.set(current, performance.now() + timeoutMs);
+        const sent = performance.now();
+        if (o.rate === undefined) t0 = sent;
+        current.deadline = sent + timeoutMs;
         let res;
         try {
           res = await current.request(this.#bytes, this.#noBody);
@@ -225,16 +230,16 @@ class Run {
           if (
             !(err instanceof RequestError) || err.kind !== "read" || current.served === 0 ||
             !err.message.includes("before a response") || this.#stopping ||
-            this.#timedOut.has(current)
+            current.timedOut
           ) throw err;
           this.#drop(current);
           current = null;
           current = await Http1Connection.open(this.#target);
           this.#open.add(current);
-          this.#deadlines.set(current, performance.now() + timeoutMs);
+          current.deadline = performance.now() + timeoutMs;
           res = await current.request(this.#bytes, this.#noBody);
         }
-        this.#deadlines.delete(current);
+        current.deadline = Infinity;
         const now = performance.now();
         // A response after the end of a timed run is not counted (the stop timer may fire late).
         if (now > this.#endAt) break;
@@ -247,7 +252,7 @@ class Run {
           conn = null;
         }
       } catch (err) {
-        const timedOut = current !== null && this.#timedOut.has(current);
+        const timedOut = current !== null && current.timedOut;
         if (current) this.#drop(current);
         conn = null;
         if (this.#stopping && !timedOut) break; // cut off by the end of the run
@@ -268,7 +273,6 @@ class Run {
   #drop(c: Http1Connection): void {
     c.close();
     this.#open.delete(c);
-    this.#deadlines.delete(c);
   }
 
   #second(now: number): Second {
@@ -297,7 +301,7 @@ class Run {
     if (!this.#errorSamples.has(kind)) this.#errorSamples.set(kind, message);
   }
 
-  #report(startedAt: Date, seconds: number): Report {
+  #report(startedAt: Date, seconds: number, cpu: { user: number; system: number }): Report {
     const o = this.#o;
     const secs = Math.max(seconds, 1e-6);
     const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
@@ -314,6 +318,17 @@ class Run {
     });
     const rps = this.#responses / secs;
     const warnings: string[] = [];
+    const loadgenCpu = cpuShare(cpu, secs);
+    // Under a second, start-up (JIT, connecting) weighs too much for the share to mean much.
+    if (
+      loadgenCpu.core_percent >= LOADGEN_SATURATED_PERCENT && !this.#aborted && seconds >= 1
+    ) {
+      warnings.push(
+        `the load generator itself used ${loadgenCpu.core_percent.toFixed(0)} % of its CPU core: ` +
+          "the rate may be its limit rather than the target's (compare with wrk -t1, " +
+          "or load from another machine)",
+      );
+    }
     const rateLimited = this.#rateLimited > 0;
     if (rateLimited) {
       warnings.push(
@@ -360,6 +375,7 @@ class Run {
       throughput_bytes_per_s: Math.round(this.#bytesIn / secs),
       rate_limited: rateLimited,
       rate_limited_responses: this.#rateLimited,
+      loadgen_cpu: loadgenCpu,
       warnings,
       timeline,
       latency_percentiles: PERCENTILES.map((p) => ({
@@ -397,6 +413,17 @@ function redact(u: URL): string {
   const c = new URL(u.href);
   if (c.password) c.password = "***";
   return c.href;
+}
+
+/** Process CPU (µs, from process.cpuUsage) used over a run of `seconds`. */
+function cpuShare(used: { user: number; system: number }, seconds: number): LoadgenCpu {
+  const user = used.user / 1e6, system = used.system / 1e6;
+  return {
+    user_s: Math.round(user * 1000) / 1000,
+    system_s: Math.round(system * 1000) / 1000,
+    core_percent: Math.round(((user + system) / seconds) * 1000) / 10,
+    threads: 1,
+  };
 }
 
 function sleep(ms: number): Promise<void> {

@@ -136,7 +136,14 @@
   const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c"];
 
   function chartWidth(container) {
-    return Math.max(280, container.clientWidth || container.parentElement.clientWidth || 400);
+    return Math.max(200, container.clientWidth || container.parentElement.clientWidth || 400);
+  }
+
+  /** A chart with no points shows "waiting for data" instead of empty axes. */
+  function markEmpty(id, data) {
+    const container = document.getElementById(id);
+    const empty = !data[0] || data[0].length === 0;
+    container.classList.toggle("empty", empty);
   }
 
   /** Creates or replaces the uPlot chart in `id`. */
@@ -166,7 +173,9 @@
       data,
       container,
     );
+    container.append(el("div", { className: "chart-empty" }, "waiting for data"));
     charts.set(id, u);
+    markEmpty(id, data);
     return u;
   }
 
@@ -198,6 +207,15 @@
     $("#btn-stop").disabled = s.state === "stopped" || s.state === "stopping";
     $("#btn-restart").disabled = s.state === "stopped" || busy;
     $("#restart-banner").hidden = !s.restart_needed;
+    if (s.state !== "running") {
+      // Numbers of a proxy that is not running would be stale: say so instead.
+      const word = s.state === "stopped" ? "stopped" : "–";
+      for (const tile of document.querySelectorAll(".tile .value")) {
+        tile.textContent = word;
+        tile.classList.toggle("idle", word === "stopped");
+      }
+      $("#backends-card").hidden = true;
+    }
     const died = s.state === "stopped" && s.exit && !s.exit.expected;
     $("#exit-info").hidden = !died;
     if (died) {
@@ -219,6 +237,8 @@
   setInterval(renderUptime, 1000);
 
   function renderStats(latest, point) {
+    if (!status || status.state !== "running") return; // a late poll after Stop
+    for (const tile of document.querySelectorAll(".tile .value")) tile.classList.remove("idle");
     $("#t-rps").textContent = fmt.num(point.rps, 1);
     $("#t-hit").textContent = fmt.pct(latest.cache_hit_ratio);
     $("#t-active").textContent = fmt.num(latest.active_connections);
@@ -228,6 +248,123 @@
     $("#t-total").textContent = fmt.num(latest.requests_total);
     $("#t-errors").textContent = fmt.num(latest.requests_error);
     $("#t-limited").textContent = fmt.num(latest.rate_limited_requests);
+    renderBackends(latest.backends ?? backendsOfThreads(latest.threads));
+  }
+
+  /**
+   * With SERVE_THREADS > 1 each thread balances on its own and /proxy-stats lists
+   * them under `threads`: counters add up; latency is that of the thread that sent
+   * the backend most requests (percentiles do not add); the newest health check wins.
+   */
+  function backendsOfThreads(threads) {
+    const sections = (threads || []).map((t) => t.backends).filter((b) => b?.backends);
+    if (sections.length === 0) return undefined;
+    const merged = structuredClone(sections[0]);
+    const busiest = new Map(merged.backends.map((b) => [b.url, b.requests]));
+    for (const other of sections.slice(1)) {
+      merged.retries += other.retries;
+      merged.unavailable += other.unavailable;
+      merged.failed += other.failed;
+      for (const b of other.backends) {
+        const m = merged.backends.find((x) => x.url === b.url);
+        if (!m) continue;
+        if (b.requests > busiest.get(b.url)) {
+          busiest.set(b.url, b.requests);
+          m.latency_ms = b.latency_ms;
+        }
+        for (const k of ["requests", "errors", "in_flight", "ejections"]) m[k] += b[k];
+        if (b.state !== "up") m.state = b.state;
+        if ((b.health.last_check ?? "") > (m.health.last_check ?? "")) m.health = b.health;
+      }
+    }
+    return merged;
+  }
+
+  // ── backends (HAProxy stats page / Traefik style) ─────────────────────
+  /** Gives each cell its column's name, shown beside the value when a narrow screen stacks rows. */
+  function labelCells(table) {
+    const names = [...table.querySelectorAll("thead th")].map((th) => th.textContent);
+    for (const row of table.querySelectorAll("tbody tr")) {
+      [...row.children].forEach((td, i) => {
+        if (names[i]) td.dataset.label = names[i];
+      });
+    }
+  }
+
+  /** Relative age of an ISO time, e.g. "3 s ago". */
+  function ago(iso) {
+    const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+    return s < 120 ? `${s} s ago` : `${Math.round(s / 60)} min ago`;
+  }
+
+  /** The id the admin API knows a backend by: host:port. */
+  function backendId(url) {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || (u.protocol === "https:" ? "443" : "80")}`;
+  }
+
+  function renderBackends(section) {
+    const card = $("#backends-card");
+    const list = section && Array.isArray(section.backends) ? section.backends : [];
+    card.hidden = list.length === 0;
+    if (list.length === 0) return;
+    const up = list.filter((b) => b.state === "up").length;
+    $("#backends-summary").textContent = `${up} of ${list.length} up · ${section.strategy}` +
+      (section.retries ? ` · ${fmt.num(section.retries)} retries` : "") +
+      (section.unavailable ? ` · ${fmt.num(section.unavailable)} answered 503` : "");
+    const body = $("#backends tbody");
+    body.textContent = "";
+    for (const b of list) {
+      const h = b.health;
+      const check = !h.enabled
+        ? "checks off"
+        : h.last_check
+        ? `${ago(h.last_check)}: ${h.last_error || `status ${h.last_status}`}` +
+          (h.last_duration_ms !== null ? ` (${fmt.ms(h.last_duration_ms)} ms)` : "")
+        : "not yet";
+      const action = b.state === "drained" ? "enable" : "drain";
+      body.append(el(
+        "tr",
+        { className: `backend ${b.state}`, dataset: { url: b.url } },
+        el("td", { className: "url" }, b.url),
+        el("td", {}, el("span", { className: `badge ${b.state}` }, b.state)),
+        el("td", {}, b.weight),
+        el("td", {}, fmt.num(b.in_flight)),
+        el("td", {}, fmt.num(b.requests)),
+        el(
+          "td",
+          { title: `${b.consecutive_failures} in a row, ${b.ejections} ejections` },
+          fmt.num(b.errors),
+        ),
+        el("td", {}, `${fmt.ms(b.latency_ms.p50)} / ${fmt.ms(b.latency_ms.p99)} ms`),
+        el("td", { className: "check" }, check),
+        el(
+          "td",
+          { className: "row-actions" },
+          el("button", {
+            type: "button",
+            className: action === "drain" ? "secondary small" : "small",
+            title: action === "drain"
+              ? "no new requests; those in flight finish"
+              : "take requests again",
+            onclick: () => backendAction(b.url, action),
+          }, action === "drain" ? "Drain" : "Enable"),
+        ),
+      ));
+    }
+    labelCells($("#backends"));
+  }
+
+  async function backendAction(url, action) {
+    const r = await api(
+      "POST",
+      `/api/proxy/backends/${encodeURIComponent(backendId(url))}/${action}`,
+    );
+    if (!r.ok) {
+      notice(r.data.error || `${action} failed (${r.status})`);
+      return;
+    }
+    notice(`${url} ${action === "drain" ? "drained" : "enabled"}`, "info");
   }
 
   function pushPoint(p) {
@@ -246,9 +383,15 @@
   function drawLive() {
     const rps = charts.get("chart-rps");
     if (!rps) return initLiveCharts();
-    rps.setData([live.t, live.rps]);
-    charts.get("chart-latency").setData([live.t, live.p50, live.p99]);
-    charts.get("chart-cache").setData([live.t, live.hit, live.active]);
+    const data = {
+      "chart-rps": [live.t, live.rps],
+      "chart-latency": [live.t, live.p50, live.p99],
+      "chart-cache": [live.t, live.hit, live.active],
+    };
+    for (const [id, d] of Object.entries(data)) {
+      charts.get(id).setData(d);
+      markEmpty(id, d);
+    }
   }
 
   function initLiveCharts() {
@@ -604,8 +747,16 @@
     return [0, 50, 90, 99, 99.9, 99.99].map(nines);
   }
 
-  function latencyAxisValues(_u, splits) {
-    const names = { 0: "min", 50: "p50", 90: "p90", 99: "p99", 99.9: "p99.9", 99.99: "p99.99" };
+  function latencyAxisValues(u, splits) {
+    // On a narrow chart "min" and "p50" are a few pixels apart: keep p50.
+    const names = {
+      0: u.width < 500 ? "" : "min",
+      50: "p50",
+      90: "p90",
+      99: "p99",
+      99.9: "p99.9",
+      99.99: "p99.99",
+    };
     return splits.map((x) => {
       for (const [p, name] of Object.entries(names)) {
         if (Math.abs(nines(Number(p)) - x) < 1e-9) return name;
@@ -688,6 +839,7 @@
         "Rate limited",
         r.rate_limited ? `yes (${fmt.num(r.rate_limited_responses)} responses)` : "no",
       ],
+      ["Load generator CPU", cpuText(r.loadgen_cpu)],
     ];
     for (const [k, v] of rows) summary.append(el("tr", {}, el("th", {}, k), el("td", {}, v)));
     const st = $("#lt-status");
@@ -726,6 +878,15 @@
         xSeries: { label: "second" },
       },
     );
+  }
+
+  /** The load generator's own CPU, so its ceiling is not mistaken for the target's. */
+  function cpuText(cpu) {
+    if (!cpu) return "–";
+    const note = cpu.core_percent >= 85 ? " — likely the limit of this run" : "";
+    return `${fmt.num(cpu.core_percent, 0)} % of one core${
+      cpu.threads > 1 ? ` (${cpu.threads} threads)` : ""
+    }${note}`;
   }
 
   async function showRun(id) {
@@ -809,6 +970,7 @@
         ),
       );
     }
+    labelCells($("#lt-history"));
     $("#lt-compare-btn").disabled = selected.size !== 2;
   }
 
@@ -877,14 +1039,36 @@
       ["p99.9 (ms)", ra.latency_ms.p999, rb.latency_ms.p999, fmt.ms, false],
       ["max (ms)", ra.latency_ms.max, rb.latency_ms.max, fmt.ms, false],
       ["Rate limited", ra.rate_limited ? "yes" : "no", rb.rate_limited ? "yes" : "no"],
+      [
+        "Load generator CPU (% of a core)",
+        ra.loadgen_cpu?.core_percent,
+        rb.loadgen_cpu?.core_percent,
+        (x) => fmt.num(x, 0),
+      ],
     ];
+    const cmpWarnings = $("#lt-compare-warnings");
+    cmpWarnings.textContent = "";
+    for (const [tag, run] of [["A", a], ["B", b]]) {
+      const cpu = run.report.loadgen_cpu;
+      if (cpu && cpu.core_percent >= 85) {
+        cmpWarnings.append(el(
+          "li",
+          {},
+          `${tag}: the load generator used ${fmt.num(cpu.core_percent, 0)} % of its CPU core, ` +
+            "so this run shows the load generator's limit rather than the target's.",
+        ));
+      }
+    }
     for (const [label, va, vb, f, higherBetter] of rows) {
       let delta = "";
       let cls = "";
       if (f && typeof va === "number" && typeof vb === "number" && va !== 0) {
         const d = (vb - va) / va;
         delta = `${d >= 0 ? "+" : ""}${fmt.num(d * 100, 1)} %`;
-        if (Math.abs(d) > 0.02) cls = (d > 0) === higherBetter ? "better" : "worse";
+        // Only where more or less is better (not for the load generator's CPU, say).
+        if (Math.abs(d) > 0.02 && higherBetter !== undefined) {
+          cls = (d > 0) === higherBetter ? "better" : "worse";
+        }
       }
       t.append(
         el(
