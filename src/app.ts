@@ -218,7 +218,10 @@ export async function createProxy(
       if (upgrade) return await relayWebSocket(upgrade, target, config.connectionTimeout);
       const raw = rawUpgrades.get(ctx);
       if (raw) {
-        raw(await forwarder.upgrade(req, target, forwardInfo(req, ctx, true)));
+        const up = await forwarder.upgrade(req, target, forwardInfo(req, ctx, true));
+        // A refusal is an ordinary response (its upstream connection already closing).
+        if (up instanceof Response) return up;
+        raw(up);
         // The balancer only needs to know this attempt worked; the bytes go through the socket.
         return new Response(null, { status: 204 });
       }
