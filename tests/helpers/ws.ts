@@ -100,6 +100,13 @@ export async function startWsOrigin(options: WsOriginOptions = {}): Promise<WsOr
     },
   };
   server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Uint8Array) => {
+    if (
+      req.url === "/hang" || req.url === "/refuse" || req.headers["sec-websocket-key"] === undefined
+    ) {
+      // Nobody reads a socket after an upgrade event: without this its end would go unseen.
+      socket.on("end", () => socket.destroy());
+      socket.resume();
+    }
     if (req.url === "/hang") return;
     if (req.url === "/refuse" || req.headers["sec-websocket-key"] === undefined) {
       origin.refused++;
