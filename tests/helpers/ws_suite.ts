@@ -62,7 +62,7 @@ export async function rawHandshake(
     `GET ${path} HTTP/1.1`,
     `Host: app.example`,
     "Upgrade: websocket",
-    "Connection: Upgrade",
+    ...(headerLines.some((l) => /^connection:/i.test(l)) ? [] : ["Connection: Upgrade"]),
     "Sec-WebSocket-Version: 13",
     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
     ...headerLines,
@@ -160,6 +160,25 @@ export async function passThroughSuite(t: Deno.TestContext, route: WsRoute): Pro
     assert.deepEqual(new TextDecoder().decode((await echoed).data), "hello");
     ws.close();
     await closedOf(ws);
+    if (!route.proxied) return;
+    // Headers the client's Connection names are hop-by-hop too, as are TE and Trailer.
+    const p = freshPath("hop-by-hop");
+    const r = await rawHandshake(route, p, [
+      "Connection: Upgrade, X-Hop",
+      "X-Hop: for the proxy only",
+      "TE: trailers",
+      "X-End-To-End: kept",
+    ]);
+    try {
+      assert.deepEqual(r.status, 101);
+      const peer = await peerFor(origin, p);
+      assert.deepEqual(rawHeader(peer, "x-hop"), undefined);
+      assert.deepEqual(rawHeader(peer, "te"), undefined);
+      assert.deepEqual(rawHeader(peer, "x-end-to-end"), "kept");
+      assert.match(rawHeader(peer, "connection") ?? "", /^upgrade$/i);
+    } finally {
+      r.socket.destroy();
+    }
   });
 
   await t.step("subprotocol lists in every spelling negotiate end to end", async () => {
