@@ -10,6 +10,7 @@
  * @module
  */
 import { median } from "../lib/stats.ts";
+import { startCaddyReverse } from "../lib/caddy.ts";
 import { startNginxReverse } from "../lib/nginx.ts";
 import { freePort, type Proc, startProcess } from "../lib/process.ts";
 import { proxyEnv, startProxy } from "../lib/proxy.ts";
@@ -202,21 +203,10 @@ function targets(ctx: BenchContext, origin: EchoOrigin): WsTarget[] {
       requires: "caddy",
       async start() {
         const port = freePort();
-        const dir = `${ctx.tmpDir}/caddy`;
-        await Deno.mkdir(dir, { recursive: true });
-        const conf = `${dir}/Caddyfile`;
-        await Deno.writeTextFile(
-          conf,
-          `{\n  admin off\n  auto_https off\n  storage file_system ${dir}/data\n}\n` +
-            `http://127.0.0.1:${port} {\n  reverse_proxy 127.0.0.1:${origin.port}\n}\n`,
-        );
-        const proc = await startProcess({
-          name: "caddy",
-          cmd: "caddy",
-          args: ["run", "--config", conf, "--adapter", "caddyfile"],
-          // One core, like nginx's one worker and the proxy's one serving thread.
-          env: { HOME: dir, XDG_DATA_HOME: dir, XDG_CONFIG_HOME: dir, GOMAXPROCS: "1" },
-          readyPort: port,
+        const proc = await startCaddyReverse({
+          dir: `${ctx.tmpDir}/caddy`,
+          listenPort: port,
+          upstreamPort: origin.port,
         });
         return endpointOf(proc, port);
       },
