@@ -310,7 +310,9 @@ export const scenario: Scenario = {
       }
     }
     const versions = await Promise.all([
-      hasTool("caddy") ? toolVersion("caddy", ["version"]) : "caddy absent",
+      hasTool("caddy")
+        ? toolVersion("caddy", ["version"]).then((v) => `caddy ${v}`)
+        : "caddy absent",
       hasTool("nginx") ? toolVersion("nginx", ["-v"]) : "nginx absent",
     ]);
     return {
