@@ -74,7 +74,7 @@ function sameMessage(sent: string | Uint8Array, got: string | Uint8Array): boole
   return true;
 }
 
-interface RunResult {
+export interface RunResult {
   wallMs: number;
   cpuMs: number;
   roundTripsMs: number[];
@@ -98,7 +98,7 @@ async function cpuMs(pids: number[]): Promise<number> {
 }
 
 /** Sends each message on one socket and waits for its echo before the next. */
-async function runMessages(
+export async function runMessages(
   url: string,
   messages: (string | Uint8Array)[],
   pids: number[],
@@ -159,19 +159,20 @@ function endpointOf(proc: Proc, port: number): Endpoint {
   return { url: `ws://127.0.0.1:${port}/ws`, pids: [proc.pid], stop: () => proc.stop() };
 }
 
-interface EchoOrigin {
+export interface EchoOrigin {
   port: number;
   url: string;
   proc: Proc;
 }
 
-async function startEchoOrigin(ctx: BenchContext): Promise<EchoOrigin> {
+/** The npm ws echo origin (bench/lib/ws_echo.ts) in its own process. */
+export async function startEchoOrigin(root: string): Promise<EchoOrigin> {
   const port = freePort();
   const proc = await startProcess({
     name: "ws-echo",
     cmd: Deno.execPath(),
-    args: ["run", "-A", `${ctx.root}/bench/lib/ws_echo.ts`, String(port)],
-    cwd: ctx.root,
+    args: ["run", "-A", `${root}/bench/lib/ws_echo.ts`, String(port)],
+    cwd: root,
     readyPort: port,
   });
   return { port, url: `http://127.0.0.1:${port}`, proc };
@@ -235,7 +236,7 @@ export const scenario: Scenario = {
   description: "1,000 mixed WebSocket messages (1 B–1 MiB) echoed: direct, proxy, Caddy, nginx",
   async run(ctx: BenchContext): Promise<ScenarioResult> {
     ctx.log("starting the origin (npm ws echo)");
-    const origin = await startEchoOrigin(ctx);
+    const origin = await startEchoOrigin(ctx.root);
     ctx.defer(() => origin.proc.stop());
     const messages = mixedMessages();
     const warmup = messages.slice(0, WARMUP_MESSAGES);
