@@ -52,7 +52,6 @@ import { createCache, purgeRoutes } from "./cache/mod.ts";
 import { mergeFamilies, ProxyStats, StatsCluster, withLabels } from "./stats/mod.ts";
 import type { Refusal, TunnelRequest } from "./server/tunnel.ts";
 import type { RawUpgrade, UpgradeFetch } from "./server/types.ts";
-import { isWebSocketUpgrade, relayWebSocket } from "./server/websocket.ts";
 import { VERSION } from "./version.ts";
 
 /** Everything `serve` needs from the composed proxy. */
@@ -175,9 +174,7 @@ export async function createProxy(
       ]),
   });
 
-  /** WebSocket upgrades (Deno.serve only): the original request, which Deno must upgrade itself. */
-  const upgrades = new WeakMap<RequestContext, Request>();
-  /** Upgrades on node:http: where to hand the raw upstream connection. */
+  /** Upgrades: where to hand the raw upstream connection after a 101. */
   const rawUpgrades = new WeakMap<RequestContext, (u: RawUpgrade) => void>();
 
   const forwardInfo = (req: Request, ctx: RequestContext, preserveHost: boolean) => ({
@@ -207,11 +204,12 @@ export async function createProxy(
     retries: config.retryAttempts,
     retryBodyLimit: config.retryBodyLimit,
     send: async (req: Request, target: URL, ctx: RequestContext) => {
-      const upgrade = upgrades.get(ctx);
-      if (upgrade) return await relayWebSocket(upgrade, target, config.connectionTimeout);
       const raw = rawUpgrades.get(ctx);
       if (raw) {
-        raw(await forwarder.upgrade(req, target, forwardInfo(req, ctx, true)));
+        const up = await forwarder.upgrade(req, target, forwardInfo(req, ctx, true));
+        // A refusal is an ordinary response (its upstream connection already closing).
+        if (up instanceof Response) return up;
+        raw(up);
         // The balancer only needs to know this attempt worked; the bytes go through the socket.
         return new Response(null, { status: 204 });
       }
@@ -233,7 +231,6 @@ export async function createProxy(
   const route: Handler = (req, ctx) => {
     if (ctx.target) return forwardForwarder.forward(req, ctx.target, forwardInfo(req, ctx, false));
     if (config.backends.length === 0) return noBackend();
-    if (listener === "deno.serve" && isWebSocketUpgrade(req)) upgrades.set(ctx, req);
     return balancer.handler(req, ctx);
   };
 
@@ -503,9 +500,12 @@ export async function createProxy(
         res = await balancer.handler(req, ctx).catch((err) => errorResponse(err, ctx));
       }
       // A Response cannot carry 101: the stats count a switched protocol as a success.
-      const status = upgraded ? (upgraded.status < 200 ? 200 : upgraded.status) : res.status;
-      finish(req, upgraded ? new Response(null, { status }) : res, ctx, () => pathOf(req.url));
-      return upgraded ?? res;
+      if (upgraded) {
+        finish(req, new Response(null, { status: 200 }), ctx, () => pathOf(req.url));
+        return upgraded;
+      }
+      // finish() may wrap the body to count it: the wrapped response is the one to send.
+      return finish(req, res, ctx, () => pathOf(req.url));
     },
     checkAddress,
     admitTunnel: tunnelAdmission({

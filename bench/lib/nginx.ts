@@ -19,6 +19,8 @@ export interface NginxReverseOptions {
   cacheRevalidate?: boolean;
   /** Passive health per upstream server, e.g. "max_fails=3 fail_timeout=10s". */
   serverParams?: string;
+  /** Pass protocol upgrades (WebSocket): Upgrade and Connection forwarded, as nginx documents. */
+  upgrade?: boolean;
 }
 
 /** nginx.conf for one worker, upstream keep-alive, no access log. Exported for tests. */
@@ -38,6 +40,13 @@ export function nginxReverseConfig(o: NginxReverseOptions): string {
   const servers = ports
     .map((p) => `    server 127.0.0.1:${p}${o.serverParams ? ` ${o.serverParams}` : ""};`)
     .join("\n");
+  const upgradeMap = o.upgrade
+    ? `  map $http_upgrade $connection_upgrade { default upgrade; "" ""; }\n`
+    : "";
+  const connection = o.upgrade
+    ? "      proxy_set_header Upgrade $http_upgrade;\n" +
+      "      proxy_set_header Connection $connection_upgrade;\n"
+    : `      proxy_set_header Connection "";\n`;
   return `${user}worker_processes 1;
 daemon off;
 pid ${o.dir}/nginx.pid;
@@ -50,7 +59,7 @@ http {
   fastcgi_temp_path ${o.dir}/fastcgi;
   uwsgi_temp_path ${o.dir}/uwsgi;
   scgi_temp_path ${o.dir}/scgi;
-${cachePath}  upstream origin {
+${cachePath}${upgradeMap}  upstream origin {
 ${servers}
     keepalive ${o.keepalive ?? 64};
   }
@@ -59,8 +68,7 @@ ${servers}
     location / {
       proxy_pass http://origin;
       proxy_http_version 1.1;
-      proxy_set_header Connection "";
-${cacheUse}    }
+${connection}${cacheUse}    }
   }
 }
 `;

@@ -768,6 +768,7 @@ Deno.test("upgrade() returns 101 and the raw connection exchanges bytes", async 
       },
     });
     const up = await fwd.upgrade(req, target(server.url, "/ws"), testInfo());
+    assert.ok(!(up instanceof Response), "a 101 hands out the raw connection");
     try {
       assert.equal(up.status, 101);
       assert.equal(up.headers.get("upgrade"), "websocket");
@@ -789,6 +790,48 @@ Deno.test("upgrade() returns 101 and the raw connection exchanges bytes", async 
     } finally {
       up.conn.close();
     }
+  } finally {
+    fwd.close();
+    await server.close();
+  }
+});
+
+Deno.test("upgrade() refused: the answer is a plain response and the upstream is closed", async () => {
+  // The origin refuses and keeps its side open: only the forwarder can close the connection.
+  const sawEof: Promise<boolean>[] = [];
+  const server = new RawServer((conn) => {
+    const r = new Reader(conn);
+    const done = (async () => {
+      await r.head();
+      await write(
+        conn,
+        "HTTP/1.1 403 Forbidden\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n" +
+          "Content-Length: 5\r\nX-Why: no\r\n\r\nnope!",
+      );
+      return await r.eof();
+    })();
+    sawEof.push(done);
+    return done.then(() => {});
+  });
+  const fwd = createForwarder(testOptions());
+  try {
+    const req = new Request("http://x/ws", {
+      headers: { connection: "Upgrade", upgrade: "websocket" },
+    });
+    const res = await fwd.upgrade(req, target(server.url, "/ws"), testInfo());
+    assert.ok(res instanceof Response, "a refusal is a Response, never a pipe");
+    assert.equal(res.status, 403);
+    assert.equal(res.headers.get("x-why"), "no");
+    assert.equal(res.headers.get("upgrade"), null);
+    assert.equal(res.headers.get("connection"), null);
+    assert.equal(await res.text(), "nope!");
+    const within5s = new Promise<boolean>((r) => setTimeout(() => r(false), 5_000));
+    assert.equal(
+      await Promise.race([sawEof[0], within5s]),
+      true,
+      "the upstream connection was closed",
+    );
+    assert.equal(fwd.snapshot().idle, 0, "never pooled");
   } finally {
     fwd.close();
     await server.close();

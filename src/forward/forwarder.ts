@@ -68,12 +68,15 @@ export interface ForwarderSnapshot {
   origins: Record<string, OriginSnapshot>;
 }
 
+/** An upstream that switched protocols: from here on the connection is a byte pipe. */
 export interface UpgradeResult {
+  /** Always 101. */
   status: number;
+  /** The 101's headers (Connection and Upgrade kept, Via appended). */
   headers: Headers;
-  /** The raw upstream connection; the caller owns it (and must close it) whatever the status. */
+  /** The raw upstream connection; the caller owns it and must close it. */
   conn: Deno.Conn;
-  /** Bytes the upstream sent after the response head. */
+  /** Bytes the upstream sent after the response head (the first frames). */
   head: Uint8Array;
 }
 
@@ -86,9 +89,11 @@ export interface Forwarder {
   forward(req: Request, target: URL, info: ForwardRequestInfo): Promise<Response>;
   /**
    * WebSocket / Upgrade pass-through on a fresh unpooled connection: sends the head with
-   * Connection/Upgrade kept and resolves with the response head and the raw connection.
+   * Connection/Upgrade kept. A 101 resolves with the raw connection (the caller owns it);
+   * any other answer resolves as a plain Response whose connection is closed once its body
+   * was read, never pooled and never handed out. Rejects with UpstreamError like forward().
    */
-  upgrade(req: Request, target: URL, info: ForwardRequestInfo): Promise<UpgradeResult>;
+  upgrade(req: Request, target: URL, info: ForwardRequestInfo): Promise<UpgradeResult | Response>;
   snapshot(): ForwarderSnapshot;
   metrics(): MetricFamily[];
   /** Closes every pooled connection; connections in use close when their exchange ends. */
@@ -218,7 +223,11 @@ class HttpForwarder implements Forwarder {
     }
   }
 
-  async upgrade(req: Request, target: URL, info: ForwardRequestInfo): Promise<UpgradeResult> {
+  async upgrade(
+    req: Request,
+    target: URL,
+    info: ForwardRequestInfo,
+  ): Promise<UpgradeResult | Response> {
     const ep = endpoint(target);
     const origin = this.#pools.origin(ep.key);
     origin.requests++;
@@ -243,10 +252,13 @@ class HttpForwarder implements Forwarder {
       c.armTimer(this.#o.responseTimeoutMs);
       const h = await this.#readResponseHead(c, false, true);
       c.disarmTimer();
-      let tuples = h.headers;
       if (h.status !== 101) {
-        tuples = tuples.filter((t) => t[0] !== "connection" && t[0] !== "upgrade");
+        // Refused: an ordinary response on a connection that is closed after its body, so a
+        // refusal can never leave a backend socket behind or turn into a pipe.
+        h.headers = h.headers.filter((t) => t[0] !== "connection" && t[0] !== "upgrade");
+        return await this.#respond(c, req.method, h, false);
       }
+      const tuples = h.headers;
       tuples.push(["via", h.via !== undefined ? h.via + ", " + this.#o.via : this.#o.via]);
       let headers: Headers;
       try {
@@ -324,12 +336,24 @@ class HttpForwarder implements Forwarder {
     c.disarmTimer();
     if (h.keepAliveMs !== undefined) c.keepAliveMs = h.keepAliveMs;
     if (pooled) origin.reused++;
+    return this.#respond(c, method, h, true);
+  }
 
+  /**
+   * The response for head `h` read on `c`: small bodies read whole, others streamed. The
+   * connection is pooled after the body when `mayPool` and the response allow it, else closed.
+   */
+  async #respond(
+    c: UpstreamConn,
+    method: string,
+    h: ResponseHead,
+    mayPool: boolean,
+  ): Promise<Response> {
     const via = h.via !== undefined ? h.via + ", " + this.#o.via : this.#o.via;
     const headers = h.headers;
     headers.push(["via", via]);
     const status = h.status;
-    c.reusable = !h.close;
+    c.reusable = mayPool && !h.close;
     const noBody = method === "HEAD" || status === 204 || status === 304 ||
       (status === 205 && h.contentLength === 0);
     // A small Content-Length body is read whole before resolving: a Uint8Array body is far

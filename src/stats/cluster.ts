@@ -34,9 +34,10 @@ const SUMMED = [
   "body_timeouts",
   "rate_limited_requests",
   "open_tunnels",
+  "open_websockets",
 ];
 /** Top-level objects whose numeric fields add up. */
-const SUMMED_OBJECTS = ["request_methods", "status_codes", "tunnels"];
+const SUMMED_OBJECTS = ["request_methods", "status_codes", "tunnels", "websockets"];
 
 export class StatsCluster {
   readonly #stats: ProxyStats;

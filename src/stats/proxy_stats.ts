@@ -54,6 +54,12 @@ export class ProxyStats {
   tunnelBytesUp = 0;
   tunnelBytesDown = 0;
   tunnelsRefused = 0;
+  /** Upgraded connections (WebSocket and other Upgrade protocols) being relayed now. */
+  openWebSockets = 0;
+  webSocketsTotal = 0;
+  /** Bytes relayed after 101, client → backend and backend → client. */
+  webSocketBytesUp = 0;
+  webSocketBytesDown = 0;
   readonly methods: Record<MethodKey, number> = {
     GET: 0,
     POST: 0,
@@ -143,6 +149,23 @@ export class ProxyStats {
     else this.requestsError++;
   }
 
+  /** An upgraded connection starts relaying (after the backend's 101 reached the client). */
+  webSocketOpened(): void {
+    this.openWebSockets++;
+    this.webSocketsTotal++;
+  }
+
+  /** Bytes relayed on an upgraded connection, counted as they pass (long-lived sockets show). */
+  webSocketBytes(up: number, down: number): void {
+    this.webSocketBytesUp += up;
+    this.webSocketBytesDown += down;
+    this.bytesTransferred += up + down;
+  }
+
+  webSocketClosed(): void {
+    this.openWebSockets--;
+  }
+
   /** A CONNECT refused before a tunnel opened (ACL, port, filter, address). */
   tunnelRefused(status: number): void {
     this.methods.CONNECT++;
@@ -173,7 +196,7 @@ export class ProxyStats {
       cache_hit_ratio: hits + misses === 0
         ? 0
         : Math.round((hits / (hits + misses)) * 10000) / 10000,
-      active_connections: this.inFlight + this.openTunnels,
+      active_connections: this.inFlight + this.openTunnels + this.openWebSockets,
       in_flight_requests: this.inFlight,
       client_connections: this.clientConnections,
       client_connections_rejected: this.connectionsRejected,
@@ -193,6 +216,13 @@ export class ProxyStats {
         refused: this.tunnelsRefused,
         bytes_up: this.tunnelBytesUp,
         bytes_down: this.tunnelBytesDown,
+      },
+      open_websockets: this.openWebSockets,
+      websockets: {
+        open: this.openWebSockets,
+        total: this.webSocketsTotal,
+        bytes_up: this.webSocketBytesUp,
+        bytes_down: this.webSocketBytesDown,
       },
       mode: this.mode,
       listener: this.listener,
@@ -252,14 +282,28 @@ export class ProxyStats {
           { labels: { kind: "body" }, value: this.bodyTimeouts },
         ],
       ),
-      counter("proxy_bytes_transferred_total", "Body bytes sent to clients plus tunnel bytes.", [
-        { value: this.bytesTransferred },
-      ]),
+      counter(
+        "proxy_bytes_transferred_total",
+        "Body bytes sent to clients plus tunnel and WebSocket bytes.",
+        [{ value: this.bytesTransferred }],
+      ),
       gauge("proxy_open_tunnels", "CONNECT tunnels open.", this.openTunnels),
       counter("proxy_tunnels_total", "CONNECT tunnels opened.", [{ value: this.tunnelsTotal }]),
       counter("proxy_tunnel_bytes_total", "Bytes through CONNECT tunnels.", [
         { labels: { direction: "up" }, value: this.tunnelBytesUp },
         { labels: { direction: "down" }, value: this.tunnelBytesDown },
+      ]),
+      gauge(
+        "proxy_open_websockets",
+        "Upgraded connections (WebSocket) being relayed.",
+        this.openWebSockets,
+      ),
+      counter("proxy_websockets_total", "Upgraded connections (WebSocket) relayed.", [
+        { value: this.webSocketsTotal },
+      ]),
+      counter("proxy_websocket_bytes_total", "Bytes relayed on upgraded connections.", [
+        { labels: { direction: "up" }, value: this.webSocketBytesUp },
+        { labels: { direction: "down" }, value: this.webSocketBytesDown },
       ]),
       {
         name: "proxy_request_duration_seconds",

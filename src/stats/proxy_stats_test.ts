@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { ProxyStats } from "./proxy_stats.ts";
+import { renderPrometheus } from "./prometheus.ts";
 
 Deno.test("ProxyStats counts requests, methods and status classes exactly", () => {
   const s = new ProxyStats({ mode: "forward", listener: "node:http" });
@@ -38,4 +39,22 @@ Deno.test("tunnels: opened, closed and refused are counted with their bytes", ()
   assert.deepEqual(doc.tunnels, { open: 0, total: 1, refused: 1, bytes_up: 100, bytes_down: 2000 });
   assert.equal(doc.bytes_transferred, 2100);
   assert.equal(doc.requests_total, 2);
+});
+
+Deno.test("websockets: open, total and bytes each way, in /proxy-stats and /metrics", () => {
+  const s = new ProxyStats({ mode: "reverse", listener: "deno.listen" });
+  s.webSocketOpened();
+  s.webSocketBytes(100, 0);
+  s.webSocketBytes(0, 2000);
+  assert.deepEqual(s.snapshot().websockets, { open: 1, total: 1, bytes_up: 100, bytes_down: 2000 });
+  assert.equal(s.snapshot().active_connections, 1);
+  s.webSocketClosed();
+  const doc = s.snapshot();
+  assert.equal(doc.open_websockets, 0);
+  assert.equal(doc.bytes_transferred, 2100);
+  const text = renderPrometheus(s.metrics());
+  assert.match(text, /^proxy_open_websockets 0$/m);
+  assert.match(text, /^proxy_websockets_total 1$/m);
+  assert.match(text, /^proxy_websocket_bytes_total\{direction="up"\} 100$/m);
+  assert.match(text, /^proxy_websocket_bytes_total\{direction="down"\} 2000$/m);
 });
