@@ -14,6 +14,8 @@ USAGE
                             settings editor, load tests with charts
   proxy backend [FLAGS]     a test origin server (httpbin-like endpoints)
   proxy loadtest [FLAGS]    a load generator: requests/s and latency percentiles
+  proxy ca [--dir DIR]      create the local CA for HTTPS caching (TLS_INTERCEPT=on) and
+                            print how to trust it
   proxy --version, -V       version, Deno/V8/TypeScript versions and build target
   proxy --help, -h          this text; proxy <command> --help for each command
 
@@ -75,6 +77,10 @@ async function main(args: string[]): Promise<number> {
     case "dashboard": {
       const { runDashboard } = await import("./src/dashboard/mod.ts");
       return await runDashboard(rest);
+    }
+    case "ca": {
+      const { runCa } = await import("./src/intercept/mod.ts");
+      return await runCa(rest);
     }
     case "serve": {
       const { runServe } = await import("./src/server/mod.ts");
