@@ -237,7 +237,7 @@ async function cacheHits(
         const { head, rest } = await readHead(s.conn, s.buf, s.carry);
         if (!hitHeader.test(head)) throw new Error(`not a cache hit: ${head.split("\r\n")[0]}`);
         const length = Number(/content-length: *(\d+)/i.exec(head)?.[1] ?? NaN);
-        let have = rest;
+        let have: Uint8Array = rest;
         while (have.length < length) {
           const n = await s.conn.read(s.buf);
           if (n === null) throw new Error("closed mid-body");
