@@ -224,7 +224,7 @@ async function cacheHits(
   const state = conns.map((c) => ({
     conn: c,
     buf: new Uint8Array(16384),
-    carry: new Uint8Array(0),
+    carry: new Uint8Array(0) as Uint8Array,
   }));
   let next = 0;
   try {
