@@ -436,11 +436,17 @@ export const scenario: Scenario = {
     });
     try {
       await measure("proxy", proxyPort, /x-cache: HIT/i);
+    } catch (err) {
+      rows.push({ target: "proxy", status: "failed", note: (err as Error).message });
+    }
+    try {
       const stats = await (await fetch(`http://127.0.0.1:${proxyPort}/proxy-stats`)).json();
-      notes.push(
-        `proxy: ${stats.intercept.certificates_minted} certificates minted, ` +
-          `${stats.intercept.mint_ms_avg} ms each on average (@peculiar/x509, ECDSA P-256)`,
-      );
+      if (stats.intercept) {
+        notes.push(
+          `proxy: ${stats.intercept.certificates_minted} certificates minted, ` +
+            `${stats.intercept.mint_ms_avg} ms each on average (@peculiar/x509, ECDSA P-256)`,
+        );
+      }
     } finally {
       await proxy.stop();
     }

@@ -73,6 +73,29 @@ export class Interceptor implements StatsSource {
   }
 
   /**
+   * The tunnel's hook, called after admission (ACL, CONNECT_PORTS, filter, SSRF, auth, rate
+   * limit): false leaves a bypassed host to the plain tunnel; otherwise answers the CONNECT
+   * and intercepts, resolving true once the client is done.
+   */
+  async takeTunnel(
+    client: ByteConn,
+    req: { authority: { host: string; port: number }; clientIp: string },
+    serve: ServeConnection,
+  ): Promise<boolean> {
+    if (!this.wants(req.authority.host)) return false;
+    // Minting overlaps with the client's ClientHello.
+    this.minter.leaf(req.authority.host).catch(() => {/* reported by intercept() */});
+    try {
+      await writeAll(client, ESTABLISHED);
+    } catch {
+      closeQuietly(client);
+      return true;
+    }
+    await this.intercept(client, req.authority, { remoteAddr: req.clientIp, remotePort: 0 }, serve);
+    return true;
+  }
+
+  /**
    * Takes an admitted tunnel's client connection: TLS with a minted leaf, then
    * HTTP/1.1 through `serve` until the client is done. Never rejects; closes `client`.
    */
@@ -176,6 +199,13 @@ export class Interceptor implements StatsSource {
       ),
     ];
   }
+}
+
+const ESTABLISHED = new TextEncoder().encode("HTTP/1.1 200 Connection Established\r\n\r\n");
+
+async function writeAll(conn: ByteConn, data: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < data.length) off += await conn.write(off === 0 ? data : data.subarray(off));
 }
 
 function closeQuietly(conn: ByteConn): void {
