@@ -54,6 +54,7 @@ import type { Refusal, TunnelRequest } from "./server/tunnel.ts";
 import type { RawUpgrade, UpgradeFetch } from "./server/types.ts";
 import { isWebSocketUpgrade, relayWebSocket } from "./server/websocket.ts";
 import { VERSION } from "./version.ts";
+import { createInterceptor, type Interceptor } from "./intercept/mod.ts";
 
 /** Everything `serve` needs from the composed proxy. */
 export interface Proxy {
@@ -65,6 +66,11 @@ export interface Proxy {
   admitTunnel(req: TunnelRequest): Promise<Refusal | undefined>;
   /** SSRF check on the address actually connected to, for tunnels. */
   checkAddress?(ip: string, host: string): string | undefined;
+  /**
+   * TLS interception (TLS_INTERCEPT=on), the CONNECT tunnel's hook after admission: false
+   * leaves a bypassed host to the plain tunnel. Absent when interception is off.
+   */
+  intercept?: Interceptor["takeTunnel"];
   readonly stats: ProxyStats;
   readonly mode: LoadedConfig["mode"];
   /** Re-reads lists, certificates and auth files (SIGHUP). */
@@ -105,6 +111,18 @@ export async function createProxy(
   const via = `1.1 proxy-${instance}`;
   const closers: (() => unknown)[] = [];
   const cidrs = (list: { text: string }[]) => parseCidrList(list.map((c) => c.text));
+
+  // ── TLS interception: first, so a missing CA stops start-up before anything opens ──
+  const interceptor = config.tlsIntercept === "on"
+    ? await createInterceptor({
+      caDir: config.tlsInterceptCaDir,
+      bypass: config.tlsInterceptBypass,
+      handshakeTimeoutMs: config.headerTimeout,
+      log: (message) => logger("intercept").info(message),
+      warn: (message) => logger("intercept").warn(message),
+    })
+    : undefined;
+  if (interceptor) stats.add(interceptor);
 
   // ── security: who may use the proxy, where it may connect ──────────
   const acl = createClientAcl({ allowed: cidrs(config.allowedClients) });
@@ -432,7 +450,11 @@ export async function createProxy(
 
   /** The answer to an error a phase threw. */
   function errorResponse(err: unknown, ctx: RequestContext): Response {
-    if (err instanceof UpstreamError) return text(err.status, `upstream error: ${err.message}`);
+    if (err instanceof UpstreamError) {
+      // An origin whose certificate does not verify is refused, never re-signed: counted here.
+      if (interceptor && /certificate/i.test(err.message)) interceptor.upstreamVerificationFailed();
+      return text(err.status, `upstream error: ${err.message}`);
+    }
     const status = (err as { status?: number }).status;
     if (typeof status === "number" && status >= 400 && status < 600) {
       return text(status, (err as Error).message);
@@ -504,6 +526,7 @@ export async function createProxy(
       return upgraded ?? res;
     },
     checkAddress,
+    intercept: interceptor ? interceptor.takeTunnel.bind(interceptor) : undefined,
     admitTunnel: tunnelAdmission({
       isAllowedClient: acl.isAllowedClient,
       connectPorts: config.connectPorts,
