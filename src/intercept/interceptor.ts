@@ -50,6 +50,8 @@ export class Interceptor implements StatsSource {
   readonly minter: LeafMinter;
   readonly #isBypassed: (host: string) => boolean;
   readonly #options: InterceptorOptions;
+  /** Hosts whose failed handshake was already logged. */
+  readonly #reported = new Set<string>();
   intercepted = 0;
   tunnelled = 0;
   open = 0;
@@ -120,6 +122,13 @@ export class Interceptor implements StatsSource {
       session = await acceptTls(client, context, this.#options.handshakeTimeoutMs);
     } catch (err) {
       this.handshakeFailures++;
+      // Told once per host: a pinned app retries endlessly and must not flood the log.
+      if (this.#reported.has(host)) {
+        closeQuietly(client);
+        return;
+      }
+      if (this.#reported.size >= 1000) this.#reported.clear();
+      this.#reported.add(host);
       const why = err instanceof HandshakeError ? err.message : String(err);
       this.#options.log?.(
         `TLS handshake with ${peer.remoteAddr} for ${host} failed (${why}); a client that does ` +
