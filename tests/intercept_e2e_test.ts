@@ -17,6 +17,14 @@ const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
 const UNTRUSTED_CERT = Deno.readTextFileSync(join(FIXTURES, "tls2.crt"));
 const UNTRUSTED_KEY = Deno.readTextFileSync(join(FIXTURES, "tls2.key"));
 
+/** 6 MiB that are not all alike, so a lost or reordered piece shows in the digest. */
+const LARGE = new Uint8Array(6 * 1024 * 1024).map((_, i) => (i * 7 + (i >> 12)) & 0xff);
+
+async function sha256Hex(data: Uint8Array<ArrayBuffer>): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
+  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 /** A local HTTPS origin that counts what it was asked. */
 function startOrigin(cert = TEST_CERT, key = TEST_KEY) {
   const hits = new Map<string, number>();
@@ -30,6 +38,8 @@ function startOrigin(cert = TEST_CERT, key = TEST_KEY) {
           headers: { "cache-control": "max-age=60", "content-type": "text/plain" },
         });
       }
+      if (path === "/large") return new Response(LARGE);
+      if (path === "/echo") return new Response(req.body);
       if (path === "/big") {
         return new Response("compressible line of text\n".repeat(400), {
           headers: { "cache-control": "max-age=60", "content-type": "text/plain" },
@@ -346,6 +356,51 @@ Deno.test("intercepted entries are shared through Redis: a MISS on one instance 
     await b.stop();
     await redis.stop();
     await origin.close();
+    await Deno.remove(dir.replace(/\/ca$/, ""), { recursive: true });
+  }
+});
+
+Deno.test("large bodies both ways through an intercepted tunnel arrive whole", async () => {
+  const { dir, caPath } = await makeCa();
+  const origin = startOrigin();
+  const proxy = await startProxy({ env: interceptEnv(dir, [origin.port]) });
+  const upload = await Deno.makeTempFile();
+  try {
+    await Deno.writeFile(upload, LARGE);
+    const base = `https://localhost:${origin.port}`;
+    const expected = await sha256Hex(LARGE);
+    const down = await new Deno.Command("curl", {
+      args: ["-sS", "--max-time", "60", "-x", proxy.url, "--cacert", caPath, `${base}/large`],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(down.code, 0, new TextDecoder().decode(down.stderr));
+    assert.equal(down.stdout.length, LARGE.length);
+    assert.equal(await sha256Hex(down.stdout), expected);
+    const up = await new Deno.Command("curl", {
+      args: [
+        "-sS",
+        "--max-time",
+        "60",
+        "-x",
+        proxy.url,
+        "--cacert",
+        caPath,
+        "--data-binary",
+        `@${upload}`,
+        "-H",
+        "content-type: application/octet-stream",
+        `${base}/echo`,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(up.code, 0, new TextDecoder().decode(up.stderr));
+    assert.equal(await sha256Hex(up.stdout), expected);
+  } finally {
+    await proxy.stop();
+    await origin.close();
+    await Deno.remove(upload);
     await Deno.remove(dir.replace(/\/ca$/, ""), { recursive: true });
   }
 });

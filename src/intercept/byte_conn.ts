@@ -109,10 +109,21 @@ export function byteConnFromDuplex(stream: Duplex): ByteConn {
       if (stream.destroyed || stream.writableEnded) {
         return Promise.reject(new Deno.errors.BrokenPipe("the TLS session is closed"));
       }
-      // node keeps a reference to the chunk until it is written: hand it a copy.
+      // node keeps a reference to the chunk until it is written: hand it a copy. Below the
+      // stream's high-water mark the write is accepted at once (one event-loop turn saved
+      // per response); above it the writer waits for 'drain', so a slow client holds it back.
       const copy = p.slice();
+      if (stream.write(copy)) return Promise.resolve(copy.length);
       return new Promise((resolve, reject) => {
-        stream.write(copy, (err) => err ? reject(err) : resolve(copy.length));
+        const done = (err?: Error) => {
+          stream.off("drain", onDrain);
+          stream.off("close", onClose);
+          err ? reject(err) : resolve(copy.length);
+        };
+        const onDrain = () => done();
+        const onClose = () => done(failure ?? new Deno.errors.BrokenPipe("the TLS session closed"));
+        stream.on("drain", onDrain);
+        stream.on("close", onClose);
       });
     },
     close() {
