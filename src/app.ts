@@ -502,6 +502,23 @@ export async function createProxy(
     return finish(req, res, ctx, () => path);
   }
 
+  /** An Upgrade (WebSocket) request inside an intercepted tunnel, to the tunnel's origin. */
+  async function interceptedUpgrade(
+    req: Request,
+    ctx: RequestContext,
+  ): Promise<RawUpgrade | Response> {
+    const target = new URL(req.url);
+    const refused = await checkHost?.(target.hostname);
+    if (refused) return text(403, `403 Forbidden: ${refused}`);
+    const verdict = filtering ? filter.check(target.hostname, target.pathname) : undefined;
+    if (verdict) return blockedResponse(verdict);
+    try {
+      return await forwardForwarder.upgrade(req, target, forwardInfo(req, ctx, false));
+    } catch (err) {
+      return errorResponse(err, ctx);
+    }
+  }
+
   const proxy: Proxy = {
     fetch(req, conn) {
       const ctx = contextOf(req, conn);
@@ -512,7 +529,16 @@ export async function createProxy(
       stats.begin(req.method);
       let res: Response;
       let upgraded: RawUpgrade | undefined;
-      if (conn.form !== "origin" || config.backends.length === 0) {
+      if (interceptor && conn.form === "absolute" && conn.secure) {
+        // wss:// inside an intercepted tunnel: the CONNECT was admitted (ACL, auth, rate limit);
+        // the URL still meets the filter and the address checks, like any forwarded request.
+        const outcome = await interceptedUpgrade(req, ctx);
+        if (outcome instanceof Response) res = outcome;
+        else {
+          upgraded = outcome;
+          res = new Response(null, { status: 204 }); // never sent: the listener pipes `upgraded`
+        }
+      } else if (conn.form !== "origin" || config.backends.length === 0) {
         res = text(501, "upgrades pass through to BACKEND_SERVERS only (use CONNECT for tunnels)");
       } else if (aclForReverse && !acl.isAllowedClient(ctx.clientIp)) {
         res = text(403, `403 Forbidden: client ${ctx.clientIp} is not in ALLOWED_CLIENTS`);

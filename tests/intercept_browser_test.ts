@@ -1,6 +1,6 @@
 /**
  * Headless Chromium through the intercepting proxy: an HTTPS page with
- * sub-resources (stylesheet, script, image, a fetch), the proxy's CA
+ * sub-resources (stylesheet, script, image, a fetch, a WebSocket), the proxy's CA
  * trusted by its SPKI hash, every response 200 and every one of them
  * answered by the proxy inside the tunnel (X-Cache present); a reload is
  * served from the cache.
@@ -31,7 +31,7 @@ if (!haveChromium) {
 const PAGE = `<!doctype html>
 <html><head><meta charset="utf-8"><title>intercepted</title>
 <link rel="stylesheet" href="/style.css"><script src="/app.js"></script></head>
-<body><h1>HTTPS through the proxy</h1><img src="/logo.svg" alt="logo"><p id="data">…</p></body></html>`;
+<body><h1>HTTPS through the proxy</h1><img src="/logo.svg" alt="logo"><p id="data">…</p><p id="ws">…</p></body></html>`;
 const FILES: Record<string, [string, string]> = {
   "/": [PAGE, "text/html; charset=utf-8"],
   "/style.css": ["h1 { color: rgb(10, 120, 60); }", "text/css"],
@@ -39,6 +39,10 @@ const FILES: Record<string, [string, string]> = {
     `addEventListener("DOMContentLoaded", async () => {
   const r = await fetch("/data.json");
   document.getElementById("data").textContent = (await r.json()).message;
+  const ws = new WebSocket("wss://" + location.host + "/ws");
+  ws.onopen = () => ws.send("ping over wss");
+  ws.onmessage = (e) => { document.getElementById("ws").textContent = e.data; ws.close(); };
+  ws.onerror = () => { document.getElementById("ws").textContent = "websocket failed"; };
 });`,
     "text/javascript",
   ],
@@ -72,6 +76,11 @@ Deno.test({
       (req) => {
         const path = new URL(req.url).pathname;
         hits.set(path, (hits.get(path) ?? 0) + 1);
+        if (path === "/ws") {
+          const { socket, response } = Deno.upgradeWebSocket(req);
+          socket.onmessage = (e) => socket.send(`echo: ${e.data}`);
+          return response;
+        }
         const file = FILES[path];
         if (!file) return new Response("not found\n", { status: 404 });
         return new Response(file[0], {
@@ -122,9 +131,12 @@ Deno.test({
         await page.evaluate(`getComputedStyle(document.querySelector("h1")).color`),
         "rgb(10, 120, 60)",
       );
+      // A WebSocket (wss://) inside the intercepted tunnel reaches the origin and back.
+      await page.waitForFunction(`document.getElementById("ws").textContent !== "…"`);
+      assert.equal(await page.textContent("#ws"), "echo: ping over wss");
       const paths = seen.map((s) => new URL(s.url).pathname).sort();
       for (const p of Object.keys(FILES)) assert.ok(paths.includes(p), `${p} loaded: ${paths}`);
-      for (const s of seen) {
+      for (const s of seen.filter((s) => !s.url.startsWith("wss:"))) {
         assert.equal(s.status, 200, `${s.url} answered ${s.status}`);
         assert.ok(s.cache, `${s.url} came through the proxy (X-Cache)`);
       }
