@@ -98,6 +98,13 @@ Deno.test("proxy ca prints the trust steps; TLS_INTERCEPT=on without a CA stops 
         "--ignore-certificate-errors-spki-list=",
       ]
     ) assert.ok(output.includes(step), `proxy ca output lacks ${step}:\n${output}`);
+    const help = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", join(ROOT, "main.ts"), "ca", "--help"],
+      cwd: ROOT,
+      stdout: "piped",
+    }).output();
+    assert.equal(help.code, 0);
+    assert.match(new TextDecoder().decode(help.stdout), /^USAGE\n  proxy ca \[--dir DIR\]/m);
     const proxy = await startProxy({
       env: { TLS_INTERCEPT: "on", TLS_INTERCEPT_CA_DIR: join(dir, "missing") },
       expectExit: true,
