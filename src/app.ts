@@ -452,7 +452,9 @@ export async function createProxy(
   function errorResponse(err: unknown, ctx: RequestContext): Response {
     if (err instanceof UpstreamError) {
       // An origin whose certificate does not verify is refused, never re-signed: counted here.
-      if (interceptor && /certificate/i.test(err.message)) interceptor.upstreamVerificationFailed();
+      if (interceptor && /TLS handshake.*certificate/i.test(err.message)) {
+        interceptor.upstreamVerificationFailed();
+      }
       return text(err.status, `upstream error: ${err.message}`);
     }
     const status = (err as { status?: number }).status;

@@ -104,7 +104,7 @@ Deno.test("proxy ca prints the trust steps; TLS_INTERCEPT=on without a CA stops 
       stdout: "piped",
     }).output();
     assert.equal(help.code, 0);
-    assert.match(new TextDecoder().decode(help.stdout), /^USAGE\n  proxy ca \[--dir DIR\]/m);
+    assert.match(new TextDecoder().decode(help.stdout), /^USAGE\n {2}proxy ca \[--dir DIR\]/m);
     const proxy = await startProxy({
       env: { TLS_INTERCEPT: "on", TLS_INTERCEPT_CA_DIR: join(dir, "missing") },
       expectExit: true,
