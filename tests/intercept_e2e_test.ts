@@ -334,6 +334,15 @@ Deno.test("200 concurrent first handshakes to 50 names: one certificate minted p
     assert.equal(stats.certificates_minted, 50, JSON.stringify(stats));
     assert.equal(stats.certificates_cached, 50);
     assert.equal(stats.handshake_failures, 0);
+    // Every client closed its connection: none stays counted as open (no leak).
+    const deadline = Date.now() + 20_000;
+    while ((await interceptStats(proxy)).open_intercepted !== 0) {
+      assert.ok(
+        Date.now() < deadline,
+        "intercepted connections still open after their clients left",
+      );
+      await new Promise((r) => setTimeout(r, 100));
+    }
   } finally {
     await proxy.stop();
     await Deno.remove(dir.replace(/\/ca$/, ""), { recursive: true });
