@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { X509Certificate } from "@peculiar/x509";
-import { acceptTls, createCa, HandshakeError, LeafMinter, loadCa } from "./mod.ts";
+import { acceptTls, createCa, HandshakeError, Interceptor, LeafMinter, loadCa } from "./mod.ts";
 import { bypassMatcher } from "./bypass.ts";
 
 async function tempCa() {
@@ -165,4 +165,60 @@ Deno.test("bypass list: domains with their subdomains, nothing else", () => {
   assert.equal(bypassed("notbank.example"), false);
   assert.equal(bypassed("example"), false);
   assert.equal(bypassMatcher([])("anything"), false);
+});
+
+Deno.test("the tunnel hook: bypassed hosts declined untouched, others answered, decrypted and served with their authority", async () => {
+  const { dir, ca } = await tempCa();
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const interceptor = new Interceptor({ ca, bypass: ["pinned.test"], handshakeTimeoutMs: 5000 });
+  try {
+    const served = (async () => {
+      const bypassed = await listener.accept();
+      const declined = await interceptor.takeTunnel(
+        bypassed,
+        { authority: { host: "api.pinned.test", port: 443 }, clientIp: "127.0.0.1" },
+        () => Promise.reject(new Error("a bypassed host must not be served")),
+      );
+      assert.equal(declined, false);
+      bypassed.close();
+      const conn = await listener.accept();
+      return await interceptor.takeTunnel(
+        conn,
+        { authority: { host: "shop.test", port: 8443 }, clientIp: "127.0.0.1" },
+        async (session, info) => {
+          const buf = new Uint8Array(4096);
+          const n = await session.read(buf);
+          assert.match(new TextDecoder().decode(buf.subarray(0, n ?? 0)), /^GET \/ HTTP\/1\.1/);
+          const body = `${info.authority} secure=${info.secure}`;
+          await session.write(new TextEncoder().encode(
+            `HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
+          ));
+          await session.closeWrite!();
+        },
+      );
+    })();
+    const port = (listener.addr as Deno.NetAddr).port;
+    const first = await Deno.connect({ hostname: "127.0.0.1", port });
+    assert.equal(await first.read(new Uint8Array(16)), null, "nothing written for a bypassed host");
+    first.close();
+    const tcp = await Deno.connect({ hostname: "127.0.0.1", port });
+    const established = "HTTP/1.1 200 Connection Established\r\n\r\n";
+    const head = new Uint8Array(established.length);
+    let got = 0;
+    while (got < head.length) got += (await tcp.read(head.subarray(got)))!;
+    assert.equal(new TextDecoder().decode(head), established);
+    const tls = await Deno.startTls(tcp, { hostname: "shop.test", caCerts: [ca.certPem] });
+    await tls.write(new TextEncoder().encode("GET / HTTP/1.1\r\nhost: shop.test\r\n\r\n"));
+    const text = await new Response(tls.readable).text();
+    assert.match(text, /shop\.test:8443 secure=true$/);
+    assert.equal(await served, true);
+    const stats = interceptor.snapshot();
+    assert.equal(stats.connections_intercepted, 1);
+    assert.equal(stats.connections_tunnelled, 1);
+    assert.equal(stats.open_intercepted, 0);
+    assert.equal(stats.certificates_minted, 1);
+  } finally {
+    listener.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
