@@ -16,6 +16,8 @@ USAGE
                             settings editor, load tests with charts
   proxy backend [FLAGS]     a test origin server (httpbin-like endpoints)
   proxy loadtest [FLAGS]    a load generator: requests/s and latency percentiles
+  proxy ca [--dir DIR]      create the local CA for HTTPS caching (TLS_INTERCEPT=on) and
+                            print how to trust it
   proxy --version, -V       version, Deno/V8/TypeScript versions and build target
   proxy --help, -h          this text; proxy <command> --help for each command
 
@@ -83,6 +85,10 @@ async function main(args: string[]): Promise<number> {
     case "check": {
       const { runCheck } = await import("./src/config/check.ts");
       return await runCheck(rest);
+    }
+    case "ca": {
+      const { runCa } = await import("./src/intercept/mod.ts");
+      return await runCa(rest);
     }
     case "serve": {
       const { runServe } = await import("./src/server/mod.ts");

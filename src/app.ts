@@ -53,6 +53,7 @@ import { mergeFamilies, ProxyStats, StatsCluster, withLabels } from "./stats/mod
 import type { Refusal, TunnelRequest } from "./server/tunnel.ts";
 import type { RawUpgrade, UpgradeFetch } from "./server/types.ts";
 import { VERSION } from "./version.ts";
+import { createInterceptor, type Interceptor } from "./intercept/mod.ts";
 
 /** Everything `serve` needs from the composed proxy. */
 export interface Proxy {
@@ -64,6 +65,11 @@ export interface Proxy {
   admitTunnel(req: TunnelRequest): Promise<Refusal | undefined>;
   /** SSRF check on the address actually connected to, for tunnels. */
   checkAddress?(ip: string, host: string): string | undefined;
+  /**
+   * TLS interception (TLS_INTERCEPT=on), the CONNECT tunnel's hook after admission: false
+   * leaves a bypassed host to the plain tunnel. Absent when interception is off.
+   */
+  intercept?: Interceptor["takeTunnel"];
   readonly stats: ProxyStats;
   readonly mode: LoadedConfig["mode"];
   /** Re-reads lists, certificates and auth files (SIGHUP). */
@@ -107,6 +113,18 @@ export async function createProxy(
   const via = `1.1 proxy-${instance}`;
   const closers: (() => unknown)[] = [];
   const cidrs = (list: { text: string }[]) => parseCidrList(list.map((c) => c.text));
+
+  // ── TLS interception: first, so a missing CA stops start-up before anything opens ──
+  const interceptor = config.tlsIntercept === "on"
+    ? await createInterceptor({
+      caDir: config.tlsInterceptCaDir,
+      bypass: config.tlsInterceptBypass,
+      handshakeTimeoutMs: config.headerTimeout,
+      log: (message) => logger("intercept").info(message),
+      warn: (message) => logger("intercept").warn(message),
+    })
+    : undefined;
+  if (interceptor) stats.add(interceptor);
 
   // ── security: who may use the proxy, where it may connect ──────────
   const acl = createClientAcl({ allowed: cidrs(config.allowedClients) });
@@ -429,7 +447,13 @@ export async function createProxy(
 
   /** The answer to an error a phase threw. */
   function errorResponse(err: unknown, ctx: RequestContext): Response {
-    if (err instanceof UpstreamError) return text(err.status, `upstream error: ${err.message}`);
+    if (err instanceof UpstreamError) {
+      // An origin whose certificate does not verify is refused, never re-signed: counted here.
+      if (interceptor && /TLS handshake.*certificate/i.test(err.message)) {
+        interceptor.upstreamVerificationFailed();
+      }
+      return text(err.status, `upstream error: ${err.message}`);
+    }
     const status = (err as { status?: number }).status;
     if (typeof status === "number" && status >= 400 && status < 600) {
       return text(status, (err as Error).message);
@@ -481,6 +505,23 @@ export async function createProxy(
     return finish(req, res, ctx, () => path);
   }
 
+  /** An Upgrade (WebSocket) request inside an intercepted tunnel, to the tunnel's origin. */
+  async function interceptedUpgrade(
+    req: Request,
+    ctx: RequestContext,
+  ): Promise<RawUpgrade | Response> {
+    const target = new URL(req.url);
+    const refused = await checkHost?.(target.hostname);
+    if (refused) return text(403, `403 Forbidden: ${refused}`);
+    const verdict = filtering ? filter.check(target.hostname, target.pathname) : undefined;
+    if (verdict) return blockedResponse(verdict);
+    try {
+      return await forwardForwarder.upgrade(req, target, forwardInfo(req, ctx, false));
+    } catch (err) {
+      return errorResponse(err, ctx);
+    }
+  }
+
   const proxy: Proxy = {
     fetch(req, conn) {
       const ctx = contextOf(req, conn);
@@ -491,7 +532,16 @@ export async function createProxy(
       stats.begin(req.method);
       let res: Response;
       let upgraded: RawUpgrade | undefined;
-      if (conn.form !== "origin" || config.backends.length === 0) {
+      if (interceptor && conn.form === "absolute" && conn.secure) {
+        // wss:// inside an intercepted tunnel: the CONNECT was admitted (ACL, auth, rate limit);
+        // the URL still meets the filter and the address checks, like any forwarded request.
+        const outcome = await interceptedUpgrade(req, ctx);
+        if (outcome instanceof Response) res = outcome;
+        else {
+          upgraded = outcome;
+          res = new Response(null, { status: 204 }); // never sent: the listener pipes `upgraded`
+        }
+      } else if (conn.form !== "origin" || config.backends.length === 0) {
         res = text(501, "upgrades pass through to BACKEND_SERVERS only (use CONNECT for tunnels)");
       } else if (aclForReverse && !acl.isAllowedClient(ctx.clientIp)) {
         res = text(403, `403 Forbidden: client ${ctx.clientIp} is not in ALLOWED_CLIENTS`);
@@ -508,6 +558,7 @@ export async function createProxy(
       return finish(req, res, ctx, () => pathOf(req.url));
     },
     checkAddress,
+    intercept: interceptor ? interceptor.takeTunnel.bind(interceptor) : undefined,
     admitTunnel: tunnelAdmission({
       isAllowedClient: acl.isAllowedClient,
       connectPorts: config.connectPorts,

@@ -44,6 +44,7 @@ export type Group =
   | "filtering"
   | "rate limiting"
   | "security"
+  | "tls interception"
   | "logging"
   | "dashboard";
 
@@ -636,6 +637,33 @@ export const SCHEMA = {
       "Most open client connections per serving thread; beyond it new connections are closed at " +
       "once and counted (client_connections_rejected).",
     parser: integer(1, 10_000_000),
+  }),
+  // ── tls interception ────────────────────────────────────────────────
+  tlsIntercept: setting({
+    env: "TLS_INTERCEPT",
+    default: "off",
+    group: "tls interception",
+    description:
+      "on: CONNECT tunnels are decrypted with certificates minted by the local CA (proxy ca), so " +
+      "HTTPS is cached, compressed and filtered by path. Only for clients that trust that CA.",
+    parser: oneOf(["off", "on"] as const),
+  }),
+  tlsInterceptCaDir: setting({
+    env: "TLS_INTERCEPT_CA_DIR",
+    default: "",
+    group: "tls interception",
+    description:
+      "Directory of the interception CA (ca.pem, ca-key.pem); empty: $XDG_DATA_HOME/proxy or " +
+      "~/.local/share/proxy (%LOCALAPPDATA%\\proxy on Windows).",
+    parser: text(),
+  }),
+  tlsInterceptBypass: setting({
+    env: "TLS_INTERCEPT_BYPASS",
+    default: "",
+    group: "tls interception",
+    description:
+      "Domains (subdomains included) tunnelled without interception: pinned clients, banking.",
+    parser: list(text()),
   }),
   // ── logging ─────────────────────────────────────────────────────────
   logLevel: setting({

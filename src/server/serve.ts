@@ -179,6 +179,7 @@ export async function startInstance(loaded: LoadedConfig, thread: ThreadInfo): P
       connectTimeoutMs: config.connectionTimeout,
       admit: (req) => proxy.admitTunnel(req),
       checkAddress: proxy.checkAddress,
+      intercept: proxy.intercept,
       log: config.accessLog
         ? (l) => {
           const bytes = l.bytesUp + l.bytesDown;
