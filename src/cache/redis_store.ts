@@ -160,14 +160,22 @@ export class RedisStore implements CacheStore {
     }
   }
 
+  /**
+   * Removes a URL's variants. Throws when Redis cannot be reached: a PURGE must answer 503
+   * (shared copies may remain), never a false "purged"; the engine's own invalidations run
+   * as tracked background tasks, which log the failure instead.
+   */
   async delete(key: string): Promise<boolean> {
     this.#namesHint.delete(key);
-    if (!this.ready) return false;
+    if (!this.ready) {
+      this.#errors++;
+      throw new Error("redis is not connected");
+    }
     try {
       return (await this.#client.unlink(this.#prefix + key)) > 0;
-    } catch {
+    } catch (err) {
       this.#errors++;
-      return false;
+      throw err;
     }
   }
 
