@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { plainText } from "../respond/mod.ts";
 import { Hono, type MiddlewareHandler } from "hono";
 import type { ConnInfo, RequestContext } from "../context/mod.ts";
 import {
@@ -43,8 +44,7 @@ export interface AdminOptions {
   reload: () => Promise<void>;
 }
 
-const text = (status: number, body: string) =>
-  new Response(`${body}\n`, { status, headers: { "content-type": "text/plain; charset=utf-8" } });
+const text = (status: number, body: string) => plainText(status, body);
 
 export function createAdmin(o: AdminOptions): Hono<AdminEnv> {
   const { stats, cluster } = o;

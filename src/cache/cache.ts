@@ -18,6 +18,8 @@
 import type { CacheStatus, Handler, RequestContext, Wrapper } from "../context/mod.ts";
 import { type CacheEntry, prepare, type StoredResponse } from "./entry.ts";
 import { capture } from "./capture.ts";
+import { UpstreamError } from "../forward/errors.ts";
+import { plainText } from "../respond/mod.ts";
 import {
   correctedInitialAge,
   currentAge,
@@ -98,10 +100,9 @@ function withStatus(res: Response, status: CacheStatus): Response {
   }
 }
 
-/** An error thrown by `next` that is a client error (status < 500) is not an origin failure. */
+/** Only a failed upstream exchange is an origin failure (stale-if-error); our own refusals are not. */
 function isOriginFailure(err: unknown): boolean {
-  const status = (err as { status?: unknown } | null)?.status;
-  return typeof status !== "number" || status >= 500;
+  return err instanceof UpstreamError && err.backendFault;
 }
 
 /**
@@ -332,9 +333,8 @@ export class CacheEngine {
   #gatewayTimeout(ctx: RequestContext): Response {
     ctx.cacheStatus = "MISS";
     this.counters.misses++;
-    return new Response("504 Gateway Timeout: not in cache (only-if-cached)\n", {
-      status: 504,
-      headers: { "content-type": "text/plain; charset=utf-8", "x-cache": "MISS" },
+    return plainText(504, "504 Gateway Timeout: not in cache (only-if-cached)", {
+      "x-cache": "MISS",
     });
   }
 
