@@ -18,25 +18,23 @@ import { admissionPhase, createAdmission } from "./admission/mod.ts";
 import { balancerFromConfig } from "./balancer/from_config.ts";
 import { cacheFromConfig } from "./cache/from_config.ts";
 import { purgeRoutes } from "./cache/mod.ts";
-import { createCompression } from "./compress/mod.ts";
+import { compressionFromConfig, workerPoolFromConfig } from "./compress/from_config.ts";
 import type { LoadedConfig } from "./config/mod.ts";
-import type { ConnInfo, Handler, RequestContext } from "./context/mod.ts";
+import type { ConnInfo } from "./context/mod.ts";
 import { filterFromConfig } from "./filter/from_config.ts";
 import { upstreamFromConfig } from "./forward/from_config.ts";
 import { logger } from "./log/mod.ts";
-import { createBookkeeping, pathOf } from "./pipeline/bookkeeping.ts";
-import { tunnelAdmission } from "./pipeline/connect.ts";
+import { createBookkeeping } from "./pipeline/bookkeeping.ts";
+import { entryPoints } from "./pipeline/entry.ts";
 import { buildPipeline } from "./pipeline/phases.ts";
 import * as phase from "./pipeline/request_filters.ts";
 import { cachePhase, routePhase } from "./pipeline/upstream_phases.ts";
 import { rateLimiterFromConfig } from "./ratelimit/from_config.ts";
 import { securityFromConfig } from "./security/from_config.ts";
 import type { Refusal, TunnelRequest } from "./server/tunnel.ts";
-import type { RawUpgrade, UpgradeFetch } from "./server/types.ts";
-import { isWebSocketUpgrade } from "./server/websocket.ts";
+import type { UpgradeFetch } from "./server/types.ts";
 import { ProxyStats, StatsCluster, type StatsSource } from "./stats/mod.ts";
 import { VERSION } from "./version.ts";
-import { createWorkerPool, TASK_WORKER } from "./workers/mod.ts";
 
 /** Everything `serve` needs from the composed proxy. */
 export interface Proxy {
@@ -97,19 +95,8 @@ export async function createProxy(
   }));
   route.useBalancer(balancer);
   const cache = own(await cacheFromConfig(config, limits.redis));
-  const pool = own(createWorkerPool({
-    size: config.threadPoolSize,
-    queueSize: 1024,
-    taskTimeoutMs: 30_000,
-    entry: TASK_WORKER,
-    logger: logger("workers"),
-  }));
-  const compression = createCompression({
-    enabled: config.enableCompression,
-    encodings: config.compressionEncodings,
-    minSize: config.compressionMinSize,
-    pool,
-  });
+  const pool = own(workerPoolFromConfig(config));
+  const compression = compressionFromConfig(config, pool);
   stats.add(compression);
   const admission = own(createAdmission({
     maxConcurrency: config.maxConcurrency,
@@ -180,56 +167,9 @@ export async function createProxy(
     reload: () => proxy.reload(),
   });
 
-  /** Runs one kind's driver; an error a phase threw becomes its answer. */
-  const run = async (drive: Handler, req: Request, ctx: RequestContext): Promise<Response> => {
-    try {
-      return await drive(req, ctx);
-    } catch (err) {
-      return book.errorResponse(err, ctx);
-    }
-  };
-
-  /** An upgrade, on whichever listener: the raw connection when the backend switched protocols. */
-  async function upgrade(req: Request, conn: ConnInfo): Promise<RawUpgrade | Response> {
-    const ctx = book.contextOf(req, conn, "upgrade");
-    const res = await run(pipeline.upgrade, req, ctx);
-    const up = ctx.upgraded;
-    // A Response cannot carry 101: the stats count a switched protocol as a success.
-    const status = up ? (up.status < 200 ? 200 : up.status) : res.status;
-    const answered = book.finish(req, up ? new Response(null, { status }) : res, ctx);
-    return up ?? answered;
-  }
-
   const proxy: Proxy = {
-    fetch(req, conn) {
-      // RFC 9112 §3.2.2: a gateway serves an absolute-form request for its authority, like origin-form.
-      if (!forwardProxying && conn.form === "absolute") conn = { ...conn, form: "origin" };
-      if (req.method === "PURGE" || (conn.form === "origin" && ADMIN_PATHS.has(pathOf(req.url)))) {
-        const ctx = book.contextOf(req, conn, "http");
-        return Promise.resolve(admin.fetch(req, { ...conn, ctx }))
-          .catch((err) => book.errorResponse(err, ctx))
-          .then((res) => book.finish(req, res, ctx));
-      }
-      if (listener === "deno.serve" && isWebSocketUpgrade(req)) {
-        return upgrade(req, conn) as Promise<Response>;
-      }
-      const ctx = book.contextOf(req, conn, "http");
-      let out: Response | Promise<Response>;
-      try {
-        out = pipeline.http(req, ctx);
-      } catch (err) {
-        out = book.errorResponse(err, ctx);
-      }
-      // A fresh hit comes back as a Response, not a promise: answered without a microtask.
-      if (out instanceof Response) return book.finish(req, out, ctx);
-      return out.then(
-        (res) => book.finish(req, res, ctx),
-        (err) => book.finish(req, book.errorResponse(err, ctx), ctx),
-      );
-    },
-    upgrade,
+    ...entryPoints({ pipeline, book, admin, adminPaths: ADMIN_PATHS, forwardProxying, listener }),
     checkAddress: security.checkAddress,
-    admitTunnel: tunnelAdmission(pipeline, book.contextOf),
     stats,
     mode,
     async reload() {

@@ -80,9 +80,11 @@ export function createBookkeeping(o: BookkeepingOptions): Bookkeeping {
       try {
         res.headers.set("x-request-id", ctx.id);
       } catch {
-        // Immutable headers (a fetch() response): copy once.
-        res = new Response(res.body, res);
-        res.headers.set("x-request-id", ctx.id);
+        // Immutable headers (a fetch() response): copy once; a 101 cannot be copied, and needs none.
+        if (res.status >= 200) {
+          res = new Response(res.body, res);
+          res.headers.set("x-request-id", ctx.id);
+        }
       }
       stats.end(res.status, ms);
       const length = res.headers.get("content-length");
