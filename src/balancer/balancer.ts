@@ -12,7 +12,7 @@ import { IDEMPOTENT_METHODS, prepareBody, type PreparedBody, trackBody } from ".
 import { HealthChecker, type HealthCheckOptions } from "./health.ts";
 import { plainText } from "../respond/mod.ts";
 import { UpstreamError } from "../forward/errors.ts";
-import { createPicker, STRATEGIES, type Strategy } from "./strategy.ts";
+import { createPolicy, pathAndQueryOf, type Strategy } from "./strategy.ts";
 
 /** A configured backend: an origin (no path) and a weight (integer 1–1000, default 1). */
 export interface BackendSpec {
@@ -131,11 +131,6 @@ const NO_BODY: PreparedBody = { kind: "none" };
 
 /** Builds a balancer over `options.backends`; active health checks start at once. */
 export function createBalancer(options: BalancerOptions): Balancer {
-  if (!STRATEGIES.includes(options.strategy)) {
-    throw new Error(
-      `LB_STRATEGY: unknown strategy "${options.strategy}" (use ${STRATEGIES.join(", ")})`,
-    );
-  }
   const backends = options.backends.map((spec, i) => {
     if (!Number.isInteger(spec.weight) || spec.weight < 1) {
       throw new Error(`BACKEND_SERVERS: weight of ${spec.url.href} must be an integer ≥ 1`);
@@ -153,7 +148,7 @@ export function createBalancer(options: BalancerOptions): Balancer {
   const bodyLimit = Math.max(0, options.retryBodyLimit ?? 64 * 1024);
   const send = options.send;
   const log = options.logger;
-  const pick = createPicker(strategy, backends);
+  const policy = createPolicy(strategy, backends);
   let retryCount = 0;
   let unavailableCount = 0;
   let failedCount = 0;
@@ -199,7 +194,6 @@ export function createBalancer(options: BalancerOptions): Balancer {
   const handler: Handler = async (req: Request, ctx: RequestContext): Promise<Response> => {
     if (backends.length === 0) return plainText(502, "no backend configured\n");
     const pathAndQuery = pathAndQueryOf(req.url);
-    const key = strategy === "ip-hash" ? ctx.clientIp : strategy === "url-hash" ? pathAndQuery : "";
     const idempotent = IDEMPOTENT_METHODS.has(req.method);
     // Backends already tried for this request; allocated on the first retry only.
     let tried: Set<Backend> | undefined;
@@ -213,8 +207,8 @@ export function createBalancer(options: BalancerOptions): Balancer {
     for (let attempt = 0; attempt <= retries; attempt++) {
       const at = Date.now();
       const b = tried === undefined
-        ? pick(key, (c) => c.available(at))
-        : pick(key, (c) => !tried!.has(c) && c.available(at));
+        ? policy.pick(backends, req, ctx, (c) => c.available(at))
+        : policy.pick(backends, req, ctx, (c) => !tried!.has(c) && c.available(at));
       if (!b) break;
       if (attempt > 0) {
         retryCount++;
@@ -305,18 +299,6 @@ export function createBalancer(options: BalancerOptions): Balancer {
       await checker?.close();
     },
   };
-}
-
-/**
- * "/path?query" of a Request's URL without parsing it again (hot path). A
- * Request's URL is always serialised, so for http(s) the path starts at the
- * first "/" after the authority, which contains neither "/" nor "?".
- */
-function pathAndQueryOf(url: string): string {
-  const slash = url.indexOf("/", url.indexOf("//") + 2);
-  if (slash < 0) return "/";
-  const hash = url.indexOf("#", slash);
-  return hash < 0 ? url.slice(slash) : url.slice(slash, hash);
 }
 
 function attemptRequest(req: Request, body: PreparedBody): Request {

@@ -20,6 +20,7 @@ import {
   text,
   threadCount,
 } from "./parsers.ts";
+import { STRATEGY_NAMES } from "../balancer/strategy.ts";
 
 export interface Setting<T> {
   /** Environment variable and `.env` key. */
@@ -173,9 +174,7 @@ export const SCHEMA = {
     default: "round-robin",
     group: "backends",
     description: "How a backend is chosen for each request.",
-    parser: oneOf(
-      ["round-robin", "weighted-round-robin", "least-connections", "ip-hash", "url-hash"] as const,
-    ),
+    parser: oneOf(STRATEGY_NAMES),
   }),
   healthCheckPath: setting({
     env: "HEALTH_CHECK_PATH",
