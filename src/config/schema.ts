@@ -477,7 +477,8 @@ export const SCHEMA = {
     env: "TRUSTED_PROXIES",
     default: "",
     group: "security",
-    description: "Peers whose X-Forwarded-For is believed and appended to; others' is replaced.",
+    description:
+      "Peers whose X-Forwarded-For is believed and appended to (others' is replaced) and whose X-Request-Id is kept (others get a new one).",
     parser: list(cidr()),
   }),
   maxHeaderSize: setting({
