@@ -14,23 +14,17 @@
  * @module
  */
 import { ADMIN_PATHS, createAdmin } from "./admin/mod.ts";
-import { admissionPhase, createAdmission } from "./admission/mod.ts";
-import { balancerFromConfig } from "./balancer/from_config.ts";
 import { cacheFromConfig } from "./cache/from_config.ts";
 import { purgeRoutes } from "./cache/mod.ts";
-import { compressionFromConfig, workerPoolFromConfig } from "./compress/from_config.ts";
-import type { LoadedConfig } from "./config/mod.ts";
+import { workerPoolFromConfig } from "./compress/from_config.ts";
+import { type LoadedConfig, SCHEMA, type SettingKey } from "./config/mod.ts";
 import type { ConnInfo } from "./context/mod.ts";
-import { filterFromConfig } from "./filter/from_config.ts";
 import { upstreamFromConfig } from "./forward/from_config.ts";
 import { logger } from "./log/mod.ts";
-import { createBookkeeping } from "./pipeline/bookkeeping.ts";
 import { entryPoints } from "./pipeline/entry.ts";
-import { buildPipeline } from "./pipeline/phases.ts";
-import * as phase from "./pipeline/request_filters.ts";
-import { cachePhase, routePhase } from "./pipeline/upstream_phases.ts";
-import { rateLimiterFromConfig } from "./ratelimit/from_config.ts";
-import { securityFromConfig } from "./security/from_config.ts";
+import { buildSections, type FixedParts, liveSources, needsRestart } from "./pipeline/sections.ts";
+import { rateLimitRedis } from "./ratelimit/from_config.ts";
+import { addressPolicyFromConfig } from "./security/from_config.ts";
 import type { Refusal, TunnelRequest } from "./server/tunnel.ts";
 import type { UpgradeFetch } from "./server/types.ts";
 import { ProxyStats, StatsCluster, type StatsSource } from "./stats/mod.ts";
@@ -48,7 +42,11 @@ export interface Proxy {
   checkAddress?(ip: string, host: string): string | undefined;
   readonly stats: ProxyStats;
   readonly mode: LoadedConfig["mode"];
-  /** Re-reads lists, certificates and auth files (SIGHUP). */
+  /**
+   * SIGHUP / POST /proxy-reload: applies every setting that needs no new
+   * listener (backends, strategy, health checks, limits, filters, auth, …) at
+   * once, or rejects and keeps the running configuration; re-reads lists and users.
+   */
   reload(): Promise<void>;
   close(): Promise<void>;
 }
@@ -57,6 +55,12 @@ export interface Proxy {
 export interface ThreadInfo {
   thread: number;
   threads: number;
+  /**
+   * Reads the configuration again (same flags, .env and environment) for a
+   * reload; without it a reload re-reads only lists, users and certificates.
+   * Throws a ConfigError for a bad new configuration.
+   */
+  readConfig?: () => LoadedConfig;
 }
 
 export async function createProxy(
@@ -69,7 +73,7 @@ export async function createProxy(
   const log = logger("app");
   const instance = crypto.randomUUID().slice(0, 8);
   const closers: (() => unknown)[] = [];
-  /** Registers a section: its numbers in /proxy-stats and /metrics, its close at shutdown. */
+  /** Registers a part: its numbers in /proxy-stats and /metrics, its close at shutdown. */
   const own = <T extends { close(): unknown }>(part: T): T => {
     if (typeof (part as { metrics?: unknown }).metrics === "function") {
       stats.add(part as unknown as StatsSource);
@@ -78,73 +82,36 @@ export async function createProxy(
     return part;
   };
 
-  // ── the sections, each built by its module ──────────────────────────
-  const security = securityFromConfig(loaded);
-  if (security.auth) own(security.auth);
-  const limits = own(rateLimiterFromConfig(config));
-  stats.add(limits.limiter);
-  const upstream = own(upstreamFromConfig(config, {
-    via: `1.1 proxy-${instance}`,
-    checkAddress: security.checkAddress,
-  }));
-  const route = routePhase({ config, listener, upstream, trusted: security.trusted });
-  const balancer = own(balancerFromConfig(config, {
-    send: route.send,
-    caCerts: upstream.caCerts,
-    connectionStats: () => upstream.reverse.snapshot().origins,
-  }));
-  route.useBalancer(balancer);
-  const cache = own(await cacheFromConfig(config, limits.redis));
+  // ── what lives as long as the process: pools, cache, Redis, workers ──
+  // FORWARD_ALLOW_PRIVATE needs a restart: the forward pool checks addresses with it.
+  const checkAddress = addressPolicyFromConfig(config);
+  const upstream = own(upstreamFromConfig(config, { via: `1.1 proxy-${instance}`, checkAddress }));
+  const rateRedis = rateLimitRedis(config);
+  const cache = own(await cacheFromConfig(config, rateRedis));
+  if (rateRedis) closers.push(() => rateRedis.close());
   const pool = own(workerPoolFromConfig(config));
-  const compression = compressionFromConfig(config, pool);
-  stats.add(compression);
-  const admission = own(createAdmission({
-    maxConcurrency: config.maxConcurrency,
-    queueSize: config.requestQueueSize,
-    queueTimeoutMs: config.queueTimeout,
-  }));
-  const filter = own(
-    await filterFromConfig(config, pool).catch(async (err) => {
-      // A missing list stops start-up: end the workers and connections opened so far.
-      for (const close of closers.reverse()) await close();
-      throw err;
-    }),
-  );
-  const forwardProxying = mode !== "reverse";
-
-  // ── the phases this configuration runs, by name (their order is PHASES') ──
-  const pipeline = buildPipeline({
-    hygiene: phase.hygiene({
-      maxHeaderCount: config.maxHeaderCount,
-      maxHeaderSize: config.maxHeaderSize,
-    }),
-    "client-acl": forwardProxying || security.aclForReverse
-      ? phase.clientAcl(security.acl.isAllowedClient, security.aclForReverse)
-      : undefined,
-    auth: security.auth && phase.auth(security.auth),
-    "body-limit": phase.bodyLimit(config.maxBodySize),
-    "rate-limit": phase.rateLimit(limits.limiter, config.rateLimitRequests > 0),
-    filter: config.requestFilters.length > 0 || config.filterLists.length > 0
-      ? phase.filter(filter)
-      : undefined,
-    target: phase.target({
-      via: upstream.via,
-      checkHost: security.checkHost,
-      connectPorts: config.connectPorts,
-    }),
-    cache: cachePhase(cache),
-    admission: { wrap: admissionPhase(admission) },
-    compression: { wrap: compression.wrap },
-    route,
-  });
-
-  const book = createBookkeeping({
+  const fixed: FixedParts = {
+    listener,
+    upstream,
+    cache,
+    pool,
     stats,
-    accessLog: config.accessLog ? logger("access") : undefined,
     log,
-    trusted: security.trusted,
+    accessLog: logger("access"),
     instance,
+    rateRedis,
+    route: {},
+  };
+
+  // ── what a reload rebuilds: the sections and the phase list over them ──
+  let live = await buildSections(loaded, fixed).catch(async (err) => {
+    // A missing list stops start-up: end the workers and connections opened so far.
+    for (const close of closers.reverse()) await close();
+    throw err;
   });
+  fixed.route.current = live.route;
+  closers.push(() => live.close());
+  for (const source of liveSources(() => live)) stats.add(source);
 
   // ── the admin surface ───────────────────────────────────────────────
   // With several serving threads, any of them may be asked: it gathers every thread's numbers.
@@ -159,29 +126,74 @@ export async function createProxy(
       mode,
       listener,
       version: VERSION,
-      backends: config.backends.length,
+      backends: live.loaded.config.backends.length,
       cache: cache.status(),
     }),
     purger: purgeRoutes(cache),
-    guard: security.guardAdmin,
+    guard: (c, next) => live.security.guardAdmin(c, next),
     reload: () => proxy.reload(),
   });
 
+  /** Applies a new configuration: a complete new unit of sections, or none and one log line. */
+  async function reconfigure(next: LoadedConfig): Promise<void> {
+    if (next.mode !== mode) {
+      throw new Error(`the mode would change from ${mode} to ${next.mode}: restart to apply`);
+    }
+    const restart = needsRestart(live.loaded.config, next.config);
+    const applied = { ...next, config: { ...next.config } };
+    // Settings that need a restart keep their running values, so the new unit is coherent.
+    for (const key of Object.keys(SCHEMA) as SettingKey[]) {
+      if (restart.includes(SCHEMA[key].env)) {
+        (applied.config as Record<string, unknown>)[key] = live.loaded.config[key];
+      }
+    }
+    const previous = live;
+    const built = await buildSections(applied, fixed, previous);
+    fixed.route.current = built.route;
+    live = built;
+    await previous.close(built);
+    if (built.security.auth && built.security === previous.security) built.security.auth.reload();
+    if (built.filter === previous.filter) await built.filter.reload();
+    if (restart.length > 0) {
+      log.warn("reloaded; these settings need a restart and keep their running values: {keys}", {
+        keys: restart.join(", "),
+      });
+    }
+  }
+
   const proxy: Proxy = {
-    ...entryPoints({ pipeline, book, admin, adminPaths: ADMIN_PATHS, forwardProxying, listener }),
-    checkAddress: security.checkAddress,
+    ...entryPoints({
+      live: () => live,
+      admin,
+      adminPaths: ADMIN_PATHS,
+      forwardProxying: mode !== "reverse",
+      listener,
+    }),
+    checkAddress,
     stats,
     mode,
     async reload() {
+      if (threadInfo.readConfig !== undefined) {
+        try {
+          await reconfigure(threadInfo.readConfig());
+        } catch (err) {
+          // The caller logs this one line (SIGHUP) or answers it (POST /proxy-reload).
+          throw new Error(
+            `reload refused, the running configuration stays: ${(err as Error).message}`,
+          );
+        }
+        log.info("reloaded");
+        return;
+      }
       try {
-        security.auth?.reload();
+        live.security.auth?.reload();
       } catch (err) {
         // A broken users file must not stop the other reloads; the previous users stay.
         log.error("proxy users not reloaded, keeping the previous ones: {error}", {
           error: String(err),
         });
       }
-      await filter.reload();
+      await live.filter.reload();
       log.info("reloaded");
     },
     async close() {

@@ -25,30 +25,37 @@ function headersOf(h: TunnelRequest["headers"] | Headers): Headers {
   return out;
 }
 
-/** `admitTunnel` for the listener: undefined when the tunnel may open, else the refusal. */
+/** `admitTunnel` bound to one pipeline (tests). */
 export function tunnelAdmission(
   pipeline: Pipeline,
   contextOf: ContextOf,
 ): (req: TunnelRequest) => Promise<Refusal | undefined> {
-  return async (t) => {
-    const { host, port } = t.authority;
-    const hostPort = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-    // Not forwarded anywhere: it carries the authority and the headers to the phases.
-    const req = new Request(`http://${hostPort}/`, { headers: headersOf(t.headers) });
-    const conn: ConnInfo = {
-      remoteAddr: t.clientIp,
-      remotePort: 0,
-      form: "authority",
-      secure: false,
-    };
-    const ctx = contextOf(req, conn, "connect");
-    ctx.authority = t.authority;
-    const res = await pipeline.connect(req, ctx);
-    if (res === ADMITTED) return undefined;
-    const headers: Record<string, string> = {};
-    res.headers.forEach((v, k) => {
-      if (k !== "content-type" && k !== "content-length") headers[k] = v;
-    });
-    return { status: res.status, reason: (await res.text()).trimEnd(), headers };
+  return (t) => admitTunnel(pipeline, contextOf, t);
+}
+
+/** Undefined when the tunnel may open, else the refusal. */
+export async function admitTunnel(
+  pipeline: Pipeline,
+  contextOf: ContextOf,
+  t: TunnelRequest,
+): Promise<Refusal | undefined> {
+  const { host, port } = t.authority;
+  const hostPort = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+  // Not forwarded anywhere: it carries the authority and the headers to the phases.
+  const req = new Request(`http://${hostPort}/`, { headers: headersOf(t.headers) });
+  const conn: ConnInfo = {
+    remoteAddr: t.clientIp,
+    remotePort: 0,
+    form: "authority",
+    secure: false,
   };
+  const ctx = contextOf(req, conn, "connect");
+  ctx.authority = t.authority;
+  const res = await pipeline.connect(req, ctx);
+  if (res === ADMITTED) return undefined;
+  const headers: Record<string, string> = {};
+  res.headers.forEach((v, k) => {
+    if (k !== "content-type" && k !== "content-length") headers[k] = v;
+  });
+  return { status: res.status, reason: (await res.text()).trimEnd(), headers };
 }

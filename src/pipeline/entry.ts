@@ -12,12 +12,12 @@ import type { Refusal, TunnelRequest } from "../server/tunnel.ts";
 import type { RawUpgrade } from "../server/types.ts";
 import { isWebSocketUpgrade } from "../server/websocket.ts";
 import { type Bookkeeping, pathOf } from "./bookkeeping.ts";
-import { tunnelAdmission } from "./connect.ts";
+import { admitTunnel } from "./connect.ts";
 import type { Pipeline } from "./phases.ts";
 
 export interface EntryOptions {
-  pipeline: Pipeline;
-  book: Bookkeeping;
+  /** The running phase list and bookkeeping (a reload replaces them between requests). */
+  live: () => { readonly pipeline: Pipeline; readonly book: Bookkeeping };
   /** The admin surface (Hono), for PURGE and the proxy's own paths. */
   admin: { fetch(req: Request, env: unknown): Response | Promise<Response> };
   adminPaths: ReadonlySet<string>;
@@ -34,10 +34,11 @@ export interface EntryPoints {
 }
 
 export function entryPoints(o: EntryOptions): EntryPoints {
-  const { pipeline, book, admin, adminPaths, forwardProxying } = o;
+  const { live, admin, adminPaths, forwardProxying } = o;
 
   /** An upgrade, on whichever listener: the raw connection when the backend switched protocols. */
   async function upgrade(req: Request, conn: ConnInfo): Promise<RawUpgrade | Response> {
+    const { pipeline, book } = live();
     const ctx = book.contextOf(req, conn, "upgrade");
     let res: Response;
     try {
@@ -56,6 +57,7 @@ export function entryPoints(o: EntryOptions): EntryPoints {
     fetch(req, conn) {
       // RFC 9112 §3.2.2: a gateway serves an absolute-form request for its authority, as origin-form.
       if (!forwardProxying && conn.form === "absolute") conn = { ...conn, form: "origin" };
+      const { pipeline, book } = live();
       if (req.method === "PURGE" || (conn.form === "origin" && adminPaths.has(pathOf(req.url)))) {
         const ctx = book.contextOf(req, conn, "http");
         return Promise.resolve(admin.fetch(req, { ...conn, ctx }))
@@ -80,6 +82,9 @@ export function entryPoints(o: EntryOptions): EntryPoints {
       );
     },
     upgrade,
-    admitTunnel: tunnelAdmission(pipeline, book.contextOf),
+    admitTunnel(t) {
+      const { pipeline, book } = live();
+      return admitTunnel(pipeline, book.contextOf, t);
+    },
   };
 }

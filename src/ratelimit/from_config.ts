@@ -1,6 +1,8 @@
 /**
  * The rate limiter as the configuration asks for it: per client, shared
- * through Redis when REDIS_URL is set, local otherwise.
+ * through Redis when REDIS_URL is set, local otherwise. The Redis connection
+ * is made apart (`rateLimitRedis`): it lives as long as the process (the
+ * cache may share it), while a reload may replace the limiter.
  *
  * @module
  */
@@ -12,13 +14,12 @@ import { createRateLimiter, type RateLimiter } from "./limiter.ts";
 
 export interface RateLimitSection {
   limiter: RateLimiter;
-  /** The Redis connection the limiter uses (the cache may share it), when REDIS_URL is set. */
-  redis?: RedisHandle;
   close(): Promise<void>;
 }
 
-export function rateLimiterFromConfig(config: Config): RateLimitSection {
-  const redis = config.redisUrl
+/** The connection the limiter decides in, when REDIS_URL is set. */
+export function rateLimitRedis(config: Config): RedisHandle | undefined {
+  return config.redisUrl
     ? connectRedis({
       url: config.redisUrl,
       commandTimeoutMs: config.redisTimeout,
@@ -26,6 +27,9 @@ export function rateLimiterFromConfig(config: Config): RateLimitSection {
       logger: (level, msg) => logger("redis")[level](msg),
     })
     : undefined;
+}
+
+export function rateLimiterFromConfig(config: Config, redis?: RedisHandle): RateLimitSection {
   const limiter = createRateLimiter({
     limit: config.rateLimitRequests,
     windowSec: config.rateLimitWindow,
@@ -36,12 +40,5 @@ export function rateLimiterFromConfig(config: Config): RateLimitSection {
     redisTimeoutMs: config.redisTimeout,
     logger: logger("ratelimit"),
   });
-  return {
-    limiter,
-    redis,
-    async close() {
-      await limiter.close();
-      await redis?.close();
-    },
-  };
+  return { limiter, close: async () => await limiter.close() };
 }

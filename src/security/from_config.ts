@@ -7,7 +7,7 @@
  * @module
  */
 import type { MiddlewareHandler } from "hono";
-import type { LoadedConfig } from "../config/mod.ts";
+import type { Config, LoadedConfig } from "../config/mod.ts";
 import { logger } from "../log/mod.ts";
 import { type ClientAcl, createClientAcl } from "./acl.ts";
 import { adminGuard } from "./admin.ts";
@@ -32,12 +32,17 @@ export interface Security {
 export const cidrsOf = (list: readonly { text: string }[]): Cidr[] =>
   parseCidrList(list.map((c) => c.text));
 
-export function securityFromConfig({ config, sources }: LoadedConfig): Security {
-  const checkAddress = createAddressPolicy({
+/** FORWARD_ALLOW_PRIVATE as an address policy (checked on the address actually connected to). */
+export function addressPolicyFromConfig(config: Config): AddressPolicy {
+  return createAddressPolicy({
     allowPrivate: config.forwardAllowPrivate === "none" || config.forwardAllowPrivate === "all"
       ? config.forwardAllowPrivate
       : cidrsOf(config.forwardAllowPrivate),
   });
+}
+
+export function securityFromConfig({ config, sources }: LoadedConfig): Security {
+  const checkAddress = addressPolicyFromConfig(config);
   return {
     acl: createClientAcl({ allowed: cidrsOf(config.allowedClients) }),
     // In a gateway the backends are the operator's own, so only forward proxying is
