@@ -146,3 +146,38 @@ for (const trusted of [false, true]) {
     });
   });
 }
+
+Deno.test("GET and CONNECT meet the rate limit and the filter in one order, with the same refusals", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/list.txt`, "||blocked.example^\n");
+  const proxy = await startProxy({
+    env: {
+      PROXY_MODE: "forward",
+      FILTER_LISTS: `${dir}/list.txt`,
+      RATE_LIMIT_REQUESTS: "4",
+      RATE_LIMIT_EXEMPT: "",
+    },
+  });
+  const ask = async (line: string) => {
+    const r = await rawRequest(
+      proxy.port,
+      `${line}\r\nHost: blocked.example\r\nConnection: close\r\n\r\n`,
+    );
+    return { status: r.status, body: r.body.trim(), filter: r.headers["x-filter"] ?? null };
+  };
+  try {
+    // One client, one window: GET and CONNECT in turns.
+    const gets = [];
+    const connects = [];
+    for (let i = 0; i < 3; i++) {
+      gets.push(await ask("GET http://blocked.example/ HTTP/1.1"));
+      connects.push(await ask("CONNECT blocked.example:443 HTTP/1.1"));
+    }
+    // Counted by the rate limit before the filter answers, for both kinds, with the same answers.
+    assert.deepEqual(gets.map((g) => g.status), [403, 403, 429]);
+    assert.deepEqual(connects, gets);
+  } finally {
+    await proxy.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

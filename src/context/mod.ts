@@ -54,7 +54,10 @@ export interface RequestContext {
   /** Request id: X-Request-Id from a trusted peer, else generated; sent upstream and back. */
   readonly id: string;
   readonly conn: ConnInfo;
-  /** Which driver runs the request (src/pipeline/phases.ts). */
+  /**
+   * Which driver runs the request (src/pipeline/phases.ts): `http`, `upgrade` or
+   * `connect`. A `hit` is an `http` request the cache answered (`cacheStatus`).
+   */
   readonly kind: RequestKind;
   /** `performance.now()` when the request entered the app. */
   readonly startedAt: number;
