@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { ConnInfo } from "../context/mod.ts";
+import type { ConnInfo, RequestContext } from "../context/mod.ts";
 import type { Refusal, TunnelRequest } from "../server/tunnel.ts";
 import type { RawUpgrade } from "../server/types.ts";
 import { isWebSocketUpgrade } from "../server/websocket.ts";
@@ -76,10 +76,7 @@ export function entryPoints(o: EntryOptions): EntryPoints {
       }
       // A fresh hit comes back as a Response, not a promise: answered without a microtask.
       if (out instanceof Response) return book.finish(req, out, ctx);
-      return out.then(
-        (res) => book.finish(req, res, ctx),
-        (err) => book.finish(req, book.errorResponse(err, ctx), ctx),
-      );
+      return settle(book, req, ctx, out);
     },
     upgrade,
     admitTunnel(t) {
@@ -87,4 +84,20 @@ export function entryPoints(o: EntryOptions): EntryPoints {
       return admitTunnel(pipeline, book.contextOf, t);
     },
   };
+}
+
+/** Waits for a driver's answer (no closures per request), then the bookkeeping. */
+async function settle(
+  book: Bookkeeping,
+  req: Request,
+  ctx: RequestContext,
+  pending: Promise<Response>,
+): Promise<Response> {
+  let res: Response;
+  try {
+    res = await pending;
+  } catch (err) {
+    res = book.errorResponse(err, ctx);
+  }
+  return book.finish(req, res, ctx);
 }
