@@ -52,7 +52,11 @@ Deno.test({
       assert.equal(big.status, 413);
       await big.body?.cancel();
       assert.equal((await proxy.stats()).backends.strategy, "least-connections");
-      assert.match(proxy.output(), /need a restart[^\n]*CACHE_MEMORY_SIZE/);
+      // The log line is written as the reload finishes: wait for it rather than race it.
+      await until(
+        "the restart-only setting is named",
+        () => Promise.resolve(/need a restart[^\n]*CACHE_MEMORY_SIZE/.test(proxy.output())),
+      );
 
       // A bad value anywhere: nothing of the new file is applied.
       await Deno.writeTextFile(envFile, `BACKEND_SERVERS=${a.url}\nLB_STRATEGY=bogus\n`);

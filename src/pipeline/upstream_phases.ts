@@ -72,20 +72,10 @@ export function routePhase(o: RouteOptions): RoutePhase {
     proto: ctx.conn.secure ? "https" : "http",
     host: gateway ? authorityOf(req.url) : req.headers.get("host") ?? "",
     preserveHost: gateway,
+    // Written into the upstream head by the forwarder: setting it on the request's own
+    // headers would cost Deno's lazily read header list (measured: a third of the rate).
+    requestId: ctx.id,
   });
-
-  /** The request id goes upstream (a trusted client's own one is already there). */
-  const withId = (req: Request, ctx: RequestContext): Request => {
-    if (req.headers.get("x-request-id") === ctx.id) return req;
-    try {
-      req.headers.set("x-request-id", ctx.id);
-      return req;
-    } catch {
-      const headers = new Headers(req.headers);
-      headers.set("x-request-id", ctx.id);
-      return new Request(req, { headers });
-    }
-  };
 
   const send: SendFn = async (req, target, ctx) => {
     if (ctx.kind !== "upgrade") {
@@ -98,7 +88,6 @@ export function routePhase(o: RouteOptions): RoutePhase {
   };
 
   const http: Handler = (req, ctx) => {
-    req = withId(req, ctx);
     if (ctx.target) return upstream.forward.forward(req, ctx.target, infoOf(req, ctx, false));
     if (!hasBackends || balancer === undefined) return Promise.resolve(plainText(502, NO_BACKEND));
     return balancer.handler(req, ctx);
@@ -109,8 +98,7 @@ export function routePhase(o: RouteOptions): RoutePhase {
         plainText(501, "upgrades pass through to BACKEND_SERVERS only (use CONNECT for tunnels)"),
       );
     }
-    // Deno.serve upgrades the very request it handed over: leave it untouched.
-    return balancer.handler(o.listener === "deno.serve" ? req : withId(req, ctx), ctx);
+    return balancer.handler(req, ctx);
   };
   const ends = (h: Handler): Wrapper => () => h;
 
