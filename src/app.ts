@@ -7,9 +7,9 @@
  *   → cache (a fresh hit ends here) → admission → compression
  *   → route (absolute-form: the destination; origin-form: the balancer → forwarder)
  *
- * around which every request gets its context (request id, client address)
- * and, at the end, X-Request-Id, stats and the access-log line. Each section
- * is built by its module from the configuration; Hono serves only the admin surface.
+ * around which every request gets its context and, at the end, X-Request-Id,
+ * stats and the access-log line (src/pipeline/entry.ts). Each section is built
+ * by its module from the configuration; Hono serves only the admin surface.
  *
  * @module
  */
@@ -42,11 +42,7 @@ export interface Proxy {
   checkAddress?(ip: string, host: string): string | undefined;
   readonly stats: ProxyStats;
   readonly mode: LoadedConfig["mode"];
-  /**
-   * SIGHUP / POST /proxy-reload: applies every setting that needs no new
-   * listener (backends, strategy, health checks, limits, filters, auth, …) at
-   * once, or rejects and keeps the running configuration; re-reads lists and users.
-   */
+  /** SIGHUP / POST /proxy-reload: every setting that needs no new listener, at once, or none. */
   reload(): Promise<void>;
   close(): Promise<void>;
 }
@@ -55,11 +51,7 @@ export interface Proxy {
 export interface ThreadInfo {
   thread: number;
   threads: number;
-  /**
-   * Reads the configuration again (same flags, .env and environment) for a
-   * reload; without it a reload re-reads only lists, users and certificates.
-   * Throws a ConfigError for a bad new configuration.
-   */
+  /** Reads the configuration again for a reload (without it: lists and users only); may throw. */
   readConfig?: () => LoadedConfig;
 }
 
