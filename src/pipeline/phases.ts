@@ -53,9 +53,9 @@ export const PHASES = [
   { name: "body-limit", kinds: ["http", "hit"] },
   { name: "rate-limit", kinds: ALL },
   { name: "filter", kinds: ALL },
-  // Upgrades go to BACKEND_SERVERS (origin-form, no target), or inside an intercepted
-  // tunnel to its origin, whose address is checked like any forwarded request's.
-  { name: "target", kinds: ALL },
+  // Upgrades go to BACKEND_SERVERS only (origin-form), so they have no target to check;
+  // inside an intercepted tunnel the route checks the origin's address itself.
+  { name: "target", kinds: ["http", "hit", "connect"] },
   { name: "cache", kinds: ["http", "hit"] },
   // A tunnel lives for hours: an in-flight slot would be held by an idle connection.
   { name: "admission", kinds: ["http", "upgrade"] },

@@ -142,6 +142,7 @@ export async function buildSections(
     const route = routePhase({
       config,
       intercepting: fixed.intercepting,
+      checkHost: security.checkHost,
       upstream: fixed.upstream,
       trusted: security.trusted,
     });

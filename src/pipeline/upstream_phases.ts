@@ -44,6 +44,8 @@ export interface RouteOptions {
    * goes to the tunnel's origin rather than to BACKEND_SERVERS.
    */
   intercepting?: boolean;
+  /** Refuses names pointing inside (FORWARD_ALLOW_PRIVATE), for intercepted upgrades. */
+  checkHost?: (host: string) => Promise<string | undefined> | string | undefined;
   upstream: Upstream;
   trusted: readonly Cidr[];
 }
@@ -97,13 +99,18 @@ export function routePhase(o: RouteOptions): RoutePhase {
   };
   /** wss:// inside an intercepted tunnel: to the tunnel's origin, like any forwarded request. */
   const interceptedUpgrade: Handler = async (req, ctx) => {
-    const up = await upstream.forward.upgrade(req, ctx.target!, infoOf(req, ctx, false));
+    // The CONNECT was admitted (ACL, auth, rate limit) and the filter phase saw the URL;
+    // the origin's address is still checked like any forwarded request's.
+    const target = new URL(req.url);
+    const refused = await o.checkHost?.(target.hostname);
+    if (refused) return plainText(403, `403 Forbidden: ${refused}`);
+    const up = await upstream.forward.upgrade(req, target, infoOf(req, ctx, false));
     if (up instanceof Response) return up;
     ctx.upgraded = up;
     return new Response(null, { status: 204 }); // never sent: the listener pipes `upgraded`
   };
   const upgrade: Handler = (req, ctx) => {
-    if (o.intercepting && ctx.target && ctx.conn.form === "absolute" && ctx.conn.secure) {
+    if (o.intercepting && ctx.conn.form === "absolute" && ctx.conn.secure) {
       return interceptedUpgrade(req, ctx);
     }
     if (ctx.conn.form !== "origin" || !hasBackends || balancer === undefined) {
