@@ -69,6 +69,7 @@ Deno.test("cache hits serve the stored encoded variant without recompressing", a
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
     const ctx: RequestContext = {
       id: "t",
+      kind: "http",
       conn: { remoteAddr: "127.0.0.1", remotePort: 0, form: "origin", secure: false },
       startedAt: performance.now(),
       clientIp: "127.0.0.1",

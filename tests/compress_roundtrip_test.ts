@@ -166,6 +166,7 @@ function start(encodings: Encoding[] = ["br", "zstd", "gzip", "deflate"]): Fixtu
   const handler = compression.wrap(origin);
   const ctx = (): RequestContext => ({
     id: "t",
+    kind: "http",
     conn: { remoteAddr: "127.0.0.1", remotePort: 0, form: "origin", secure: false },
     startedAt: performance.now(),
     clientIp: "127.0.0.1",

@@ -1,10 +1,11 @@
 /**
  * The filter with its real shipped lists, real files, a real URL list server, the worker
- * pool, and its middleware in a real Hono app behind Deno.serve.
+ * pool, and its phase behind Deno.serve.
  */
 import assert from "node:assert/strict";
 import http from "node:http";
-import { Hono } from "hono";
+import { compose, requestFilters } from "../src/pipeline/mod.ts";
+import { testContext } from "../src/pipeline/testing.ts";
 import { createFilter, type Filter, type FilterLogger } from "../src/filter/mod.ts";
 import { createWorkerPool, TASK_WORKER, type WorkerPool } from "../src/workers/mod.ts";
 
@@ -193,20 +194,23 @@ Deno.test("URL lists are fetched at start and on reload; a failed fetch keeps th
   }
 });
 
-Deno.test("the middleware answers 403 with category, rule and X-Filter, counted per category", async () => {
+Deno.test("the filter phase answers 403 with category, rule and X-Filter, counted per category", async () => {
   const dir = await Deno.makeTempDir();
   const path = `${dir}/list.txt`;
   await Deno.writeTextFile(path, "||blocked.example^\n");
   const filter = await createFilter({
     categories: ["malware"],
     lists: [path],
-    // As a reverse proxy would: the Host header names the site.
-    hostOf: (c) => ({ host: c.req.header("host") ?? "", path: new URL(c.req.url).pathname }),
   });
-  const app = new Hono();
-  app.use(filter.middleware);
-  app.get("*", (c) => c.text("origin says hi"));
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
+  // As a reverse proxy would: the effective request URL (its Host) names the site.
+  const handler = compose(
+    () => Promise.resolve(new Response("origin says hi")),
+    requestFilters.filter(filter).wrap,
+  );
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (req) => handler(req, testContext()),
+  );
   try {
     const blocked = await getWithHost(server.addr.port, "www.blocked.example");
     assert.equal(blocked.status, 403);

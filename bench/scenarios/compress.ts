@@ -261,6 +261,7 @@ if (import.meta.main) {
   );
   const ctx = (): RequestContext => ({
     id: "b",
+    kind: "http",
     conn: { remoteAddr: "127.0.0.1", remotePort: 0, form: "origin", secure: false },
     startedAt: 0,
     clientIp: "127.0.0.1",

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { plainText } from "../respond/mod.ts";
 import { Hono, type MiddlewareHandler } from "hono";
 import type { BackendSnapshot, BalancerSnapshot } from "../balancer/mod.ts";
 import type { ConnInfo, RequestContext } from "../context/mod.ts";
@@ -96,8 +97,7 @@ export interface AdminOptions {
 /** The admin app; `close()` ends the channel drains reach other threads on. */
 export type Admin = Hono<AdminEnv> & { close(): void };
 
-const text = (status: number, body: string) =>
-  new Response(`${body}\n`, { status, headers: { "content-type": "text/plain; charset=utf-8" } });
+const text = (status: number, body: string) => plainText(status, body);
 
 export function createAdmin(o: AdminOptions): Admin {
   const { stats, cluster, backends } = o;

@@ -11,7 +11,6 @@
  * @module
  */
 
-import type { Context, MiddlewareHandler } from "hono";
 import { Histogram } from "../stats/histogram.ts";
 import { counter, gauge, type MetricFamily } from "../stats/metric.ts";
 import { Fifo, type QueueNode } from "./queue.ts";
@@ -67,8 +66,8 @@ export interface AdmissionSnapshot {
 export interface Admission {
   /** Section "admission" of /proxy-stats. */
   readonly name: string;
-  /** Hono middleware: admits, queues or answers 503 with Retry-After. */
-  readonly middleware: MiddlewareHandler;
+  /** A slot right away without queueing (release it like `acquire`'s), or undefined. */
+  tryGrant(): (() => void) | undefined;
   /**
    * Waits for a slot; resolves to its release function (call it once when
    * the response is done; extra calls are ignored). Rejects with
@@ -182,27 +181,9 @@ export function createAdmission(options: AdmissionOptions): Admission {
     });
   };
 
-  const middleware: MiddlewareHandler = async (c, next) => {
-    // The fast path (a free slot) does not touch the request's AbortSignal, which Deno creates lazily.
-    let release = tryGrant();
-    try {
-      release ??= await acquire(c.req.raw.signal);
-    } catch (err) {
-      if (!(err instanceof AdmissionRejected)) throw err;
-      return c.text(`${err.message}\n`, 503, { "Retry-After": String(err.retryAfter) });
-    }
-    try {
-      await next();
-    } catch (err) {
-      release();
-      throw err;
-    }
-    releaseWhenSent(c, release);
-  };
-
   return {
     name: "admission",
-    middleware,
+    tryGrant,
     acquire,
     snapshot(): AdmissionSnapshot {
       const r = (x: number) => Math.round(x * 1000) / 1000;
@@ -258,57 +239,4 @@ export function createAdmission(options: AdmissionOptions): Admission {
       while (queue.size > 0) queue.shift()!.reject(new AdmissionRejected("closed", 1));
     },
   };
-}
-
-/**
- * Releases the slot once the response has been delivered. When Hono's
- * `c.env` carries a `completed` promise (Deno.serve's handler info does, and
- * so may the listener's ConnInfo), it settles once the body has been fully
- * sent or the client left; using it keeps Deno's fast path for the body.
- * Elsewhere the body is wrapped and the slot is released when it has been
- * read to the end, cancelled or failed (about a third of the throughput of a
- * small proxied response on Deno 2.9 goes to that wrapper).
- */
-function releaseWhenSent(c: Context, release: () => void): void {
-  const completed = (c.env as { completed?: unknown } | undefined)?.completed;
-  if (completed instanceof Promise) {
-    completed.then(release, release);
-    return;
-  }
-  const res = c.res;
-  const source = res.body;
-  // Deno.serve neither reads nor cancels the body of a HEAD response: a
-  // wrapper would never finish and the slot would leak.
-  if (source === null || c.req.method === "HEAD") {
-    release();
-    return;
-  }
-  const reader = source.getReader();
-  const body = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const { value, done } = await reader.read();
-        if (done) {
-          release();
-          controller.close();
-        } else {
-          controller.enqueue(value);
-        }
-      } catch (err) {
-        release();
-        controller.error(err);
-      }
-    },
-    cancel(reason) {
-      release();
-      return reader.cancel(reason);
-    },
-  }, { highWaterMark: 0 });
-  // Clearing c.res first stops Hono from copying the old headers onto the new response.
-  c.res = undefined;
-  c.res = new Response(body, {
-    status: res.status,
-    statusText: res.statusText,
-    headers: res.headers,
-  });
 }

@@ -4,8 +4,8 @@
  *
  * ```ts
  * const admission = createAdmission({ maxConcurrency: 1024, queueSize: 100, queueTimeoutMs: 10_000 });
- * app.use("*", admission.middleware);          // Hono
- * const release = await admission.acquire();   // anything else; throws AdmissionRejected
+ * const handler = compose(route, admissionPhase(admission)); // src/pipeline
+ * const release = await admission.acquire();                  // anything else; throws AdmissionRejected
  * try { ... } finally { release(); }
  * ```
  *
@@ -20,3 +20,4 @@ export {
   createAdmission,
   type RejectReason,
 } from "./admission.ts";
+export { admissionPhase } from "./phase.ts";

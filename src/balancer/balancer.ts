@@ -10,7 +10,9 @@ import type { MetricFamily } from "../stats/metric.ts";
 import { Backend, type BackendState, type PassiveOptions } from "./backend.ts";
 import { IDEMPOTENT_METHODS, prepareBody, type PreparedBody, trackBody } from "./body.ts";
 import { HealthChecker, type HealthCheckOptions } from "./health.ts";
-import { createPicker, STRATEGIES, type Strategy } from "./strategy.ts";
+import { plainText } from "../respond/mod.ts";
+import { UpstreamError } from "../forward/errors.ts";
+import { createPolicy, pathAndQueryOf, type Strategy } from "./strategy.ts";
 
 /** A configured backend: an origin (no path) and a weight (integer 1–1000, default 1). */
 export interface BackendSpec {
@@ -134,16 +136,9 @@ const DEFAULT_PASSIVE: PassiveOptions = {
   countServerErrors: false,
 };
 const NO_BODY: PreparedBody = { kind: "none" };
-/** Error kinds that say nothing about the backend's health. */
-const NOT_BACKEND_FAULT = new Set(["forbidden-address"]);
 
 /** Builds a balancer over `options.backends`; active health checks start at once. */
 export function createBalancer(options: BalancerOptions): Balancer {
-  if (!STRATEGIES.includes(options.strategy)) {
-    throw new Error(
-      `LB_STRATEGY: unknown strategy "${options.strategy}" (use ${STRATEGIES.join(", ")})`,
-    );
-  }
   const backends = options.backends.map((spec, i) => {
     if (!Number.isInteger(spec.weight) || spec.weight < 1) {
       throw new Error(`BACKEND_SERVERS: weight of ${spec.url.href} must be an integer ≥ 1`);
@@ -161,7 +156,7 @@ export function createBalancer(options: BalancerOptions): Balancer {
   const bodyLimit = Math.max(0, options.retryBodyLimit ?? 64 * 1024);
   const send = options.send;
   const log = options.logger;
-  const pick = createPicker(strategy, backends);
+  const policy = createPolicy(strategy, backends);
   let retryCount = 0;
   let unavailableCount = 0;
   let failedCount = 0;
@@ -200,15 +195,14 @@ export function createBalancer(options: BalancerOptions): Balancer {
   const unavailable = () => {
     unavailableCount++;
     const why = backends.every((b) => b.drained) ? "drained" : "down";
-    return textResponse(503, `no backend available: all backends are ${why}\n`, {
+    return plainText(503, `no backend available: all backends are ${why}\n`, {
       "retry-after": String(retryAfterSeconds(backends, health)),
     });
   };
 
   const handler: Handler = async (req: Request, ctx: RequestContext): Promise<Response> => {
-    if (backends.length === 0) return textResponse(502, "no backend configured\n");
+    if (backends.length === 0) return plainText(502, "no backend configured\n");
     const pathAndQuery = pathAndQueryOf(req.url);
-    const key = strategy === "ip-hash" ? ctx.clientIp : strategy === "url-hash" ? pathAndQuery : "";
     const idempotent = IDEMPOTENT_METHODS.has(req.method);
     // Backends already tried for this request; allocated on the first retry only.
     let tried: Set<Backend> | undefined;
@@ -216,14 +210,14 @@ export function createBalancer(options: BalancerOptions): Balancer {
     const now = Date.now();
     if (!backends.some((c) => c.available(now))) return unavailable();
     const body: PreparedBody = req.body === null ? NO_BODY : await prepareBody(req, bodyLimit);
-    let lastError: unknown;
+    let lastError: UpstreamError | undefined;
     let lastBackend: Backend | undefined;
 
     for (let attempt = 0; attempt <= retries; attempt++) {
       const at = Date.now();
       const b = tried === undefined
-        ? pick(key, (c) => c.available(at))
-        : pick(key, (c) => !tried!.has(c) && c.available(at));
+        ? policy.pick(backends, req, ctx, (c) => c.available(at))
+        : policy.pick(backends, req, ctx, (c) => !tried!.has(c) && c.available(at));
       if (!b) break;
       if (attempt > 0) {
         retryCount++;
@@ -232,7 +226,7 @@ export function createBalancer(options: BalancerOptions): Balancer {
           method: req.method,
           path: pathAndQuery,
           backend: b.origin,
-          error: describe(lastError),
+          error: lastError?.kind,
         });
       }
       // No await between the pick and the in-flight count: concurrent
@@ -248,12 +242,13 @@ export function createBalancer(options: BalancerOptions): Balancer {
       let res: Response;
       try {
         res = await send(attemptReq, target, ctx);
-      } catch (err) {
+      } catch (thrown) {
         b.inFlight--;
-        lastError = err;
+        const err = lastError = UpstreamError.from(thrown);
         if (req.signal.aborted) break; // the client left; not the backend's fault
-        if (!NOT_BACKEND_FAULT.has(errorKind(err) ?? "")) failure(b, describe(err));
-        if (!mayRetry(err, idempotent, body, attemptReq)) break;
+        if (err.backendFault) failure(b, err.kind);
+        // A streamed body that went out (in part) cannot be sent again.
+        if (!err.mayRetry(idempotent) || (body.kind === "stream" && attemptReq.bodyUsed)) break;
         continue;
       }
       b.latency.record(performance.now() - started);
@@ -285,9 +280,9 @@ export function createBalancer(options: BalancerOptions): Balancer {
 
     if (lastBackend === undefined) return unavailable(); // all went down while the body was read
     failedCount++;
-    const status = errorStatus(lastError);
+    const status = lastError?.status ?? 502;
     const text = status === 504 ? "gateway timeout" : "bad gateway";
-    return textResponse(status, `${text}: backend ${describe(lastError)}\n`);
+    return plainText(status, `${text}: backend ${lastError?.kind ?? "failed"}`);
   };
 
   return {
@@ -332,18 +327,6 @@ export function createBalancer(options: BalancerOptions): Balancer {
   };
 }
 
-/**
- * "/path?query" of a Request's URL without parsing it again (hot path). A
- * Request's URL is always serialised, so for http(s) the path starts at the
- * first "/" after the authority, which contains neither "/" nor "?".
- */
-function pathAndQueryOf(url: string): string {
-  const slash = url.indexOf("/", url.indexOf("//") + 2);
-  if (slash < 0) return "/";
-  const hash = url.indexOf("#", slash);
-  return hash < 0 ? url.slice(slash) : url.slice(slash, hash);
-}
-
 function attemptRequest(req: Request, body: PreparedBody): Request {
   switch (body.kind) {
     case "none":
@@ -370,49 +353,6 @@ function attemptRequest(req: Request, body: PreparedBody): Request {
   }
 }
 
-/**
- * A failed attempt may go to another backend when the failure came before
- * any response byte and resending is safe: nothing was sent at all, or the
- * method is idempotent. A body that was neither kept nor left untouched is
- * never replayed.
- */
-function mayRetry(
-  err: unknown,
-  idempotent: boolean,
-  body: PreparedBody,
-  sent: Request,
-): boolean {
-  if (body.kind === "stream" && sent.bodyUsed) return false;
-  const kind = errorKind(err);
-  if (kind === "forbidden-address" || kind === "protocol") return false;
-  if (requestSent(err) === false) return true;
-  return idempotent;
-}
-
-function errorKind(err: unknown): string | undefined {
-  const kind = (err as { kind?: unknown } | null)?.kind;
-  return typeof kind === "string" ? kind : undefined;
-}
-
-function requestSent(err: unknown): boolean | undefined {
-  const sent = (err as { requestSent?: unknown } | null)?.requestSent;
-  return typeof sent === "boolean" ? sent : undefined;
-}
-
-function errorStatus(err: unknown): number {
-  const status = (err as { status?: unknown } | null)?.status;
-  if (typeof status === "number" && status >= 500 && status <= 599) return status;
-  const kind = errorKind(err);
-  return kind === "connect-timeout" || kind === "response-timeout" ? 504 : 502;
-}
-
-function describe(err: unknown): string {
-  const kind = errorKind(err);
-  if (kind) return kind;
-  if (err instanceof Error) return err.message.slice(0, 200);
-  return String(err);
-}
-
 /** When to come back: the earliest end of an ejection, else about one health-check round. */
 function retryAfterSeconds(backends: readonly Backend[], health: HealthCheckOptions): number {
   const now = Date.now();
@@ -422,13 +362,6 @@ function retryAfterSeconds(backends: readonly Backend[], health: HealthCheckOpti
   }
   if (soonest === Infinity) soonest = health.intervalMs * health.rise;
   return Math.max(1, Math.min(300, Math.ceil(soonest / 1000)));
-}
-
-function textResponse(status: number, text: string, headers: Record<string, string> = {}) {
-  return new Response(text, {
-    status,
-    headers: { "content-type": "text/plain; charset=utf-8", ...headers },
-  });
 }
 
 /** The forwarder keys origins with an explicit port ("http://h:80"); URL.host drops a default one. */

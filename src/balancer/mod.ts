@@ -33,5 +33,5 @@ export {
 } from "./balancer.ts";
 export type { BackendState, PassiveOptions } from "./backend.ts";
 export type { HealthCheckOptions } from "./health.ts";
-export { STRATEGIES, type Strategy } from "./strategy.ts";
+export { type SelectionPolicy, STRATEGIES, type Strategy, STRATEGY_NAMES } from "./strategy.ts";
 export { IDEMPOTENT_METHODS } from "./body.ts";

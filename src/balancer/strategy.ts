@@ -1,64 +1,85 @@
 /**
- * Backend selection strategies. Each picks among the backends that are
- * available now and not yet tried for this request, so a retry lands on
- * another backend and a down or ejected one gets no traffic.
+ * Backend selection strategies, as a registry (Caddy's selection policies):
+ * each is a small factory over the pool whose `pick(backends, req, ctx,
+ * usable)` chooses among the backends that are available now and not yet
+ * tried for this request, so a retry lands on another backend and a down or
+ * ejected one gets no traffic. A hash strategy derives its own key from the
+ * request. LB_STRATEGY's accepted values and the `Strategy` type come from
+ * {@linkcode STRATEGIES}; adding one here is all a new strategy takes.
  *
  * @module
  */
 
+import type { RequestContext } from "../context/mod.ts";
 import type { Backend } from "./backend.ts";
 import { HashRing } from "./ring.ts";
 
-export type Strategy =
-  | "round-robin"
-  | "weighted-round-robin"
-  | "least-connections"
-  | "ip-hash"
-  | "url-hash";
+/** Whether a backend may take this attempt (available, not tried yet). */
+export type Usable = (b: Backend) => boolean;
 
-export const STRATEGIES: readonly Strategy[] = [
-  "round-robin",
-  "weighted-round-robin",
-  "least-connections",
-  "ip-hash",
-  "url-hash",
-];
+/** A selection policy built for one pool. */
+export interface SelectionPolicy {
+  /** A backend for this request among the usable ones; undefined when none is. */
+  pick(
+    backends: readonly Backend[],
+    req: Request,
+    ctx: RequestContext,
+    usable: Usable,
+  ): Backend | undefined;
+}
 
-/** Picks a backend for a request; undefined when none is usable. */
-export type Picker = (
-  key: string,
-  usable: (b: Backend) => boolean,
-) => Backend | undefined;
+/** Every strategy by its LB_STRATEGY name. */
+export const STRATEGIES = {
+  "round-robin": roundRobin,
+  "weighted-round-robin": smoothWeighted,
+  "least-connections": leastConnections,
+  /** The client's address (after TRUSTED_PROXIES) keeps a client on one backend. */
+  "ip-hash": (backends: readonly Backend[]) =>
+    consistentHash(backends, (_req, ctx) => ctx.clientIp),
+  /** Path and query keep a URL on one backend (better cache locality behind the proxy). */
+  "url-hash": (backends: readonly Backend[]) =>
+    consistentHash(backends, (req) => pathAndQueryOf(req.url)),
+} as const satisfies Record<string, (backends: readonly Backend[]) => SelectionPolicy>;
 
-export function createPicker(strategy: Strategy, backends: readonly Backend[]): Picker {
-  switch (strategy) {
-    case "round-robin":
-      return roundRobin(backends);
-    case "weighted-round-robin":
-      return smoothWeighted(backends);
-    case "least-connections":
-      return leastConnections(backends);
-    case "ip-hash":
-    case "url-hash":
-      return consistentHash(backends);
-    default:
-      throw new Error(`unknown balancing strategy "${strategy}"`);
+export type Strategy = keyof typeof STRATEGIES;
+
+/** LB_STRATEGY's accepted values, in the registry's order. */
+export const STRATEGY_NAMES = Object.keys(STRATEGIES) as readonly Strategy[];
+
+/** The policy `strategy` names, over `backends`; throws naming LB_STRATEGY for an unknown one. */
+export function createPolicy(strategy: Strategy, backends: readonly Backend[]): SelectionPolicy {
+  const make = Object.hasOwn(STRATEGIES, strategy) ? STRATEGIES[strategy] : undefined;
+  if (make === undefined) {
+    throw new Error(
+      `LB_STRATEGY: unknown strategy "${strategy}" (use ${STRATEGY_NAMES.join(", ")})`,
+    );
   }
+  return make(backends);
+}
+
+/** "/path?query" of a serialised URL without parsing it again (hot path). */
+export function pathAndQueryOf(url: string): string {
+  const slash = url.indexOf("/", url.indexOf("//") + 2);
+  if (slash < 0) return "/";
+  const hash = url.indexOf("#", slash);
+  return hash < 0 ? url.slice(slash) : url.slice(slash, hash);
 }
 
 /** Each usable backend in turn, ignoring weights. */
-function roundRobin(backends: readonly Backend[]): Picker {
+function roundRobin(_pool: readonly Backend[]): SelectionPolicy {
   let next = 0;
-  return (_key, usable) => {
-    const n = backends.length;
-    for (let i = 0; i < n; i++) {
-      const b = backends[(next + i) % n];
-      if (usable(b)) {
-        next = (b.index + 1) % n;
-        return b;
+  return {
+    pick(backends, _req, _ctx, usable) {
+      const n = backends.length;
+      for (let i = 0; i < n; i++) {
+        const b = backends[(next + i) % n];
+        if (usable(b)) {
+          next = (b.index + 1) % n;
+          return b;
+        }
       }
-    }
-    return undefined;
+      return undefined;
+    },
   };
 }
 
@@ -68,18 +89,20 @@ function roundRobin(backends: readonly Backend[]): Picker {
  * from the winner. Weights 5:1:1 give a b a c a a a … — interleaved rather
  * than five in a row — and the shares are exact over each cycle.
  */
-function smoothWeighted(backends: readonly Backend[]): Picker {
-  return (_key, usable) => {
-    let best: Backend | undefined;
-    let total = 0;
-    for (const b of backends) {
-      if (!usable(b)) continue;
-      b.currentWeight += b.weight;
-      total += b.weight;
-      if (!best || b.currentWeight > best.currentWeight) best = b;
-    }
-    if (best) best.currentWeight -= total;
-    return best;
+function smoothWeighted(_pool: readonly Backend[]): SelectionPolicy {
+  return {
+    pick(backends, _req, _ctx, usable) {
+      let best: Backend | undefined;
+      let total = 0;
+      for (const b of backends) {
+        if (!usable(b)) continue;
+        b.currentWeight += b.weight;
+        total += b.weight;
+        if (!best || b.currentWeight > best.currentWeight) best = b;
+      }
+      if (best) best.currentWeight -= total;
+      return best;
+    },
   };
 }
 
@@ -87,32 +110,42 @@ function smoothWeighted(backends: readonly Backend[]): Picker {
  * Fewest in-flight requests per unit of weight. Ties rotate, so an idle pool
  * is still spread evenly rather than always starting with the first backend.
  */
-function leastConnections(backends: readonly Backend[]): Picker {
+function leastConnections(_pool: readonly Backend[]): SelectionPolicy {
   let start = 0;
-  return (_key, usable) => {
-    const n = backends.length;
-    let best: Backend | undefined;
-    let bestLoad = Infinity;
-    for (let i = 0; i < n; i++) {
-      const b = backends[(start + i) % n];
-      if (!usable(b)) continue;
-      const load = b.inFlight / b.weight;
-      if (load < bestLoad) {
-        best = b;
-        bestLoad = load;
+  return {
+    pick(backends, _req, _ctx, usable) {
+      const n = backends.length;
+      let best: Backend | undefined;
+      let bestLoad = Infinity;
+      for (let i = 0; i < n; i++) {
+        const b = backends[(start + i) % n];
+        if (!usable(b)) continue;
+        const load = b.inFlight / b.weight;
+        if (load < bestLoad) {
+          best = b;
+          bestLoad = load;
+        }
       }
-    }
-    start = (start + 1) % Math.max(n, 1);
-    return best;
+      start = (start + 1) % Math.max(n, 1);
+      return best;
+    },
   };
 }
 
-/** A consistent-hash ring over all configured backends; unusable ones are skipped clockwise. */
-function consistentHash(backends: readonly Backend[]): Picker {
-  const ring = new HashRing(backends.map((b) => ({ id: b.url.href, weight: b.weight })));
-  return (key, usable) => {
-    if (!backends.some(usable)) return undefined;
-    const i = ring.lookup(key, (owner) => usable(backends[owner]));
-    return i < 0 ? undefined : backends[i];
+/**
+ * A consistent-hash ring over all configured backends, keyed by what `keyOf`
+ * takes from the request; unusable ones are skipped clockwise.
+ */
+function consistentHash(
+  pool: readonly Backend[],
+  keyOf: (req: Request, ctx: RequestContext) => string,
+): SelectionPolicy {
+  const ring = new HashRing(pool.map((b) => ({ id: b.url.href, weight: b.weight })));
+  return {
+    pick(backends, req, ctx, usable) {
+      if (!backends.some(usable)) return undefined;
+      const i = ring.lookup(keyOf(req, ctx), (owner) => usable(backends[owner]));
+      return i < 0 ? undefined : backends[i];
+    },
   };
 }

@@ -1,6 +1,30 @@
 import assert from "node:assert/strict";
 import { Backend } from "./backend.ts";
-import { createPicker } from "./strategy.ts";
+import type { RequestContext } from "../context/mod.ts";
+import { testContext } from "../pipeline/testing.ts";
+import {
+  createPolicy,
+  STRATEGIES,
+  type Strategy,
+  STRATEGY_NAMES,
+  type Usable,
+} from "./strategy.ts";
+
+/** `pick(key, usable)` over a strategy's policy: the key is the URL's path (url-hash) or client (ip-hash). */
+function createPicker(strategy: Strategy, bs: Backend[]) {
+  const policy = createPolicy(strategy, bs);
+  return (
+    key: string,
+    usable: Usable,
+    ctx: RequestContext = testContext({ clientIp: key || "127.0.0.1" }),
+  ) =>
+    policy.pick(
+      bs,
+      new Request(`http://proxy.test${key.startsWith("/") ? key : "/"}`),
+      ctx,
+      usable,
+    );
+}
 
 function pool(...weights: number[]): Backend[] {
   return weights.map((w, i) => new Backend(new URL(`http://127.0.0.1:${9001 + i}`), w, i));
@@ -42,4 +66,37 @@ Deno.test("hash strategies map a key to the same backend and fail over to anothe
   const other = pick("/a/b?c=1", (b) => b !== first)!;
   assert.notEqual(other, first);
   assert.equal(pick("/a/b?c=1", () => false), undefined);
+});
+
+Deno.test("the registry is the one list: LB_STRATEGY's values, an unknown name refused naming the setting", () => {
+  assert.deepEqual(STRATEGY_NAMES, Object.keys(STRATEGIES));
+  assert.throws(
+    () => createPolicy("random" as Strategy, pool(1)),
+    /LB_STRATEGY: unknown strategy "random"/,
+  );
+});
+
+Deno.test("ip-hash keys on the client address, url-hash on path and query: each chooses its own key", () => {
+  const bs = pool(1, 1, 1, 1, 1, 1, 1, 1);
+  const ip = createPolicy("ip-hash", bs);
+  const url = createPolicy("url-hash", bs);
+  const client = (ip: string) => testContext({ clientIp: ip });
+  const req = (path: string) => new Request(`http://proxy.test${path}`);
+  // One client, many URLs: one backend under ip-hash, several under url-hash.
+  const byIp = new Set(
+    Array.from({ length: 20 }, (_, i) => ip.pick(bs, req(`/p${i}`), client("203.0.113.5"), all)),
+  );
+  const byUrl = new Set(
+    Array.from({ length: 20 }, (_, i) => url.pick(bs, req(`/p${i}`), client("203.0.113.5"), all)),
+  );
+  assert.equal(byIp.size, 1);
+  assert.ok(byUrl.size > 1);
+  // One URL, many clients: the reverse.
+  const urlOne = new Set(
+    Array.from(
+      { length: 20 },
+      (_, i) => url.pick(bs, req("/same?q=1"), client(`198.51.100.${i}`), all),
+    ),
+  );
+  assert.equal(urlOne.size, 1);
 });

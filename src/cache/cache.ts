@@ -18,6 +18,8 @@
 import type { CacheStatus, Handler, RequestContext, Wrapper } from "../context/mod.ts";
 import { type CacheEntry, prepare, type StoredResponse } from "./entry.ts";
 import { capture } from "./capture.ts";
+import { UpstreamError } from "../forward/errors.ts";
+import { plainText } from "../respond/mod.ts";
 import {
   correctedInitialAge,
   currentAge,
@@ -72,6 +74,32 @@ interface Lock {
   release(stored: boolean): void;
 }
 
+/**
+ * What the cache knows about one request past the fast path (Pingora's
+ * `Session.cache`): its key and variant rules, the stored entry found so far,
+ * the coalescing lock it holds, and — once decided — why its response is not
+ * stored. One object per miss instead of the same six to eight arguments
+ * passed down every step.
+ */
+interface CacheSession {
+  readonly req: Request;
+  readonly ctx: RequestContext;
+  /** The rest of the chain (compression → route → forwarder). */
+  readonly next: Handler;
+  /** Primary key: the effective request URL. */
+  readonly key: string;
+  /** The request's own Cache-Control / Pragma. */
+  readonly rules: RequestRules;
+  /** The stored variant for this request, fresh or not, when there is one. */
+  entry: CacheEntry | undefined;
+  /** The lock this request holds as the one fetching the key for everyone, or null. */
+  lock: Lock | null;
+  /** False for background refreshes: they do not count as hits or misses. */
+  readonly counted: boolean;
+  /** Why the response was not stored ("not storable", "too big", "no lifetime"), once decided. */
+  notStored?: string;
+}
+
 /** Bodies of known length up to this size are read whole on a miss instead of streamed. */
 const INLINE_MAX_BYTES = 64 * 1024;
 
@@ -99,10 +127,9 @@ function withStatus(res: Response, status: CacheStatus): Response {
   }
 }
 
-/** An error thrown by `next` that is a client error (status < 500) is not an origin failure. */
+/** Only a failed upstream exchange is an origin failure (stale-if-error); our own refusals are not. */
 function isOriginFailure(err: unknown): boolean {
-  const status = (err as { status?: unknown } | null)?.status;
-  return typeof status !== "number" || status >= 500;
+  return err instanceof UpstreamError && err.backendFault;
 }
 
 /**
@@ -197,7 +224,7 @@ export class CacheEngine {
           return Promise.resolve(this.#serve(entry, req, ctx, age, "HIT"));
         }
       }
-      return this.#slow(req, ctx, next, key, rules, entry);
+      return this.#slow({ req, ctx, next, key, rules, entry, lock: null, counted: true });
     };
   };
 
@@ -236,16 +263,12 @@ export class CacheEngine {
     return res;
   }
 
-  async #slow(
-    req: Request,
-    ctx: RequestContext,
-    next: Handler,
-    key: string,
-    rules: RequestRules,
-    entry: CacheEntry | undefined,
-  ): Promise<Response> {
-    let l2Checked = this.store.l2 === undefined;
+  async #slow(s: CacheSession): Promise<Response> {
+    const { req, ctx, key, rules } = s;
+    // Another instance may have stored (or refreshed) what our near layer lacks.
+    let sharedChecked = !this.store.shared;
     for (let attempt = 0;; attempt++) {
+      const entry = s.entry;
       if (entry !== undefined) {
         const now = Date.now();
         const age = currentAge(entry.initialAge, entry.responseTime, now);
@@ -256,22 +279,22 @@ export class CacheEngine {
         }
         if (use === "stale" || use === "swr") {
           this.counters.stale++;
-          if (use === "swr") this.#refresh(req, ctx, next, key, entry);
+          if (use === "swr") this.#refresh(s, entry);
           return this.#serve(entry, req, ctx, age, "STALE");
         }
       }
       if (req.method === "HEAD") {
-        if (!l2Checked) {
-          l2Checked = true;
-          const found = await this.store.newerInL2(key, req.headers, entry);
+        if (!sharedChecked) {
+          sharedChecked = true;
+          const found = await this.store.newerShared(key, req.headers, entry);
           if (found !== undefined) {
-            entry = found;
+            s.entry = found;
             continue;
           }
         }
         if (onlyIfCached(rules)) return this.#gatewayTimeout(ctx);
         // HEAD has no body to store: ask the origin directly, without taking the lock.
-        return this.#forward(req, ctx, next, key, rules, entry, null, true);
+        return this.#forward(s);
       }
       const lock = this.#inflight.get(key);
       if (lock !== undefined && attempt < 2) {
@@ -279,25 +302,25 @@ export class CacheEngine {
         const storedByLeader = await this.#wait(lock);
         const again = this.store.lookup(key, req.headers);
         if (again !== undefined) {
-          entry = again;
+          s.entry = again;
           continue;
         }
         // The leader's response was not stored (private, too big, failed): go on our own.
         if (!storedByLeader) {
           if (onlyIfCached(rules)) return this.#gatewayTimeout(ctx);
-          return this.#forward(req, ctx, next, key, rules, entry, null, true);
+          return this.#forward(s);
         }
         continue;
       }
       const mine = lock === undefined ? this.#lock(key) : null;
       try {
-        if (!l2Checked) {
-          l2Checked = true;
+        if (!sharedChecked) {
+          sharedChecked = true;
           // Also when our copy is stale: another instance may have stored a newer one.
-          const found = await this.store.newerInL2(key, req.headers, entry);
+          const found = await this.store.newerShared(key, req.headers, entry);
           if (found !== undefined) {
             mine?.release(true);
-            entry = found;
+            s.entry = found;
             continue;
           }
         }
@@ -305,7 +328,8 @@ export class CacheEngine {
           mine?.release(false);
           return this.#gatewayTimeout(ctx);
         }
-        return await this.#forward(req, ctx, next, key, rules, entry, mine, true);
+        s.lock = mine;
+        return await this.#forward(s);
       } catch (err) {
         mine?.release(false);
         throw err;
@@ -333,9 +357,8 @@ export class CacheEngine {
   #gatewayTimeout(ctx: RequestContext): Response {
     ctx.cacheStatus = "MISS";
     this.counters.misses++;
-    return new Response("504 Gateway Timeout: not in cache (only-if-cached)\n", {
-      status: 504,
-      headers: { "content-type": "text/plain; charset=utf-8", "x-cache": "MISS" },
+    return plainText(504, "504 Gateway Timeout: not in cache (only-if-cached)", {
+      "x-cache": "MISS",
     });
   }
 
@@ -360,16 +383,8 @@ export class CacheEngine {
   }
 
   /** Goes to the origin: conditionally when a stored entry has validators; stores the result. */
-  async #forward(
-    req: Request,
-    ctx: RequestContext,
-    next: Handler,
-    key: string,
-    rules: RequestRules,
-    entry: CacheEntry | undefined,
-    lock: Lock | null,
-    count: boolean,
-  ): Promise<Response> {
+  async #forward(s: CacheSession): Promise<Response> {
+    const { req, ctx, next, key, rules, entry, lock, counted: count } = s;
     const isGet = req.method === "GET";
     const conditional = isGet && entry !== undefined &&
       (entry.etag !== null || entry.lastModified !== null);
@@ -417,7 +432,7 @@ export class CacheEngine {
         res.body?.cancel().catch(() => {});
         const ttl = this.ttlOf(updated, responseTime);
         if (ttl > 0) this.store.set(key, updated, ttl);
-        else this.store.l1.remove(key);
+        else this.#track(this.store.delete(key));
         lock?.release(true);
         if (count) this.counters.revalidated++;
         const age = currentAge(updated.initialAge, updated.responseTime, Date.now());
@@ -425,13 +440,14 @@ export class CacheEngine {
       }
       // The 304 is for another representation than ours: fetch it afresh.
       res.body?.cancel().catch(() => {});
-      return this.#forward(req, ctx, next, key, rules, undefined, lock, count);
+      s.entry = undefined;
+      return this.#forward(s);
     }
     if (!isGet && entry !== undefined && res.status === 200) {
       this.#freshenFromHead(key, entry, res, requestTime, responseTime);
     }
     if (count) this.counters.misses++;
-    return await this.#storeAndServe(req, ctx, key, rules, res, requestTime, responseTime, lock);
+    return await this.#storeAndServe(s, res, requestTime, responseTime);
   }
 
   /**
@@ -499,16 +515,14 @@ export class CacheEngine {
   }
 
   async #storeAndServe(
-    req: Request,
-    ctx: RequestContext,
-    key: string,
-    rules: RequestRules,
+    s: CacheSession,
     res: Response,
     requestTime: number,
     responseTime: number,
-    lock: Lock | null,
   ): Promise<Response> {
-    const pass = () => {
+    const { req, ctx, key, rules, lock } = s;
+    const pass = (why: string) => {
+      s.notStored = why;
       lock?.release(false);
       ctx.cacheStatus = "MISS";
       return withStatus(res, "MISS");
@@ -522,11 +536,11 @@ export class CacheEngine {
       responseDirectives: parseCacheControl(rh.get("cache-control")),
       responseHeaders: rh,
     });
-    if (!verdict.storable) return pass();
+    if (!verdict.storable) return pass("not storable");
     const length = rh.get("content-length");
     if (length !== null && Number(length) > this.#max) {
       this.counters.tooBig++;
-      return pass();
+      return pass("too big");
     }
     const drop = new Set(verdict.strip);
     const connection = rh.get("connection");
@@ -584,9 +598,8 @@ export class CacheEngine {
         body = new Uint8Array(await res.arrayBuffer());
       } catch (err) {
         lock?.release(false);
-        // Same as the forwarder's errors: the app answers 502 for status >= 500.
-        throw Object.assign(new Error(`upstream body failed: ${(err as Error).message}`), {
-          status: 502,
+        throw new UpstreamError("reset", `upstream body failed: ${(err as Error).message}`, true, {
+          cause: err,
         });
       }
       const entry = prepare({ ...base, body }, this.#heuristic);
@@ -602,11 +615,12 @@ export class CacheEngine {
 
     const probe = prepare(base, this.#heuristic);
     const ttl = this.ttlOf(probe, responseTime);
-    if (ttl <= 0) return pass();
+    if (ttl <= 0) return pass("no lifetime");
 
     const finish = (body: Uint8Array<ArrayBuffer> | null) => {
       if (body === null) {
         this.counters.tooBig++;
+        s.notStored = "too big";
         lock?.release(false);
         return;
       }
@@ -629,7 +643,8 @@ export class CacheEngine {
   }
 
   /** stale-while-revalidate: one background refresh per key at a time; never throws. */
-  #refresh(req: Request, ctx: RequestContext, next: Handler, key: string, entry: CacheEntry) {
+  #refresh(s: CacheSession, entry: CacheEntry) {
+    const { req, ctx, next, key } = s;
     if (this.#refreshing.has(key) || this.#inflight.has(key)) return;
     this.#refreshing.add(key);
     this.counters.refreshes++;
@@ -638,7 +653,16 @@ export class CacheEngine {
     const bg = new Request(req.url, { method: "GET", headers });
     const task = (async () => {
       try {
-        const res = await this.#forward(bg, { ...ctx }, next, key, NO_RULES, entry, null, false);
+        const res = await this.#forward({
+          req: bg,
+          ctx: { ...ctx },
+          next,
+          key,
+          rules: NO_RULES,
+          entry,
+          lock: null,
+          counted: false,
+        });
         // Cancelling a captured body keeps reading it into the store.
         await res.body?.cancel();
       } finally {

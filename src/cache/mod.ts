@@ -157,8 +157,8 @@ export async function createCache(options: CacheOptions): Promise<Cache> {
   subscriber?.on("error", () => {/* the shared handle reports Redis trouble */});
   const grace = options.revalidateGraceSec ?? 3600;
   const store = new TieredStore({
-    l1,
-    l2,
+    local: [l1],
+    shared: l2 ? [l2] : [],
     ttlOf: (e, now) => storageTtl(e, now, grace),
     pubsub: subscriber && redis
       ? {

@@ -2,6 +2,7 @@
  * Test-only helpers for the cache tests (not imported by mod.ts): a programmable local origin, a `next` that
  * fetches from it, and a request context.
  */
+import { UpstreamError } from "../forward/errors.ts";
 import type { Handler, RequestContext } from "../context/mod.ts";
 
 export interface Origin {
@@ -37,13 +38,6 @@ export function startOrigin(routes: Record<string, Route>): Origin {
   };
 }
 
-/** An error like the forwarder's UpstreamError. */
-export class UpstreamError extends Error {
-  constructor(message: string, readonly status: number) {
-    super(message);
-  }
-}
-
 /** The innermost phase for tests: fetch the request's URL, identity-encoded, no redirects. */
 export const fetchNext: Handler = async (req, ctx) => {
   const headers = new Headers(req.headers);
@@ -57,13 +51,16 @@ export const fetchNext: Handler = async (req, ctx) => {
       redirect: "manual",
     });
   } catch (err) {
-    throw new UpstreamError(`upstream unreachable: ${(err as Error).message}`, 502);
+    throw new UpstreamError("connect", `upstream unreachable: ${(err as Error).message}`, false, {
+      cause: err,
+    });
   }
 };
 
 export function ctx(): RequestContext {
   return {
     id: crypto.randomUUID(),
+    kind: "http",
     conn: { remoteAddr: "127.0.0.1", remotePort: 1, form: "origin", secure: false },
     startedAt: performance.now(),
     clientIp: "127.0.0.1",

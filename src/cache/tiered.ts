@@ -1,42 +1,54 @@
 /**
- * Memory L1 in front of an optional Redis L2.
+ * Stores in tiers, each only a {@linkcode CacheStore}: the instance's own
+ * (`local`, nearest first: the memory LRU, and any other store of this
+ * instance) in front of those other instances share (`shared`: Redis).
  *
- * Reads try L1, then L2 (a hit there is promoted to L1 for its remaining
- * lifetime). Writes go to both; the L2 write does not hold up the caller.
- * Deletions and purges are also published on `<prefix>invalidate`, so the L1
- * of every other instance sharing the Redis drops the same keys and no
- * instance keeps serving a purged object from memory.
+ * Reads try the tiers in order; a hit in a farther one is copied into the
+ * nearer ones for its remaining lifetime. Writes go to the nearest tier at
+ * once and to the others in the background. Deletions and purges go to every
+ * tier and are published on `<prefix>invalidate`, so every other instance
+ * drops the same keys from its local tiers and none keeps serving a purged
+ * object from memory. A further tier (say, a disk store) plugs in by
+ * implementing `CacheStore` and being listed here.
  *
  * @module
  */
 import type { Cluster, Redis } from "ioredis";
 import type { CacheEntry } from "./entry.ts";
-import type { MemoryStore } from "./memory.ts";
-import type { RedisStore } from "./redis_store.ts";
 import type { CacheStore } from "./store.ts";
 
 export interface TieredStoreOptions {
-  l1: MemoryStore;
-  l2?: RedisStore;
-  /** Remaining storage lifetime of an entry in seconds (for promotion to L1). */
+  /** This instance's own stores, nearest first (at least one). */
+  local: readonly CacheStore[];
+  /** Stores other instances share (they may hold what another instance stored). */
+  shared?: readonly CacheStore[];
+  /** Remaining storage lifetime of an entry in seconds (for copies into nearer tiers). */
   ttlOf: (entry: CacheEntry, now: number) => number;
-  /** Pub/sub for cross-instance L1 invalidation: a publishing client and a subscriber connection. */
+  /** Pub/sub for cross-instance invalidation of local tiers: a publishing client and a subscriber connection. */
   pubsub?: { publisher: Redis | Cluster; subscriber: Redis | Cluster; channel: string };
 }
 
 type Invalidation = { from: string; op: "delete" | "prefix" | "all"; arg: string };
 
 export class TieredStore implements CacheStore {
-  readonly l1: MemoryStore;
-  readonly l2: RedisStore | undefined;
+  /** True when some tier is shared with other instances (worth asking on a local miss). */
+  readonly shared: boolean;
+  readonly #local: readonly CacheStore[];
+  readonly #shared: readonly CacheStore[];
+  readonly #all: readonly CacheStore[];
+  readonly #near: CacheStore;
   readonly #ttlOf: (entry: CacheEntry, now: number) => number;
   readonly #pubsub: TieredStoreOptions["pubsub"];
   readonly #id = crypto.randomUUID();
   readonly #pending = new Set<Promise<unknown>>();
 
   constructor(options: TieredStoreOptions) {
-    this.l1 = options.l1;
-    this.l2 = options.l2;
+    if (options.local.length === 0) throw new Error("TieredStore needs at least one local store");
+    this.#local = options.local;
+    this.#shared = options.shared ?? [];
+    this.#all = [...this.#local, ...this.#shared];
+    this.#near = this.#local[0];
+    this.shared = this.#shared.length > 0;
     this.#ttlOf = options.ttlOf;
     this.#pubsub = options.pubsub;
     const ps = this.#pubsub;
@@ -56,9 +68,11 @@ export class TieredStore implements CacheStore {
       return;
     }
     if (m.from === this.#id) return;
-    if (m.op === "delete") this.l1.remove(m.arg);
-    else if (m.op === "prefix") this.l1.removePrefix(m.arg);
-    else if (m.op === "all") this.l1.removeAll();
+    for (const store of this.#local) {
+      if (m.op === "delete") this.#track(store.delete(m.arg));
+      else if (m.op === "prefix") this.#track(store.purgePrefix(m.arg));
+      else if (m.op === "all") this.#track(store.clear());
+    }
   }
 
   #publish(op: Invalidation["op"], arg: string): void {
@@ -73,65 +87,79 @@ export class TieredStore implements CacheStore {
     q.finally(() => this.#pending.delete(q));
   }
 
-  /** L1 only, synchronously (the hit path). */
+  /** The nearest tier only, synchronously (the hit path); undefined when it cannot answer so. */
   lookup(key: string, headers: Headers, now?: number): CacheEntry | undefined {
-    return this.l1.lookup(key, headers, now);
+    return this.#near.lookup?.(key, headers, now);
+  }
+
+  /** Copies an entry found in tier `found` into the nearer tiers. */
+  #promote(key: string, entry: CacheEntry, found: number): void {
+    if (found === 0) return;
+    const now = Date.now();
+    const ttl = this.#ttlOf(entry, now);
+    if (ttl <= 0) return;
+    for (let i = 0; i < found; i++) this.#track(this.#all[i].set(key, entry, ttl));
+  }
+
+  static async #read(store: CacheStore, key: string, headers: Headers) {
+    return store.lookup !== undefined ? store.lookup(key, headers) : await store.get(key, headers);
   }
 
   async get(key: string, headers: Headers): Promise<CacheEntry | undefined> {
-    const hit = this.l1.lookup(key, headers);
-    if (hit !== undefined || this.l2 === undefined) return hit;
-    const entry = await this.l2.get(key, headers);
-    if (entry !== undefined) {
-      const now = Date.now();
-      this.l1.put(key, entry, this.#ttlOf(entry, now), now);
+    const all = this.#all;
+    for (let i = 0; i < all.length; i++) {
+      const entry = await TieredStore.#read(all[i], key, headers);
+      if (entry !== undefined) {
+        this.#promote(key, entry, i);
+        return entry;
+      }
     }
-    return entry;
+    return undefined;
   }
 
   /**
-   * L2 only: another instance may have refreshed what is stale in our L1.
-   * A copy newer than `than` is promoted to L1 and returned.
+   * The shared tiers only: another instance may have refreshed what is stale
+   * locally. A copy newer than `than` is copied into the local tiers and returned.
    */
-  async newerInL2(
+  async newerShared(
     key: string,
     headers: Headers,
     than: CacheEntry | undefined,
   ): Promise<CacheEntry | undefined> {
-    if (this.l2 === undefined) return undefined;
-    const entry = await this.l2.get(key, headers);
-    if (entry === undefined || (than && entry.responseTime <= than.responseTime)) return undefined;
-    const now = Date.now();
-    this.l1.put(key, entry, this.#ttlOf(entry, now), now);
-    return entry;
+    const shared = this.#shared;
+    for (let i = 0; i < shared.length; i++) {
+      const entry = await TieredStore.#read(shared[i], key, headers);
+      if (entry === undefined || (than && entry.responseTime <= than.responseTime)) continue;
+      this.#promote(key, entry, this.#local.length + i);
+      return entry;
+    }
+    return undefined;
   }
 
-  /** Stores in L1 now and in L2 in the background. */
+  /** Stores in the nearest tier now and in the others in the background. */
   set(key: string, entry: CacheEntry, ttlSec: number): Promise<void> {
-    this.l1.put(key, entry, ttlSec);
-    if (this.l2 !== undefined) this.#track(this.l2.set(key, entry, ttlSec));
-    return Promise.resolve();
+    const all = this.#all;
+    const near = all[0].set(key, entry, ttlSec);
+    for (let i = 1; i < all.length; i++) this.#track(all[i].set(key, entry, ttlSec));
+    return near;
   }
 
   async delete(key: string): Promise<boolean> {
-    const a = this.l1.remove(key);
     this.#publish("delete", key);
-    const b = this.l2 ? await this.l2.delete(key) : false;
-    return a || b;
+    const removed = await Promise.all(this.#all.map((s) => s.delete(key)));
+    return removed.includes(true);
   }
 
   async purgePrefix(prefix: string): Promise<number> {
-    const a = this.l1.removePrefix(prefix);
     this.#publish("prefix", prefix);
-    const b = this.l2 ? await this.l2.purgePrefix(prefix) : 0;
-    return Math.max(a, b);
+    const counts = await Promise.all(this.#all.map((s) => s.purgePrefix(prefix)));
+    return Math.max(...counts);
   }
 
   async clear(): Promise<number> {
-    const a = this.l1.removeAll();
     this.#publish("all", "");
-    const b = this.l2 ? await this.l2.clear() : 0;
-    return Math.max(a, b);
+    const counts = await Promise.all(this.#all.map((s) => s.clear()));
+    return Math.max(...counts);
   }
 
   /** Resolves when background writes have settled. */
@@ -141,7 +169,6 @@ export class TieredStore implements CacheStore {
 
   async close(): Promise<void> {
     await this.settle();
-    await this.l1.close();
-    await this.l2?.close();
+    for (const store of this.#all) await store.close();
   }
 }

@@ -7,6 +7,7 @@ import type { RequestContext } from "../context/mod.ts";
 
 const ctx: RequestContext = {
   id: "t",
+  kind: "http",
   conn: { remoteAddr: "127.0.0.1", remotePort: 0, form: "origin", secure: false },
   startedAt: 0,
   clientIp: "127.0.0.1",

@@ -22,6 +22,7 @@ import {
   threadCount,
 } from "./parsers.ts";
 import { hostPortList } from "../redis/settings.ts";
+import { STRATEGY_NAMES } from "../balancer/strategy.ts";
 
 export interface Setting<T> {
   /** Environment variable and `.env` key. */
@@ -183,9 +184,7 @@ export const SCHEMA = {
     default: "round-robin",
     group: "backends",
     description: "How a backend is chosen for each request.",
-    parser: oneOf(
-      ["round-robin", "weighted-round-robin", "least-connections", "ip-hash", "url-hash"] as const,
-    ),
+    parser: oneOf(STRATEGY_NAMES),
   }),
   healthCheckPath: setting({
     env: "HEALTH_CHECK_PATH",
@@ -562,7 +561,8 @@ export const SCHEMA = {
     env: "TRUSTED_PROXIES",
     default: "",
     group: "security",
-    description: "Peers whose X-Forwarded-For is believed and appended to; others' is replaced.",
+    description:
+      "Peers whose X-Forwarded-For is believed and appended to (others' is replaced) and whose X-Request-Id is kept (others get a new one).",
     parser: list(cidr()),
   }),
   maxHeaderSize: setting({

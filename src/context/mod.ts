@@ -8,6 +8,8 @@
  * @module
  */
 
+import type { RawUpgrade } from "../server/types.ts";
+
 /** How the client wrote the request-target (RFC 9112 §3.2). */
 export type TargetForm =
   /** `GET /path` — addressed to this server: reverse proxy or the proxy's own endpoints. */
@@ -38,22 +40,41 @@ export interface ConnInfo {
 /** Value of the X-Cache header the cache phase reports. */
 export type CacheStatus = "HIT" | "MISS" | "STALE" | "REVALIDATED" | "BYPASS";
 
-/** Mutable per-request state, created once per request before the first phase. */
+/**
+ * How a request passes the phases (src/pipeline/phases.ts): proxied HTTP, a
+ * fresh cache hit, an upgrade relayed to a backend, or a CONNECT tunnel.
+ */
+export type RequestKind = "http" | "hit" | "upgrade" | "connect";
+
+/**
+ * Mutable per-request state (Pingora's CTX), created once per request before
+ * the first phase; phases read and annotate it instead of keeping side tables.
+ */
 export interface RequestContext {
+  /** Request id: X-Request-Id from a trusted peer, else generated; sent upstream and back. */
   readonly id: string;
   readonly conn: ConnInfo;
+  /**
+   * Which driver runs the request (src/pipeline/phases.ts): `http`, `upgrade` or
+   * `connect`. A `hit` is an `http` request the cache answered (`cacheStatus`).
+   */
+  readonly kind: RequestKind;
   /** `performance.now()` when the request entered the app. */
   readonly startedAt: number;
   /** Client address after TRUSTED_PROXIES processing (X-Forwarded-For from trusted peers). */
   clientIp: string;
   /** Authenticated proxy user (Proxy-Authorization), when proxy auth is on. */
   user?: string;
+  /** CONNECT's request-target (host without brackets, port). */
+  authority?: { readonly host: string; readonly port: number };
   /** Upstream URL for absolute-form requests; undefined for origin-form (the balancer decides). */
   target?: URL;
   /** Set by the cache phase. */
   cacheStatus?: CacheStatus;
   /** Backend origin (scheme://host:port) that served the request, set by the balancer. */
   backend?: string;
+  /** An upgrade's upstream connection once the backend switched protocols (set by the route). */
+  upgraded?: RawUpgrade;
 }
 
 /** One phase of the proxied request: everything after the request filters. */
@@ -61,5 +82,3 @@ export type Handler = (req: Request, ctx: RequestContext) => Promise<Response>;
 
 /** A phase that wraps the next one (cache around compression around routing). */
 export type Wrapper = (next: Handler) => Handler;
-
-export { toMiddleware } from "./middleware.ts";

@@ -1,11 +1,11 @@
 /**
  * Request filtering by category blocklists: loading (files, URLs, the built-in lists),
- * parsing (in the worker pool for big lists), atomic reloads, verdicts and the Hono
- * middleware that answers 403.
+ * parsing (in the worker pool for big lists), atomic reloads, verdicts and the 403 a
+ * blocked request gets (the filter phase itself is in src/pipeline).
  *
  * @module
  */
-import type { Context, MiddlewareHandler } from "hono";
+import { plainText } from "../respond/mod.ts";
 import type { MetricFamily, StatsSource } from "../stats/metric.ts";
 import { INLINE_MAX_BYTES, type WorkerPool } from "../workers/mod.ts";
 import { buildTable, RuleTable, type Verdict } from "./matcher.ts";
@@ -27,9 +27,6 @@ export interface FilterLogger {
   info(message: string): void;
 }
 
-/** Host (and path with query) of the request to check; undefined to let it pass. */
-export type HostOf = (c: Context) => { host: string; path?: string } | undefined;
-
 export interface FilterOptions {
   /** REQUEST_FILTERS: built-in categories, in priority order (`ads`, `trackers`, `malware`). */
   categories: readonly string[];
@@ -42,8 +39,6 @@ export interface FilterOptions {
   logger?: FilterLogger;
   /** Default: INLINE_MAX_BYTES. */
   inlineMaxBytes?: number;
-  /** Where the middleware finds the host. Default: the request URL's host and path. */
-  hostOf?: HostOf;
   /** Deadline for fetching a URL list. Default 15 s. */
   fetchTimeoutMs?: number;
 }
@@ -64,8 +59,8 @@ export interface FilterSnapshot {
 export interface Filter extends StatsSource {
   /** The verdict for a host (port and case ignored), counted as a block when there is one. */
   check(host: string, path?: string): Verdict | undefined;
-  /** Answers 403 for blocked requests; passes the rest on. */
-  readonly middleware: MiddlewareHandler;
+  /** The verdict without counting it (for a look before the phase that will count it). */
+  peek(host: string, path?: string): Verdict | undefined;
   /** Re-reads every list, parses off the main thread, swaps the tables at once. */
   reload(): Promise<void>;
   snapshot(): FilterSnapshot;
@@ -80,20 +75,11 @@ export function xFilterValue(v: Verdict): string {
 
 /** The 403 a blocked request gets. */
 export function blockedResponse(v: Verdict): Response {
-  return new Response(`blocked by proxy filter: category=${v.category} rule=${v.rule}\n`, {
-    status: 403,
-    headers: {
-      "content-type": "text/plain; charset=utf-8",
-      "x-filter": xFilterValue(v),
-      "cache-control": "no-store",
-    },
+  return plainText(403, `blocked by proxy filter: category=${v.category} rule=${v.rule}`, {
+    "x-filter": xFilterValue(v),
+    "cache-control": "no-store",
   });
 }
-
-const defaultHostOf: HostOf = (c) => {
-  const url = new URL(c.req.url);
-  return { host: url.hostname, path: url.pathname + url.search };
-};
 
 interface Source {
   category: string;
@@ -122,7 +108,6 @@ function record(found: Issues, message: string): void {
 export async function createFilter(options: FilterOptions): Promise<Filter> {
   const log = options.logger;
   const inlineMax = options.inlineMaxBytes ?? INLINE_MAX_BYTES;
-  const hostOf = options.hostOf ?? defaultHostOf;
 
   for (const c of options.categories) {
     if (!(c in BUILTIN_LISTS)) {
@@ -263,20 +248,12 @@ export async function createFilter(options: FilterOptions): Promise<Filter> {
     return v;
   }
 
-  const middleware: MiddlewareHandler = async (c, next) => {
-    if (table.empty) return await next();
-    const target = hostOf(c);
-    const v = target && check(target.host, target.path);
-    if (v) return blockedResponse(v);
-    await next();
-  };
-
   await load();
 
   return {
     name: "filter",
     check,
-    middleware,
+    peek: (host, path) => table.match(host, path),
     reload(): Promise<void> {
       // Serialised: a reload asked for during another runs after it, on fresh files.
       const run = chain.then(load).catch((err) => {

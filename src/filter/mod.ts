@@ -6,7 +6,6 @@
  * @example
  * ```ts
  * const filter = await createFilter({ categories: ["ads", "malware"], allow: ["example.com"], pool });
- * app.use(filter.middleware);
  * filter.check("pagead2.googlesyndication.com"); // { category: "ads", rule: "…" } or undefined
  * ```
  *
@@ -21,7 +20,6 @@ export {
   type FilterLogger,
   type FilterOptions,
   type FilterSnapshot,
-  type HostOf,
   xFilterValue,
 } from "./filter.ts";
 export { normalizeHost, type Verdict } from "./matcher.ts";

@@ -46,6 +46,8 @@ export interface ForwardRequestInfo {
   host: string;
   /** Reverse mode: the client's Host reaches the backend; otherwise Host = target authority. */
   preserveHost: boolean;
+  /** X-Request-Id to send upstream, replacing the client's (this proxy's id for the request). */
+  requestId?: string;
 }
 
 export interface OriginSnapshot {

@@ -35,6 +35,8 @@ export interface ForwardingFacts {
   proto: "http" | "https";
   host: string;
   preserveHost: boolean;
+  /** X-Request-Id to send, replacing the client's (the request's id in this proxy). */
+  requestId?: string;
 }
 
 /**
@@ -92,6 +94,8 @@ export function buildRequestHead(
       case "via":
         priorVia = value;
         continue;
+      case "x-request-id":
+        if (facts.requestId !== undefined) continue;
     }
     if (named !== undefined && named.includes(name)) continue;
     head += name + ": " + value + "\r\n";
@@ -100,6 +104,7 @@ export function buildRequestHead(
     (xff !== undefined && xff !== "" ? xff + ", " + facts.clientIp : facts.clientIp);
   head += "x-forwarded-for: " + forwardedFor + "\r\nx-forwarded-proto: " + facts.proto + "\r\n";
   if (facts.host !== "") head += "x-forwarded-host: " + facts.host + "\r\n";
+  if (facts.requestId !== undefined) head += "x-request-id: " + facts.requestId + "\r\n";
   head += "via: " + (priorVia !== undefined && priorVia !== "" ? priorVia + ", " + via : via) +
     "\r\n";
   if (upgrade && upgradeValue !== undefined) {

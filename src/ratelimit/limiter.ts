@@ -8,10 +8,10 @@
  *
  * @module
  */
-import type { MiddlewareHandler } from "hono";
 import type { Logger } from "@logtape/logtape";
 import type { Cluster, Redis } from "ioredis";
-import { type RequestContext, toMiddleware, type Wrapper } from "../context/mod.ts";
+import type { RequestContext, Wrapper } from "../context/mod.ts";
+import { plainText } from "../respond/mod.ts";
 import type { MetricFamily, StatsSource } from "../stats/metric.ts";
 import { type Cidr, matchesAny } from "../security/mod.ts";
 import { ceilSeconds, type Decision, rateLimitHeaders } from "./decision.ts";
@@ -58,10 +58,13 @@ export interface RateLimiterOptions {
 export interface RateLimiter extends StatsSource {
   /** 429 with Retry-After when over the limit, RateLimit-* headers on every limited answer. */
   readonly phase: Wrapper;
-  /** The same as Hono middleware. */
-  readonly middleware: MiddlewareHandler;
   /** True for a client in RATE_LIMIT_EXEMPT (remembered per address). */
   isExempt(ip: string): boolean;
+  /**
+   * True, counted as an exempt request, when the phase would let this request
+   * through untouched (an exempt client); the pipeline's fast path then skips it.
+   */
+  passesExempt(ctx: RequestContext): boolean;
   /** Decides for a client key (already derived; exemption is not applied here). */
   check(key: string): Promise<Decision>;
   /** Decides for a request: applies keyBy and the exempt list (also for CONNECT). */
@@ -196,15 +199,13 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     ? "proxy user"
     : `${keyBy.header} header`;
   const refusal = (d: Decision, ctx: RequestContext) =>
-    new Response(
+    plainText(
+      429,
       `429 Too Many Requests: more than ${limit} requests in ${options.windowSec} s from ${who} ` +
         `${keyBy === "ip" ? ctx.clientIp : ""}`.trimEnd() +
         `; retry in ${ceilSeconds(d.resetMs)} s. ` +
-        `(RATE_LIMIT_REQUESTS/RATE_LIMIT_WINDOW; clients in RATE_LIMIT_EXEMPT, loopback by default, are never limited)\n`,
-      {
-        status: 429,
-        headers: { "content-type": "text/plain; charset=utf-8", ...rateLimitHeaders(d) },
-      },
+        `(RATE_LIMIT_REQUESTS/RATE_LIMIT_WINDOW; clients in RATE_LIMIT_EXEMPT, loopback by default, are never limited)`,
+      rateLimitHeaders(d),
     );
 
   const phase: Wrapper = (next) => {
@@ -225,13 +226,16 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       return res;
     };
   };
-  const middleware = toMiddleware(phase);
 
   return {
     name: "rate_limit",
     phase,
     isExempt,
-    middleware,
+    passesExempt(ctx) {
+      if (exempt.length === 0 || !isExempt(ctx.clientIp)) return false;
+      counts.exempt++;
+      return true;
+    },
     check,
     decide,
     refusal,

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
-import { Hono } from "hono";
 import type { RequestContext } from "../context/mod.ts";
+import { compose } from "../pipeline/mod.ts";
+import { ok } from "../pipeline/testing.ts";
 import { parseCidrList } from "../security/mod.ts";
 import { startRedis, type TestRedis } from "../../tests/helpers/redis.ts";
 import { createRateLimiter, type RedisHandle } from "./limiter.ts";
@@ -31,6 +32,7 @@ async function until(cond: () => boolean, what: string, timeoutMs = 15_000) {
 
 const ctxFor = (clientIp: string, user?: string): RequestContext => ({
   id: "t",
+  kind: "http",
   conn: { remoteAddr: clientIp, remotePort: 1, form: "absolute", secure: false },
   startedAt: 0,
   clientIp,
@@ -121,18 +123,15 @@ Deno.test({
   },
 });
 
-Deno.test("middleware: RateLimit headers on every response, 429 with Retry-After, exempt and disabled", async () => {
+Deno.test("phase: RateLimit headers on every response, 429 with Retry-After, exempt and disabled", async () => {
   const rl = createRateLimiter({ limit: 2, windowSec: 60, exempt: parseCidrList("10.0.0.0/8") });
   const off = createRateLimiter({ limit: 0, windowSec: 60 });
-  const app = new Hono<{ Variables: { ctx: RequestContext } }>();
-  app.use(async (c, next) => {
-    c.set("ctx", ctxFor(c.req.header("x-test-client") ?? "203.0.113.9"));
-    await next();
+  const limited = compose(ok, rl.phase);
+  const unlimited = compose(ok, off.phase);
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, (req) => {
+    const ctx = ctxFor(req.headers.get("x-test-client") ?? "203.0.113.9");
+    return (req.url.includes("/limited/") ? limited : unlimited)(req, ctx);
   });
-  app.use("/limited/*", rl.middleware);
-  app.use("/off/*", off.middleware);
-  app.get("*", (c) => c.text("ok"));
-  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, app.fetch);
   const base = `http://127.0.0.1:${server.addr.port}`;
   try {
     const statuses: number[] = [];

@@ -1,6 +1,6 @@
 /**
  * Rate limiting: a sliding-window log per client in Redis (shared by every
- * instance) with an in-process fallback, exposed as a Hono middleware.
+ * instance) with an in-process fallback, exposed as the rate-limit phase.
  * @module
  */
 export {

@@ -2,8 +2,6 @@
  * Client ACL: ALLOWED_CLIENTS decides who may use the proxy at all.
  * @module
  */
-import type { MiddlewareHandler } from "hono";
-import type { RequestContext } from "../context/mod.ts";
 import { type Cidr, matchesAny } from "./cidr.ts";
 
 /**
@@ -22,8 +20,6 @@ export interface ClientAclOptions {
 export interface ClientAcl {
   /** True when the client address may use the proxy. */
   isAllowedClient(ip: string): boolean;
-  /** Refuses other clients with 403 and a short reason. */
-  readonly middleware: MiddlewareHandler;
 }
 
 /** Creates the ACL; throws when the list is empty (nobody could use the proxy). */
@@ -35,15 +31,5 @@ export function createClientAcl(options: ClientAclOptions): ClientAcl {
     );
   }
   const isAllowedClient = (ip: string) => matchesAny(allowed, ip);
-  const middleware: MiddlewareHandler = async (c, next) => {
-    const ctx = c.get("ctx") as RequestContext;
-    if (!isAllowedClient(ctx.clientIp)) {
-      return c.text(
-        `403 Forbidden: client ${ctx.clientIp} is not in ALLOWED_CLIENTS\n`,
-        403,
-      );
-    }
-    await next();
-  };
-  return { isAllowedClient, middleware };
+  return { isAllowedClient };
 }

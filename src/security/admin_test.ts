@@ -14,6 +14,7 @@ function serve(mount: (app: Hono<Env>) => void) {
     const peer = c.req.header("x-test-peer") ?? "127.0.0.1";
     const ctx: RequestContext = {
       id: "t",
+      kind: "http",
       conn: { remoteAddr: peer, remotePort: 1, form: "origin" as TargetForm, secure: false },
       startedAt: performance.now(),
       clientIp: c.req.header("x-test-client") ?? peer,
@@ -100,20 +101,10 @@ Deno.test("constantTimeEqual takes the same time for an early and a late mismatc
   assert.ok(ratio > 0.6 && ratio < 1.6, `early/late mismatch time ratio ${ratio}`);
 });
 
-Deno.test("client ACL refuses clients outside ALLOWED_CLIENTS with 403 and a reason", async () => {
+Deno.test("client ACL: ALLOWED_CLIENTS membership (the 403 is the client-acl phase's, src/pipeline)", () => {
   const acl = createClientAcl({ allowed: parseCidrList("127.0.0.0/8, 10.0.0.0/8") });
   assert.ok(acl.isAllowedClient("10.2.3.4"));
   assert.ok(acl.isAllowedClient("::ffff:127.0.0.1"));
   assert.ok(!acl.isAllowedClient("8.8.8.8"));
   assert.throws(() => createClientAcl({ allowed: [] }), /ALLOWED_CLIENTS is empty/);
-  const s = serve((app) => app.use(acl.middleware));
-  try {
-    assert.equal((await get(s.url)).status, 200);
-    assert.equal((await get(s.url, { "x-test-peer": "10.9.9.9" })).status, 200);
-    const refused = await get(s.url, { "x-test-peer": "203.0.113.9" });
-    assert.equal(refused.status, 403);
-    assert.match(refused.body, /client 203\.0\.113\.9 is not in ALLOWED_CLIENTS/);
-  } finally {
-    await s.close();
-  }
 });

@@ -18,12 +18,12 @@
  *
  * @module
  */
-import type { MiddlewareHandler } from "hono";
 import type { Logger } from "@logtape/logtape";
 import bcrypt from "bcryptjs";
 import { Buffer } from "node:buffer";
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { toMiddleware, type Wrapper } from "../context/mod.ts";
+import type { Wrapper } from "../context/mod.ts";
+import { plainText } from "../respond/mod.ts";
 import type { MetricFamily, StatsSource } from "../stats/metric.ts";
 import type { WorkerPool } from "../workers/mod.ts";
 
@@ -156,8 +156,6 @@ export interface ProxyAuth extends StatsSource {
   throttled(clientIp: string): number;
   /** 407 without valid credentials; sets ctx.user and removes Proxy-Authorization. */
   readonly phase: Wrapper;
-  /** The same as Hono middleware. */
-  readonly middleware: MiddlewareHandler;
   /** The 407 response, for the CONNECT path of the listener. */
   challenge(reason: string): Response;
   /** Re-reads the file (on SIGHUP); on error keeps the old users and throws. */
@@ -304,12 +302,8 @@ export function createProxyAuth(options: ProxyAuthOptions): ProxyAuth {
   };
 
   const challenge = (reason: string) =>
-    new Response(`407 Proxy Authentication Required: ${reason}\n`, {
-      status: 407,
-      headers: {
-        "content-type": "text/plain; charset=utf-8",
-        "proxy-authenticate": `Basic realm="${realm}", charset="UTF-8"`,
-      },
+    plainText(407, `407 Proxy Authentication Required: ${reason}`, {
+      "proxy-authenticate": `Basic realm="${realm}", charset="UTF-8"`,
     });
 
   const phase: Wrapper = (next) => async (req, ctx) => {
@@ -342,14 +336,12 @@ export function createProxyAuth(options: ProxyAuthOptions): ProxyAuth {
     }
     return await next(forwarded, ctx);
   };
-  const middleware = toMiddleware(phase);
 
   return {
     name: "auth",
     verify,
     throttled,
     phase,
-    middleware,
     challenge,
     reload() {
       const next = load();

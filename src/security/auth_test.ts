@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import bcrypt from "bcryptjs";
 import { createHash } from "node:crypto";
-import { Hono } from "hono";
-import type { RequestContext } from "../context/mod.ts";
+import { compose } from "../pipeline/mod.ts";
+import { testContext } from "../pipeline/testing.ts";
 import { createProxyAuth, parseBasic, parseHtpasswd } from "./auth.ts";
 
 const basic = (user: string, pass: string) => "Basic " + btoa(`${user}:${pass}`);
@@ -101,34 +101,21 @@ Deno.test("createProxyAuth stops with a clear error for a missing or plain-text 
   }
 });
 
-Deno.test("middleware: 407 with Proxy-Authenticate, sets ctx.user, never forwards the credentials", async () => {
+Deno.test("phase: 407 with Proxy-Authenticate, sets ctx.user, never forwards the credentials", async () => {
   const file = await htpasswdFile([`alice:${bcrypt.hashSync("wonderland", 4)}`]);
   const auth = createProxyAuth({ file });
-  const app = new Hono<{ Variables: { ctx: RequestContext } }>();
-  app.use(async (c, next) => {
-    c.set("ctx", {
-      id: "t",
-      conn: {
-        remoteAddr: "127.0.0.1",
-        remotePort: 1,
-        form: c.req.header("x-test-form") === "origin" ? "origin" : "absolute",
-        secure: false,
-      },
-      startedAt: performance.now(),
-      clientIp: "127.0.0.1",
-    });
-    await next();
-  });
-  app.use(auth.middleware);
-  app.get(
-    "*",
-    (c) =>
-      c.json({
-        user: c.get("ctx").user ?? null,
-        leaked: c.req.raw.headers.get("proxy-authorization"),
-      }),
+  const handler = compose(
+    (req, ctx) =>
+      Promise.resolve(Response.json({
+        user: ctx.user ?? null,
+        leaked: req.headers.get("proxy-authorization"),
+      })),
+    auth.phase,
   );
-  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, app.fetch);
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, (req) => {
+    const form = req.headers.get("x-test-form") === "origin" ? "origin" : "absolute";
+    return handler(req, testContext({ form }));
+  });
   const url = `http://127.0.0.1:${server.addr.port}/`;
   try {
     const none = await fetch(url);

@@ -8,8 +8,8 @@
  *
  * @module
  */
-import type { MiddlewareHandler } from "hono";
-import { toMiddleware, type Wrapper } from "../context/mod.ts";
+import type { Wrapper } from "../context/mod.ts";
+import { plainText } from "../respond/mod.ts";
 
 /** Default MAX_HEADER_SIZE: bytes of the whole header block (node:http's default). */
 export const DEFAULT_MAX_HEADER_SIZE = 16 * 1024;
@@ -26,11 +26,9 @@ export class BodyTooLargeError extends Error {
   }
 }
 
+/** The refusals here close the connection: what follows a bad head cannot be trusted. */
 const text = (status: number, body: string, extra?: Record<string, string>) =>
-  new Response(body + "\n", {
-    status,
-    headers: { "content-type": "text/plain; charset=utf-8", connection: "close", ...extra },
-  });
+  plainText(status, body, { connection: "close", ...extra });
 
 /**
  * 431 when a request has more than `max` header fields, else undefined.
@@ -106,10 +104,6 @@ export interface RequestHygieneOptions {
   readonly maxHeaderSize?: number;
 }
 
-/**
- * Middleware: header count/size (431) and ambiguous framing (400). For Deno.serve,
- * whose parser does not expose these limits; harmless behind node:http.
- */
 /** Header count/size (431), two Host fields and ambiguous framing (400), as a phase. */
 export function requestHygienePhase(options: RequestHygieneOptions = {}): Wrapper {
   const counting = options.maxHeaderCount !== false;
@@ -134,11 +128,6 @@ export function requestHygienePhase(options: RequestHygieneOptions = {}): Wrappe
       (h.has("content-length") || h.has("transfer-encoding") ? checkFraming(h) : undefined);
     return refusal ? Promise.resolve(refusal) : next(req, ctx);
   };
-}
-
-/** {@linkcode requestHygienePhase} as Hono middleware. */
-export function requestHygiene(options: RequestHygieneOptions = {}): MiddlewareHandler {
-  return toMiddleware(requestHygienePhase(options));
 }
 
 /**
@@ -201,9 +190,4 @@ export function bodyLimitPhase(maxBytes: number): Wrapper {
       return tooLarge(maxBytes);
     };
   };
-}
-
-/** {@linkcode bodyLimitPhase} as Hono middleware. */
-export function bodyLimit(maxBytes: number): MiddlewareHandler {
-  return toMiddleware(bodyLimitPhase(maxBytes));
 }

@@ -54,7 +54,6 @@ export {
 } from "./admin.ts";
 export { clientIpFrom, forwardedForValue, isTrustedPeer, UNKNOWN_CLIENT } from "./forwarded.ts";
 export {
-  bodyLimit,
   bodyLimitPhase,
   BodyTooLargeError,
   checkFraming,
@@ -64,7 +63,6 @@ export {
   DEFAULT_MAX_HEADER_COUNT,
   DEFAULT_MAX_HEADER_SIZE,
   limitStream,
-  requestHygiene,
   type RequestHygieneOptions,
   requestHygienePhase,
 } from "./hygiene.ts";

@@ -96,7 +96,11 @@ export async function runServe(args: string[]): Promise<number> {
   let started: Instance | undefined;
   const workers: ThreadWorker[] = [];
   try {
-    started = await startInstance(loaded, { thread: 0, threads });
+    started = await startInstance(loaded, {
+      thread: 0,
+      threads,
+      readConfig: () => loadConfig({ args }),
+    });
     for (let t = 1; t < threads; t++) {
       workers.push(await startThreadWorker(args, t, threads));
     }

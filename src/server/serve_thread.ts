@@ -18,7 +18,11 @@ self.onmessage = async (e: MessageEvent<ThreadMessage>) => {
     try {
       const loaded = loadConfig({ args: m.args, env: m.env });
       await setupLogging(loaded.config);
-      instance = await startInstance(loaded, { thread: m.thread, threads: m.threads });
+      instance = await startInstance(loaded, {
+        thread: m.thread,
+        threads: m.threads,
+        readConfig: () => loadConfig({ args: m.args, env: m.env }),
+      });
       self.postMessage({ kind: "ready" } satisfies ThreadMessage);
     } catch (err) {
       self.postMessage({ kind: "failed", message: (err as Error).message } satisfies ThreadMessage);

@@ -8,6 +8,7 @@
 
 import type { RequestContext } from "../../context/mod.ts";
 import type { SendFn } from "../mod.ts";
+import { UpstreamError } from "../../forward/errors.ts";
 
 /** An in-process origin answering its name; `/health` follows `healthy`. */
 export interface Origin {
@@ -66,18 +67,6 @@ export function startOrigin(name: string, port = 0): Origin {
   return origin;
 }
 
-/** Error shaped like the forwarder's UpstreamError. */
-export class TestUpstreamError extends Error {
-  constructor(
-    readonly kind: "connect" | "reset",
-    readonly requestSent: boolean,
-    readonly status = 502,
-    options?: ErrorOptions,
-  ) {
-    super(`upstream ${kind}`, options);
-  }
-}
-
 /** A fetch-based `send` with its own connection pool; close the client after the test. */
 export function fetchSend(client: Deno.HttpClient): SendFn {
   return async (req, target) => {
@@ -96,7 +85,7 @@ export function fetchSend(client: Deno.HttpClient): SendFn {
       });
     } catch (err) {
       const refused = /refused|tcp connect error/i.test(`${err} ${(err as Error).cause}`);
-      throw new TestUpstreamError(refused ? "connect" : "reset", !refused, 502, { cause: err });
+      throw new UpstreamError(refused ? "connect" : "reset", String(err), !refused, { cause: err });
     }
   };
 }
@@ -104,6 +93,7 @@ export function fetchSend(client: Deno.HttpClient): SendFn {
 export function testContext(clientIp = "192.0.2.1"): RequestContext {
   return {
     id: crypto.randomUUID(),
+    kind: "http",
     conn: { remoteAddr: clientIp, remotePort: 40000, form: "origin", secure: false },
     startedAt: performance.now(),
     clientIp,

@@ -160,13 +160,18 @@
         axes: opts.axes || [{}, { size: 60 }],
         series: [
           opts.xSeries || {},
-          ...series.map((s, i) => ({
-            stroke: s.color || COLORS[i % COLORS.length],
-            width: 2,
-            // uPlot shows points by itself where data is sparse (a short run); force them on request.
-            points: opts.points === true ? { show: true, size: 7 } : { size: 7 },
-            ...s,
-          })),
+          ...series.map((s, i) => {
+            const stroke = s.color || COLORS[i % COLORS.length];
+            return {
+              stroke,
+              width: 2,
+              // uPlot shows points by itself where data is sparse (a short run); force them on
+              // request, filled: a run shorter than a second is one point, and a hollow ring
+              // of one point is easy to miss.
+              points: opts.points === true ? { show: true, size: 7, fill: stroke } : { size: 7 },
+              ...s,
+            };
+          }),
         ],
         legend: { live: opts.time !== false },
       },

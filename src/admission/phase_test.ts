@@ -1,11 +1,13 @@
 /**
- * Admission control in front of a real Hono app on Deno.serve, driven by
+ * The admission phase through the real `compose`, on Deno.serve, driven by
  * real HTTP clients: a full queue answers 503 with Retry-After at once while
  * the admitted requests still complete; slots last until the body is sent.
  */
 import assert from "node:assert/strict";
-import { Hono } from "hono";
-import { type Admission, createAdmission } from "../src/admission/mod.ts";
+import type { Handler } from "../context/mod.ts";
+import { compose } from "../pipeline/mod.ts";
+import { serveChain } from "../pipeline/testing.ts";
+import { type Admission, admissionPhase, createAdmission } from "./mod.ts";
 
 interface Gate {
   wait: Promise<void>;
@@ -16,13 +18,10 @@ function gate(): Gate {
   return { wait: promise, open: () => resolve() };
 }
 
-/** Serves `app` on a free port; `passInfo` hands Deno.serve's info to Hono as c.env. */
-function serve(app: Hono, passInfo: boolean) {
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    passInfo ? app.fetch : (req) => app.fetch(req),
-  );
-  return { server, base: `http://127.0.0.1:${server.addr.port}` };
+/** Serves `origin` behind the admission phase; `passInfo` puts Deno.serve's `completed` in the context. */
+function serve(adm: Admission, origin: Handler, passInfo: boolean) {
+  const s = serveChain(compose(origin, admissionPhase(adm)), { completed: passInfo });
+  return { server: { shutdown: s.close }, base: s.url };
 }
 
 async function waitFor(predicate: () => boolean, what: string) {
@@ -43,14 +42,12 @@ for (const passInfo of [true, false]) {
     });
     const hold = gate();
     const arrived: string[] = [];
-    const app = new Hono();
-    app.use("*", adm.middleware);
-    app.get("/work/:id", async (c) => {
-      arrived.push(c.req.param("id"));
+    const { server, base } = serve(adm, async (req) => {
+      const id = req.url.slice(req.url.lastIndexOf("/") + 1);
+      arrived.push(id);
       await hold.wait;
-      return c.text(`done ${c.req.param("id")}`);
-    });
-    const { server, base } = serve(app, passInfo);
+      return new Response(`done ${id}`);
+    }, passInfo);
     const client = Deno.createHttpClient({});
     const get = (id: string) => fetch(`${base}/work/${id}`, { client });
     try {
@@ -93,19 +90,17 @@ for (const passInfo of [true, false]) {
   Deno.test(`admission (${how}): a slot is held until the body has been sent`, async () => {
     const adm = createAdmission({ maxConcurrency: 1, queueSize: 0, queueTimeoutMs: 1_000 });
     let push!: ReadableStreamDefaultController<Uint8Array>;
-    const app = new Hono();
-    app.use("*", adm.middleware);
-    app.get("/stream", () =>
-      new Response(
-        new ReadableStream<Uint8Array>({
-          start(c) {
-            push = c;
-            c.enqueue(new TextEncoder().encode("first,"));
-          },
-        }),
-      ));
-    app.get("/quick", (c) => c.text("quick"));
-    const { server, base } = serve(app, passInfo);
+    const { server, base } = serve(adm, (req) =>
+      Promise.resolve(
+        req.url.endsWith("/quick") ? new Response("quick") : new Response(
+          new ReadableStream<Uint8Array>({
+            start(c) {
+              push = c;
+              c.enqueue(new TextEncoder().encode("first,"));
+            },
+          }),
+        ),
+      ), passInfo);
     const client = Deno.createHttpClient({});
     try {
       const res = await fetch(`${base}/stream`, { client });
@@ -132,13 +127,10 @@ for (const passInfo of [true, false]) {
 Deno.test("admission: a queued request times out with 503 while the admitted one completes", async () => {
   const adm = createAdmission({ maxConcurrency: 1, queueSize: 5, queueTimeoutMs: 150 });
   const hold = gate();
-  const app = new Hono();
-  app.use("*", adm.middleware);
-  app.get("/", async (c) => {
+  const { server, base } = serve(adm, async () => {
     await hold.wait;
-    return c.text("ok");
-  });
-  const { server, base } = serve(app, true);
+    return new Response("ok");
+  }, true);
   const client = Deno.createHttpClient({});
   try {
     const first = fetch(base, { client });
@@ -162,10 +154,11 @@ Deno.test("admission: a queued request times out with 503 while the admitted one
 
 Deno.test("admission: HEAD responses release their slot (Deno.serve never reads their body)", async () => {
   const adm = createAdmission({ maxConcurrency: 2, queueSize: 0, queueTimeoutMs: 1_000 });
-  const app = new Hono();
-  app.use("*", adm.middleware);
-  app.all("*", () => new Response("a body that is never sent for HEAD"));
-  const { server, base } = serve(app, false);
+  const { server, base } = serve(
+    adm,
+    () => Promise.resolve(new Response("a body that is never sent for HEAD")),
+    false,
+  );
   const client = Deno.createHttpClient({});
   try {
     for (let i = 0; i < 5; i++) {
