@@ -194,6 +194,17 @@ export class Connection implements Swept {
     else this.#fail(408, reason);
   }
 
+  /** What the app learns about the connection a request (or upgrade) came in on. */
+  #connInfo(form: TargetForm, completed: Promise<void>): ConnInfo {
+    return {
+      remoteAddr: this.#remoteAddr,
+      remotePort: this.#info.remotePort,
+      form,
+      secure: this.#info.secure,
+      completed,
+    };
+  }
+
   /** Answers with the server's own error and closes (the connection is done). */
   #fail(status: number, reason: string): void {
     if (this.#isClosed()) return;
@@ -329,13 +340,7 @@ export class Connection implements Swept {
         return;
       }
       const completed = Promise.withResolvers<void>();
-      const info: ConnInfo = {
-        remoteAddr: this.#remoteAddr,
-        remotePort: this.#info.remotePort,
-        form,
-        secure: this.#info.secure,
-        completed: completed.promise,
-      };
+      const info = this.#connInfo(form, completed.promise);
       let response: Response;
       try {
         response = await c.app(request, info);
@@ -518,13 +523,7 @@ export class Connection implements Swept {
       return;
     }
     const completed = Promise.withResolvers<void>();
-    const info: ConnInfo = {
-      remoteAddr: this.#remoteAddr,
-      remotePort: this.#info.remotePort,
-      form,
-      secure: this.#info.secure,
-      completed: completed.promise,
-    };
+    const info = this.#connInfo(form, completed.promise);
     let result;
     try {
       result = await c.upgrade(request, info);
