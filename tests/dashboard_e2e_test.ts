@@ -11,24 +11,13 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 // Pinned inline (the brief allows it) so deno.json stays free of a test-only package.
 // deno-lint-ignore no-import-prefix
 import type { Page } from "npm:playwright-core@1.65.1";
-import { ignoreUnless } from "./helpers/ignore.ts";
+import { fileExists, ignoreUnless } from "./helpers/ignore.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const ARTIFACTS = new URL("./artifacts/", import.meta.url).pathname;
 
-function chromiumPresent(): boolean {
-  try {
-    return Deno.statSync(CHROMIUM).isFile;
-  } catch {
-    return false;
-  }
-}
-
-const haveChromium = chromiumPresent();
-if (!haveChromium) {
-  console.warn(`dashboard e2e: skipped because ${CHROMIUM} is missing (apt-get install chromium)`);
-}
+const haveChromium = fileExists(CHROMIUM);
 
 /** Pixels of a canvas under `selector` close to the colour (r, g, b): a drawn series. */
 const COUNT_COLOUR = `(args) => {

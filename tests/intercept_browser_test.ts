@@ -12,21 +12,12 @@ import { join } from "node:path";
 import { startProxy } from "./helpers/proxy.ts";
 import { TEST_CA_PATH, TEST_CERT, TEST_KEY } from "./helpers/tls.ts";
 import { spkiSha256 } from "../src/intercept/mod.ts";
+import { fileExists, ignoreUnless } from "./helpers/ignore.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const ROOT = new URL("../", import.meta.url).pathname;
 
-function chromiumPresent(): boolean {
-  try {
-    return Deno.statSync(CHROMIUM).isFile;
-  } catch {
-    return false;
-  }
-}
-const haveChromium = chromiumPresent();
-if (!haveChromium) {
-  console.warn(`intercept browser test: ignored because ${CHROMIUM} is missing`);
-}
+const haveChromium = fileExists(CHROMIUM);
 
 const PAGE = `<!doctype html>
 <html><head><meta charset="utf-8"><title>intercepted</title>
@@ -55,7 +46,11 @@ const FILES: Record<string, [string, string]> = {
 
 Deno.test({
   name: "headless Chromium loads an HTTPS page with sub-resources through the intercepting proxy",
-  ignore: !haveChromium,
+  ignore: ignoreUnless(
+    "intercept browser",
+    haveChromium,
+    `${CHROMIUM} is missing (apt-get install chromium)`,
+  ),
   // playwright-core keeps timers and pipes of its own past browser.close().
   sanitizeOps: false,
   sanitizeResources: false,

@@ -13,7 +13,7 @@ import { curl } from "./helpers/http.ts";
 import { freePort, waitForPort } from "./helpers/ports.ts";
 import { packTarget } from "../scripts/release.ts";
 import { VERSION } from "../src/version.ts";
-import { ignoreUnless } from "./helpers/ignore.ts";
+import { fileExists, ignoreUnless } from "./helpers/ignore.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const README = Deno.readTextFileSync(new URL("README.md", ROOT));
@@ -312,16 +312,7 @@ Deno.test("README download line: the Linux/macOS command unpacks a release archi
 });
 
 const CHROMIUM = "/usr/bin/chromium";
-const haveChromium = (() => {
-  try {
-    return Deno.statSync(CHROMIUM).isFile;
-  } catch {
-    return false;
-  }
-})();
-if (!haveChromium) {
-  console.warn(`readme_test: browser recipe skipped because ${CHROMIUM} is missing`);
-}
+const haveChromium = fileExists(CHROMIUM);
 
 /** Loads a page in headless Chromium with the flags given and returns the DOM it printed. */
 async function chromiumDump(url: string, flags: string[]): Promise<string> {
