@@ -37,7 +37,8 @@ SETTINGS (flag > environment > .env > default; --env-file FILE, default ./.env)
 ${settingsHelp()}
 SIGNALS
   SIGINT, SIGTERM   stop accepting, let in-flight requests finish (SHUTDOWN_TIMEOUT), exit 0
-  SIGHUP            reload blocklists, proxy users and TLS certificates
+  SIGHUP            reload the configuration (backends, strategy, health checks, limits,
+                    filters, auth) and TLS certificates; port, mode and threads need a restart
   SIGUSR1           reopen LOG_FILE at its path (after logrotate moved it)
 
 FILES
