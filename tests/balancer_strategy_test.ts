@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { type BalancerOptions, createBalancer, type Strategy } from "../src/balancer/mod.ts";
 import {
-  fetchSend,
+  forwarderSend,
   type Origin,
   startOrigin,
   testContext,
@@ -24,11 +24,11 @@ async function withPool(
   ) => Promise<void>,
 ) {
   const origins = weights.map((_, i) => startOrigin(`o${i}`));
-  const client = Deno.createHttpClient({});
+  const real = forwarderSend();
   const balancer = createBalancer({
     backends: origins.map((o, i) => ({ url: o.url, weight: weights[i] })),
     strategy,
-    send: fetchSend(client),
+    send: real.send,
     ...extra,
   });
   const call = async (path: string, clientIp?: string) => {
@@ -40,7 +40,7 @@ async function withPool(
     await fn(call, origins, balancer);
   } finally {
     await balancer.close();
-    client.close();
+    real.close();
     for (const o of origins) await o.close();
   }
 }

@@ -1,14 +1,13 @@
 /**
- * Test support for the balancer: small real origins on free ports and a
- * `send` built on fetch that reports failures the way the forwarder does
- * (`kind`, `requestSent`, `status`), so balancer tests need no forwarder.
+ * Test support for the balancer: small real origins on free ports, origins that fail
+ * on purpose, and the real forwarder as `send`.
  *
  * @module
  */
 
 import type { RequestContext } from "../../context/mod.ts";
 import type { SendFn } from "../mod.ts";
-import { UpstreamError } from "../../forward/errors.ts";
+import { createForwarder, type Forwarder, type ForwarderOptions } from "../../forward/mod.ts";
 
 /** An in-process origin answering its name; `/health` follows `healthy`. */
 export interface Origin {
@@ -67,26 +66,37 @@ export function startOrigin(name: string, port = 0): Origin {
   return origin;
 }
 
-/** A fetch-based `send` with its own connection pool; close the client after the test. */
-export function fetchSend(client: Deno.HttpClient): SendFn {
-  return async (req, target) => {
-    const headers = new Headers(req.headers);
-    headers.set("accept-encoding", "identity");
-    headers.delete("content-length");
-    headers.delete("host");
-    try {
-      return await fetch(target, {
-        method: req.method,
-        headers,
-        body: req.body,
-        redirect: "manual",
-        signal: req.signal,
-        client,
-      });
-    } catch (err) {
-      const refused = /refused|tcp connect error/i.test(`${err} ${(err as Error).cause}`);
-      throw new UpstreamError(refused ? "connect" : "reset", String(err), !refused, { cause: err });
-    }
+/** The real forwarder as the balancer's `send`, wired like the app wires it (src/pipeline/upstream_phases.ts). */
+export interface ForwarderSend {
+  readonly send: SendFn;
+  readonly forwarder: Forwarder;
+  close(): void;
+}
+
+/**
+ * A `send` over the same forwarder the proxy uses (`src/forward/`), so retry decisions in
+ * these tests rest on the failure classes the real send path reports, not on a guess.
+ */
+export function forwarderSend(over: Partial<ForwarderOptions> = {}): ForwarderSend {
+  const forwarder = createForwarder({
+    connectTimeoutMs: 10_000,
+    responseTimeoutMs: 20_000,
+    idleTimeoutMs: 30_000,
+    maxIdlePerOrigin: 8,
+    via: "1.1 proxy",
+    ...over,
+  });
+  return {
+    forwarder,
+    send: (req, target, ctx) =>
+      forwarder.forward(req, target, {
+        clientIp: ctx.clientIp,
+        proto: ctx.conn.secure ? "https" : "http",
+        host: req.headers.get("host") ?? target.host,
+        preserveHost: true,
+        requestId: ctx.id,
+      }),
+    close: () => forwarder.close(),
   };
 }
 
@@ -162,6 +172,113 @@ export function startResetter(): Resetter {
         } catch { /* already closed */ }
       }
       await loop;
+    },
+  };
+}
+
+/** How a {@linkcode FailingOrigin} fails each exchange. */
+export type FailureClass =
+  /** Reads the whole request, then closes without a response byte. */
+  | "reset-before-response"
+  /** Reads the whole request, sends half a response head, then closes. */
+  | "reset-after-partial-response"
+  /** Reads the whole request and never answers (the forwarder's response timeout fires). */
+  | "timeout";
+
+/** A request as a failing origin received it: request line and body bytes. */
+export interface ReceivedRequest {
+  readonly line: string;
+  readonly body: string;
+}
+
+/** A raw TCP origin that fails every exchange in one {@linkcode FailureClass}. */
+export interface FailingOrigin {
+  readonly url: URL;
+  /** Every request it read in full, in arrival order. */
+  readonly received: ReceivedRequest[];
+  close(): Promise<void>;
+}
+
+/** The payload of a complete chunked body (no trailers, no extensions: what the forwarder sends). */
+function dechunk(raw: string): string {
+  let out = "";
+  let at = 0;
+  while (true) {
+    const eol = raw.indexOf("\r\n", at);
+    const size = parseInt(raw.slice(at, eol), 16);
+    if (!(size > 0)) return out;
+    out += raw.slice(eol + 2, eol + 2 + size);
+    at = eol + 2 + size + 2;
+  }
+}
+
+export function startFailingOrigin(how: FailureClass): FailingOrigin {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const received: ReceivedRequest[] = [];
+  const conns = new Set<Deno.Conn>();
+  const tasks = new Set<Promise<void>>();
+  const latin1 = new TextDecoder("latin1");
+  const serve = async (conn: Deno.Conn) => {
+    conns.add(conn);
+    const buf = new Uint8Array(64 * 1024);
+    let text = "";
+    try {
+      // The head, then the body: as many bytes as Content-Length announces, or chunks up to
+      // the last one.
+      let end = -1;
+      let chunked = false;
+      let want = Infinity;
+      // A chunked body ends with the last chunk (these tests send no trailers).
+      const complete = () =>
+        end >= 0 &&
+        (chunked ? text.length > end + 4 && text.endsWith("0\r\n\r\n") : text.length >= want);
+      while (!complete()) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        text += latin1.decode(buf.subarray(0, n));
+        if (end < 0 && (end = text.indexOf("\r\n\r\n")) >= 0) {
+          const head = text.slice(0, end);
+          chunked = /\r\ntransfer-encoding: *chunked/i.test(head);
+          const length = /\r\ncontent-length: *(\d+)/i.exec(head);
+          want = end + 4 + (length ? Number(length[1]) : 0);
+        }
+      }
+      if (end >= 0) {
+        const raw = text.slice(end + 4);
+        received.push({ line: text.split("\r\n")[0], body: chunked ? dechunk(raw) : raw });
+      }
+      if (how === "reset-after-partial-response") {
+        await conn.write(new TextEncoder().encode("HTTP/1.1 200 OK\r\nContent-Le"));
+      } else if (how === "timeout") {
+        await conn.read(buf); // until the forwarder gives up and closes, or close() below
+      }
+    } catch { /* the forwarder went away first */ }
+    conns.delete(conn);
+    try {
+      conn.close();
+    } catch { /* already closed */ }
+  };
+  const loop = (async () => {
+    try {
+      for await (const conn of listener) {
+        const task = serve(conn);
+        tasks.add(task);
+        task.finally(() => tasks.delete(task));
+      }
+    } catch { /* listener closed */ }
+  })();
+  return {
+    url: new URL(`http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`),
+    received,
+    async close() {
+      listener.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* already closed */ }
+      }
+      await loop;
+      await Promise.all(tasks);
     },
   };
 }
