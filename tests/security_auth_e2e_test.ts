@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import bcrypt from "bcryptjs";
 import { startBackend } from "../src/backend/mod.ts";
-import { startProxy } from "./helpers/proxy.ts";
+import { sections, startProxy } from "./helpers/proxy.ts";
 import { rawRequest } from "./helpers/rawhttp.ts";
 
 Deno.test("proxy auth: 407 without credentials, never forwarded, users reloaded on SIGHUP", async () => {
@@ -14,7 +14,12 @@ Deno.test("proxy auth: 407 without credentials, never forwarded, users reloaded 
   const users = await Deno.makeTempFile({ suffix: ".htpasswd" });
   await Deno.writeTextFile(users, `alice:${bcrypt.hashSync("wonderland", 4)}\n`);
   const proxy = await startProxy({
-    env: { PROXY_AUTH_FILE: users, FORWARD_ALLOW_PRIVATE: "127.0.0.2/32" },
+    env: {
+      PROXY_AUTH_FILE: users,
+      FORWARD_ALLOW_PRIVATE: "127.0.0.2/32",
+      SERVE_THREADS: "2",
+      LOG_LEVEL: "info",
+    },
   });
   const client = (username: string, password: string) =>
     Deno.createHttpClient({ proxy: { url: proxy.url, basicAuth: { username, password } } });
@@ -47,23 +52,43 @@ Deno.test("proxy auth: 407 without credentials, never forwarded, users reloaded 
     assert.equal(health.status, 200);
     await health.body?.cancel();
 
-    // New password on disk; SIGHUP makes it effective at once (the cache is dropped).
+    // Each serving thread logs one line per reload (applied or refused). The checks after a
+    // SIGHUP wait until every thread logged it, so they run after the reload, never before.
+    const threads = Number(proxy.output().match(/, (\d+) threads/)?.[1] ?? 1);
+    const reloadLines = () =>
+      proxy.output().split("\n").filter((l) => /"message":"(reloaded"|reload failed)/.test(l));
+    const sighup = async () => {
+      const before = reloadLines().length;
+      proxy.process.kill("SIGHUP");
+      const deadline = Date.now() + 20_000;
+      while (reloadLines().length < before + threads) {
+        if (Date.now() > deadline) throw new Error(`SIGHUP did not reload:\n${proxy.output()}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return reloadLines().slice(before);
+    };
+
+    // New password on disk; SIGHUP makes it effective at once (the 60 s login cache is dropped).
     await Deno.writeTextFile(users, `alice:${bcrypt.hashSync("looking-glass", 4)}\n`);
-    proxy.process.kill("SIGHUP");
-    const deadline = Date.now() + 20_000;
-    while ((await through("alice", "wonderland")).status !== 407) {
-      if (Date.now() > deadline) throw new Error("SIGHUP did not reload the users file");
-      await new Promise((r) => setTimeout(r, 100));
+    const applied = await sighup();
+    assert.ok(applied.every((l) => l.includes('"message":"reloaded"')), applied.join("\n"));
+    for (let i = 0; i < 4; i++) { // new connections each time: every thread gets asked
+      assert.equal((await through("alice", "wonderland")).status, 407);
+      assert.equal((await through("alice", "looking-glass")).status, 200);
     }
-    assert.equal((await through("alice", "looking-glass")).status, 200);
 
     // A broken file on reload keeps the users the proxy has, and the proxy keeps running.
     await Deno.writeTextFile(users, "alice:plain-text-password\n");
-    proxy.process.kill("SIGHUP");
-    await new Promise((r) => setTimeout(r, 500));
-    assert.equal((await through("alice", "looking-glass")).status, 200);
-    const stats = await proxy.stats();
-    assert.ok(stats.auth.failures >= 2, JSON.stringify(stats.auth));
+    const refused = await sighup();
+    assert.ok(refused.every((l) => l.includes("reload refused")), refused.join("\n"));
+    assert.match(refused.join("\n"), /plain-text or unsupported password/);
+    for (let i = 0; i < 4; i++) {
+      assert.equal((await through("alice", "looking-glass")).status, 200);
+      assert.equal((await through("alice", "wonderland")).status, 407);
+    }
+    const failures = sections(await proxy.stats(), "auth")
+      .reduce((n, auth) => n + auth.failures, 0);
+    assert.ok(failures >= 2, `auth failures ${failures}`);
   } finally {
     await proxy.stop();
     await origin.close();

@@ -99,7 +99,7 @@ export async function startProxy(options: StartProxyOptions = {}): Promise<TestP
   }
   try {
     await Promise.race([
-      waitForPort(port, 30_000),
+      ready(port, () => out),
       status.then((s) => {
         throw new Error(`proxy exited with ${s.code} before listening:\n${out}`);
       }),
@@ -109,4 +109,32 @@ export async function startProxy(options: StartProxyOptions = {}): Promise<TestP
     throw err;
   }
   return proxy;
+}
+
+/**
+ * The port answers as soon as the first serving thread listens, but the proxy installs its
+ * signal handlers (SIGHUP reload, SIGTERM drain) only after every thread started and it printed
+ * its "proxy listening on" line: a signal sent before that line would kill it instead.
+ */
+async function ready(port: number, output: () => string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  await waitForPort(port, 30_000);
+  while (!/^proxy listening on /m.test(output())) {
+    if (Date.now() > deadline) {
+      throw new Error(`the proxy never said it is listening:\n${output()}`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * One module section of `/proxy-stats` (`auth`, `backends`, `cache`…) from every serving thread:
+ * with SERVE_THREADS > 1 each thread reports its own under `threads[i]`, with one thread it is
+ * at the top level. Tests that sum a counter stay right for any thread count.
+ */
+// deno-lint-ignore no-explicit-any
+export function sections(stats: Record<string, any>, name: string): any[] {
+  const perThread = Array.isArray(stats.threads) ? stats.threads : [stats];
+  // deno-lint-ignore no-explicit-any
+  return perThread.map((t: Record<string, any>) => t[name]).filter((s: unknown) => s !== undefined);
 }
