@@ -12,6 +12,7 @@ import { startTestBackend } from "./helpers/backend.ts";
 import { freePort, waitForPort } from "./helpers/ports.ts";
 import { openRaw, rawRequest, type RawResponse } from "./helpers/rawhttp.ts";
 import { ignoreUnless } from "./helpers/ignore.ts";
+import { startRecordingBackend } from "./helpers/recorder.ts";
 
 const CRLF = "\r\n";
 const AUTH = `Proxy-Authorization: Basic ${btoa("alice:wonderland")}`;
@@ -277,7 +278,6 @@ const URIS: Case[] = [
     send: `GET http://example.com:99999/ HTTP/1.1${CRLF}Host: x${CRLF}${AUTH}${CRLF}${CRLF}`,
     expect: [400],
   },
-  { name: "path traversal to the backend", send: get("/../../etc/passwd"), expect: [400, 404] },
   { name: "invalid percent-encoding", send: get("/%zz%"), expect: [400, 404] },
 ];
 
@@ -683,5 +683,47 @@ Deno.test("abuse suite: 90+ hostile requests refused, the proxy keeps serving", 
     await allowed.close();
     await backend.close();
     await Deno.remove(htpasswd);
+  }
+});
+
+/** A `.` or `..` path segment, also percent-encoded (`%2e`), which an origin may resolve. */
+const DOT_SEGMENT = /(^|\/)(\.|%2e){1,2}(\/|\?|$)/i;
+
+Deno.test("path traversal: the backend never receives a dot segment, it gets the resolved path", async () => {
+  // A raw recorder, not a URL-parsing test origin: it sees the request-target byte for byte.
+  const backend = startRecordingBackend();
+  const proxy = await startProxy({ env: { BACKEND_SERVERS: backend.url } });
+  const cases: [sent: string, resolved: string][] = [
+    ["/../../etc/passwd", "/etc/passwd"],
+    ["/a/b/../../../etc/passwd", "/etc/passwd"],
+    ["/%2e%2e/%2E%2e/etc/passwd", "/etc/passwd"],
+    ["/.%2e/x", "/x"],
+    ["/a/./b/../c?q=../d", "/a/c?q=../d"],
+    ["/a/%2e/b", "/a/b"],
+    ["/a/..", "/"],
+  ];
+  try {
+    for (const [sent, resolved] of cases) {
+      const before = backend.requests.length;
+      const r = await rawRequest(proxy.port, `GET ${sent} HTTP/1.1${CRLF}Host: x${CRLF}${CRLF}`);
+      if (r.status === 400) {
+        // Refusing is as good as resolving, as long as nothing went to the backend.
+        assert.equal(backend.requests.length, before, `${sent}: refused but still forwarded`);
+        continue;
+      }
+      assert.equal(r.status, 200, `${sent}: ${r.raw.slice(0, 200)}`);
+      assert.equal(backend.requests.length, before + 1);
+      const line = backend.requests[before].line;
+      const target = line.split(" ")[1];
+      assert.doesNotMatch(
+        target.split("?")[0],
+        DOT_SEGMENT,
+        `${sent} reached the backend as ${line}`,
+      );
+      assert.equal(target, resolved, `${sent} reached the backend as ${line}`);
+    }
+  } finally {
+    await proxy.stop();
+    await backend.close();
   }
 });
