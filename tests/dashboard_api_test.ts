@@ -396,6 +396,50 @@ Deno.test("settings: listed with defaults, validated by the schema, saved atomic
   }
 });
 
+Deno.test("settings: a save replaces .env whole (rename), a concurrent reader never sees a partial file", async () => {
+  // A big comment (kept by every save) makes a non-atomic write observable: truncate-then-write
+  // leaves a moment with an empty or half-written file for whoever reads it then.
+  const padding = `# ${"p".repeat(1024 * 1024)}\n`;
+  const env = await setup({ envText: `${padding}PORT=8000\n` });
+  try {
+    const old = await Deno.open(env.envFile, { read: true });
+    const oldIno = (await old.stat()).ino;
+    const wholeFiles = new Set([`${padding}PORT=8000\n`]);
+    let saving = true;
+    let reads = 0;
+    const torn: number[] = [];
+    const reader = (async () => {
+      while (saving) {
+        const text = await Deno.readTextFile(env.envFile);
+        reads++;
+        // Every save keeps the padding and ends the file with its PORT line.
+        if (!text.startsWith(padding) || !/\nPORT=\d+\n$/.test(text)) torn.push(text.length);
+        await new Promise((r) => setTimeout(r, 0));
+      }
+    })();
+    try {
+      for (let i = 0; i < 20; i++) {
+        const port = String(9000 + i);
+        const res = await env.api("PUT", "/api/settings", { values: { PORT: port } });
+        assertEquals(res.status, 200, JSON.stringify(res.data));
+        wholeFiles.add(`${padding}PORT=${port}\n`);
+      }
+    } finally {
+      saving = false;
+      await reader;
+    }
+    assertEquals(torn, [], `${torn.length} of ${reads} reads saw a partial .env`);
+    assert(reads > 0);
+    assert(wholeFiles.has(await Deno.readTextFile(env.envFile)));
+    // Rename semantics: the path names a new file; the old one, still open, is whole and unchanged.
+    assert((await Deno.stat(env.envFile)).ino !== oldIno, "the save wrote into the old file");
+    const oldText = new TextDecoder().decode(await new Response(old.readable).arrayBuffer());
+    assertEquals(oldText, `${padding}PORT=8000\n`);
+  } finally {
+    await env.close();
+  }
+});
+
 Deno.test("backend drain/enable through the dashboard: 409 while the proxy is stopped, 404 for an unknown action", async () => {
   const env = await setup();
   try {
