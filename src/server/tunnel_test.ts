@@ -128,15 +128,76 @@ Deno.test("CONNECT refusals: bad target 400, admit hook status, unreachable 502"
   await listener.close(1000);
 });
 
+/** A TCP server that records what each connection received, and when it ended. */
+function sinkServer() {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const received: { bytes: number; closed: boolean }[] = [];
+  const conns = new Set<Deno.Conn>();
+  (async () => {
+    for await (const conn of listener) {
+      const seen = { bytes: 0, closed: false };
+      received.push(seen);
+      conns.add(conn);
+      (async () => {
+        const buf = new Uint8Array(4096);
+        try {
+          while (true) {
+            const n = await conn.read(buf);
+            if (n === null) break;
+            seen.bytes += n;
+          }
+        } catch { /* reset */ }
+        seen.closed = true;
+        conns.delete(conn);
+        try {
+          conn.close();
+        } catch { /* closed */ }
+      })();
+    }
+  })().catch(() => {});
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    received,
+    close() {
+      listener.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* closed */ }
+      }
+    },
+  };
+}
+
 Deno.test("checkAddress refuses the connected address before any byte is relayed", async () => {
-  const echo = echoServer();
-  const { listener } = startNode({
+  const sink = sinkServer();
+  const { listener, stats } = startNode({
     checkAddress: (ip) => ip === "127.0.0.1" ? "loopback refused" : undefined,
   });
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: listener.port });
-  await conn.write(enc.encode(`CONNECT localhost:${echo.port} HTTP/1.1\r\n\r\n`));
+  // The client sends its first tunnel bytes right behind the CONNECT head, as TLS clients
+  // that do not wait for the 200 do: they must not reach the refused address.
+  await conn.write(
+    enc.encode(`CONNECT localhost:${sink.port} HTTP/1.1\r\n\r\nEARLY-TUNNEL-BYTES`),
+  );
   assert.match(await readUntil(conn, "refused"), /^HTTP\/1\.1 403 [\s\S]*loopback refused/);
+  // The check runs on the connected address, so the destination saw a connection: wait until
+  // the proxy closed it, then count what it received.
+  const deadline = Date.now() + 10_000;
+  while (!(sink.received.length === 1 && sink.received[0].closed)) {
+    if (Date.now() > deadline) {
+      throw new Error(`upstream not closed: ${JSON.stringify(sink.received)}`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.deepEqual(
+    sink.received,
+    [{ bytes: 0, closed: true }],
+    "bytes reached the refused address",
+  );
+  assert.equal(stats.tunnelsTotal, 0, "no tunnel was opened");
+  assert.equal(stats.tunnelBytesUp, 0);
   conn.close();
   await listener.close(1000);
-  echo.close();
+  sink.close();
 });
