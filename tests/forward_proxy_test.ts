@@ -295,12 +295,17 @@ Deno.test("SIGTERM lets in-flight requests finish, then the proxy exits 0", asyn
     const inflight = Array.from(
       { length: 5 },
       () =>
-        fetch(`${origin.url}/delay/1500`, { client }).then(async (r) => ({
+        fetch(`${origin.url}/delay/3000`, { client }).then(async (r) => ({
           status: r.status,
           body: await r.text(),
         })),
     );
-    await new Promise((r) => setTimeout(r, 500));
+    // SIGTERM once all five are in flight at the origin (not after a guessed pause).
+    const deadline = Date.now() + 20_000;
+    while (((await origin.stats()).paths["/delay/3000"] ?? 0) < 5) {
+      if (Date.now() > deadline) throw new Error("the requests never reached the origin");
+      await new Promise((r) => setTimeout(r, 20));
+    }
     const code = await proxy.signal("SIGTERM");
     const done = await Promise.all(inflight);
     assert.equal(code, 0, proxy.output());

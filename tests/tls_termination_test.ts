@@ -97,9 +97,14 @@ Deno.test({
         "/dev/null",
         "-w",
         "%{http_code}",
-        `${url}/delay/1500`,
+        `${url}/delay/3000`,
       );
-      await new Promise((r) => setTimeout(r, 300));
+      // The certificate changes once the slow request is in flight at the backend.
+      const deadline = Date.now() + 20_000;
+      while (((await backend.stats()).paths["/delay/3000"] ?? 0) < 1) {
+        if (Date.now() > deadline) throw new Error("the slow request never reached the backend");
+        await new Promise((r) => setTimeout(r, 20));
+      }
       await Deno.copyFile(new URL("tls2.crt", FIXTURES), cert);
       await Deno.copyFile(new URL("tls2.key", FIXTURES), key);
       proxy.process.kill("SIGHUP");
