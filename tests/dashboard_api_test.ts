@@ -666,10 +666,12 @@ Deno.test("a proxy that cannot start (port taken) is reported stopped with its e
 });
 
 Deno.test("load tests: form errors, background run with progress, history across restarts", async () => {
-  const target = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    (req) => new Response("ok", { status: new URL(req.url).pathname === "/missing" ? 404 : 200 }),
-  );
+  let missingServed = 0;
+  const target = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const missing = new URL(req.url).pathname === "/missing";
+    if (missing) missingServed++;
+    return new Response("ok", { status: missing ? 404 : 200 });
+  });
   const url = `http://127.0.0.1:${target.addr.port}`;
   const dir = await Deno.makeTempDir({ prefix: "dashboard-lt-" });
   let env = await setup({ dir });
@@ -741,7 +743,13 @@ Deno.test("load tests: form errors, background run with progress, history across
     assertEquals(long.status, 202);
     assertEquals((await env.api("POST", "/api/loadtests", { url })).status, 409);
     assertEquals((await env.api("DELETE", `/api/loadtests/${long.data.id}`)).status, 409);
-    await new Promise((r) => setTimeout(r, 300));
+    // Two workers, each sending its next request after the last answer: once the target saw a
+    // third request, at least one 404 was received and counted.
+    const deadline = Date.now() + 20_000;
+    while (missingServed < 3) {
+      if (Date.now() > deadline) throw new Error("the load test sent nothing");
+      await new Promise((r) => setTimeout(r, 20));
+    }
     const stopped = await env.api("POST", "/api/loadtests/stop");
     assertEquals(stopped.status, 200);
     const partial = stopped.data.run as Record<string, unknown>;

@@ -240,8 +240,18 @@ Deno.test("MAX_CLIENT_CONNECTIONS: connections beyond it are closed at once and 
   });
   const held: Deno.Conn[] = [];
   try {
-    // The start-up probe's connection must be gone before the count starts.
-    await new Promise((r) => setTimeout(r, 500));
+    // The start-up probe's connection must be gone before the count starts: the one
+    // connection left is the stats request itself.
+    let open = -1;
+    await until(async () => {
+      const r = await rawRequest(
+        proxy.port,
+        `GET /proxy-stats HTTP/1.1${CRLF}Host: x${CRLF}Connection: close${CRLF}${CRLF}`,
+      );
+      open = JSON.parse(r.body).client_connections;
+      return open === 1;
+    });
+    assert.equal(open, 1, "connections other than the stats request are still open");
     // Twenty kept-alive connections, each proven accepted by an answer.
     for (let i = 0; i < 20; i++) {
       const c = await Deno.connect({ hostname: "127.0.0.1", port: proxy.port });
