@@ -13,7 +13,7 @@
  * ```
  */
 import { startBackend } from "../../src/backend/mod.ts";
-import { freePort } from "./ports.ts";
+import { freePort, startOnPort } from "./ports.ts";
 
 /** What `/__stats` reports (see src/backend/stats.ts). */
 export interface TestBackendStats {
@@ -100,7 +100,8 @@ export async function startBackendProcess(
     }
   })();
 
-  const spawn = async () => {
+  /** True once it listens; false when the port was taken. */
+  const attempt = async (): Promise<boolean> => {
     errText = "";
     const args = ["run", "-A", ...entry, "--port", String(port), "--host", "127.0.0.1"];
     if (name) args.push("--name", name);
@@ -132,13 +133,20 @@ export async function startBackendProcess(
     }
     const m = out.match(/^backend (\S+) listening on http:\/\/\S+:(\d+)/);
     if (!m) {
-      proc.kill("SIGKILL");
+      try {
+        proc.kill("SIGKILL");
+      } catch { /* exited already (the port was taken) */ }
       await proc.status;
       await errDone;
+      child = undefined;
+      // Someone else holds the port for the moment (a restart raced another process): retry.
+      if (/AddrInUse|address already in use/i.test(errText)) return false;
       throw new Error(`backend process did not start: ${out.trim()} ${errText.trim()}`);
     }
     actualName = m[1];
+    return true;
   };
+  const spawn = () => startOnPort(port, attempt);
 
   const kill = async (signal: Deno.Signal = "SIGKILL") => {
     const proc = child;

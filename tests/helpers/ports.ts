@@ -1,9 +1,46 @@
-/** Returns a TCP port that was free on 127.0.0.1 a moment ago. */
+/**
+ * Ports for test servers come from below the kernel's ephemeral range (32768–60999 on Linux):
+ * outgoing connections and `port: 0` listeners take their ports from that range, so a port
+ * from here cannot be taken by one of them while a test restarts a process on it. Only another
+ * `freePort()` in a parallel test could pick the same one, one chance in ~12,000.
+ */
+const RANGE_START = 20_000;
+const RANGE_END = 32_767;
+
+/** Returns a TCP port that was free on 127.0.0.1 a moment ago (see the range above). */
 export function freePort(): number {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = RANGE_START + Math.floor(Math.random() * (RANGE_END - RANGE_START + 1));
+    try {
+      const listener = Deno.listen({ hostname: "127.0.0.1", port });
+      listener.close();
+      return port;
+    } catch (err) {
+      if (!(err instanceof Deno.errors.AddrInUse)) throw err;
+    }
+  }
+  // A crowded range: let the kernel choose (ephemeral, so restarts on it are less safe).
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const { port } = listener.addr as Deno.NetAddr;
   listener.close();
   return port;
+}
+
+/**
+ * Starts a process that must listen on a given port (a restart on the port it had) and retries
+ * while the port is still taken: `spawn` starts it and resolves true once it listens, or false
+ * when it exited without listening (address in use). Gives up after `timeoutMs`.
+ */
+export async function startOnPort(
+  port: number,
+  spawn: () => Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await spawn())) {
+    if (Date.now() > deadline) throw new Error(`port ${port} stayed in use for ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** Resolves once something accepts TCP connections on the port, or rejects after `timeoutMs`. */

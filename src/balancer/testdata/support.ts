@@ -7,6 +7,7 @@
 
 import type { RequestContext } from "../../context/mod.ts";
 import type { SendFn } from "../mod.ts";
+import { freePort, startOnPort } from "../../../tests/helpers/ports.ts";
 import { createForwarder, type Forwarder, type ForwarderOptions } from "../../forward/mod.ts";
 
 /** An in-process origin answering its name; `/health` follows `healthy`. */
@@ -297,23 +298,38 @@ export interface ProcessOrigin {
 export async function startProcessOrigin(name: string, port: number): Promise<ProcessOrigin> {
   const script = new URL("./origin.ts", import.meta.url).pathname;
   let child: Deno.ChildProcess | undefined;
-  const spawn = async () => {
-    child = new Deno.Command(Deno.execPath(), {
+  /** True once this child said it listens; false when it exited first (the port was taken). */
+  const attempt = async (): Promise<boolean> => {
+    const proc = new Deno.Command(Deno.execPath(), {
       args: ["run", "--allow-net", script, String(port), name],
-      stdout: "null",
-      stderr: "inherit",
+      stdout: "piped",
+      stderr: "piped",
     }).spawn();
-    const deadline = Date.now() + 30_000;
-    while (true) {
-      try {
-        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-        return;
-      } catch (err) {
-        if (Date.now() > deadline) throw new Error(`origin ${name} did not start: ${err}`);
-        await new Promise((r) => setTimeout(r, 50));
+    child = proc;
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 30_000);
+    const reader = proc.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let out = "";
+    try {
+      while (!out.includes("\n")) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        out += value;
       }
+    } finally {
+      clearTimeout(timer);
+      await reader.cancel();
     }
+    if (out.startsWith("listening on")) {
+      proc.stderr.cancel();
+      return true;
+    }
+    const err = await new Response(proc.stderr).text();
+    await proc.status;
+    child = undefined;
+    if (/AddrInUse|address already in use/i.test(err)) return false;
+    throw new Error(`origin ${name} did not start: ${err}`);
   };
+  const spawn = () => startOnPort(port, attempt);
   await spawn();
   return {
     name,
@@ -331,10 +347,4 @@ export async function startProcessOrigin(name: string, port: number): Promise<Pr
   };
 }
 
-/** A port that was free a moment ago. */
-export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = l.addr as Deno.NetAddr;
-  l.close();
-  return port;
-}
+export { freePort };
