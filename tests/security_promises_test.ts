@@ -96,3 +96,42 @@ Deno.test("backends always receive an origin-form request target, in reverse and
     await forwardOrigin.close();
   }
 });
+
+/** Median time of `verify` over `n` distinct wrong credentials (no cached verdict to hit). */
+async function medianVerifyMs(
+  auth: ReturnType<typeof createProxyAuth>,
+  user: string,
+  n: number,
+): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const header = "Basic " + btoa(`${user}:guess-${crypto.randomUUID()}`);
+    const t0 = performance.now();
+    assert.equal(await auth.verify(header), undefined);
+    times.push(performance.now() - t0);
+  }
+  return times.sort((a, b) => a - b)[Math.floor(n / 2)];
+}
+
+// htpasswd -B uses cost 5 by default; 10 is what bcrypt libraries default to.
+for (const cost of [5, 10]) {
+  Deno.test(`an unknown user name costs what a wrong password costs (bcrypt cost ${cost}): names cannot be probed by timing`, async () => {
+    const file = await Deno.makeTempFile({ suffix: ".htpasswd" });
+    await Deno.writeTextFile(file, `alice:${bcrypt.hashSync("wonderland", cost)}\n`);
+    const auth = createProxyAuth({ file });
+    try {
+      // Interleaved rounds, medians: load on the machine hits both sides alike.
+      const ratios: number[] = [];
+      for (let round = 0; round < 3; round++) {
+        const wrong = await medianVerifyMs(auth, "alice", 5);
+        const unknown = await medianVerifyMs(auth, "mallory", 5);
+        ratios.push(unknown / wrong);
+      }
+      const ratio = ratios.sort((a, b) => a - b)[1];
+      // Without the equal-cost check an unknown name answers ~20x faster or slower.
+      assert.ok(ratio > 1 / 3 && ratio < 3, `unknown/wrong time ratio ${ratio.toFixed(2)}`);
+    } finally {
+      await Deno.remove(file);
+    }
+  });
+}
