@@ -93,9 +93,28 @@ export function parseBasic(header: string): { user: string; password: string } |
   return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 
-// Verified against when the user is unknown, so a wrong user name costs as much
-// time as a wrong password and user names cannot be probed by timing.
-const DUMMY_BCRYPT = "$2b$10$90aPyIVQkSw8jsyD0deohuok45VU9psNRS1Vh7l1wbhCipE4SbNtC";
+/**
+ * The hash an unknown user name is checked against, so that it costs what a wrong password
+ * costs and user names cannot be probed by timing: one of the file's own entries, of the kind
+ * and bcrypt cost most users have (htpasswd -B defaults to cost 5; a fixed cost-10 decoy made
+ * unknown names twenty times slower than wrong passwords). Its verdict is never used.
+ */
+const decoys = new WeakMap<ReadonlyMap<string, PasswordEntry>, PasswordEntry>();
+function decoyFor(table: ReadonlyMap<string, PasswordEntry>): PasswordEntry {
+  let decoy = decoys.get(table);
+  if (decoy === undefined) {
+    const byCost = new Map<string, { entry: PasswordEntry; n: number }>();
+    for (const entry of table.values()) {
+      const cost = entry.kind === "bcrypt" ? entry.hash.slice(4, 6) : "sha1";
+      const seen = byCost.get(cost) ?? { entry, n: 0 };
+      seen.n++;
+      byCost.set(cost, seen);
+    }
+    decoy = [...byCost.values()].sort((a, b) => b.n - a.n)[0].entry;
+    decoys.set(table, decoy);
+  }
+  return decoy;
+}
 
 /** bcrypt.compare: in the worker pool when there is one, so the event loop never waits on it. */
 type Bcrypt = (password: string, hash: string) => Promise<boolean>;
@@ -112,9 +131,10 @@ async function verifyPassword(
   compare: Bcrypt,
   entry: PasswordEntry | undefined,
   password: string,
+  decoy: PasswordEntry,
 ): Promise<boolean> {
   if (!entry) {
-    await compare(password, DUMMY_BCRYPT);
+    await verifyPassword(compare, decoy, password, decoy);
     return false;
   }
   if (entry.kind === "bcrypt") return await compare(password, entry.hash);
@@ -289,7 +309,7 @@ export function createProxyAuth(options: ProxyAuthOptions): ProxyAuth {
       pending = (async () => {
         const creds = parseBasic(header);
         const ok = creds
-          ? await verifyPassword(compare, table.get(creds.user), creds.password)
+          ? await verifyPassword(compare, table.get(creds.user), creds.password, decoyFor(table))
           : false;
         const user = ok ? creds!.user : undefined;
         // A reload in the meantime replaced the cache; do not store a verdict about old users.
