@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { startBackendProcess, startTestBackend } from "./helpers/backend.ts";
 import { freePort } from "./helpers/ports.ts";
-import { startProxy, type TestProxy } from "./helpers/proxy.ts";
+import { sections, startProxy, type TestProxy } from "./helpers/proxy.ts";
 import { startResetter } from "../src/balancer/testdata/support.ts";
 
 /** One Prometheus sample line: name, optional labels, one value (a number, NaN or ±Inf). */
@@ -20,9 +20,28 @@ async function waitFor(predicate: () => Promise<boolean> | boolean, what: string
   }
 }
 
-async function backendStates(proxy: TestProxy): Promise<string[]> {
-  const stats = await proxy.stats();
-  return stats.backends.backends.map((b: { state: string }) => b.state);
+/** Each serving thread's balancer (one per thread, each with its own health and ejections). */
+// deno-lint-ignore no-explicit-any
+async function balancers(proxy: TestProxy): Promise<any[]> {
+  return sections(await proxy.stats(), "backends");
+}
+
+/** Backend states, per serving thread. */
+async function backendStates(proxy: TestProxy): Promise<string[][]> {
+  return (await balancers(proxy)).map((b) => b.backends.map((x: { state: string }) => x.state));
+}
+
+/** A per-backend counter summed over the serving threads. */
+async function backendCounts(proxy: TestProxy, field: string): Promise<number[]> {
+  const all = await balancers(proxy);
+  return all[0].backends.map((_: unknown, i: number) =>
+    all.reduce((n, b) => n + b.backends[i][field], 0)
+  );
+}
+
+/** A balancer-wide counter summed over the serving threads. */
+async function balancerCount(proxy: TestProxy, field: string): Promise<number> {
+  return (await balancers(proxy)).reduce((n, b) => n + b[field], 0);
 }
 
 Deno.test("e2e: weighted round robin 3:1 over 1000 requests, X-Backend shares within 5 points", async () => {
@@ -47,10 +66,9 @@ Deno.test("e2e: weighted round robin 3:1 over 1000 requests, X-Backend shares wi
     }));
     assert.ok(Math.abs(counts.a / 1000 - 0.75) <= 0.05, JSON.stringify(counts));
     assert.ok(Math.abs(counts.b / 1000 - 0.25) <= 0.05, JSON.stringify(counts));
-    const snap = (await proxy.stats()).backends;
-    assert.equal(snap.strategy, "weighted-round-robin");
+    for (const b of await balancers(proxy)) assert.equal(b.strategy, "weighted-round-robin");
     // Each serving thread runs its own exact 3:1 sequence: the sums are exact to one per thread.
-    const requests = snap.backends.map((x: { requests: number }) => x.requests);
+    const requests = await backendCounts(proxy, "requests");
     assert.equal(requests[0] + requests[1], 1000, JSON.stringify(requests));
     assert.ok(Math.abs(requests[0] - 750) <= 2, JSON.stringify(requests));
   } finally {
@@ -92,7 +110,11 @@ Deno.test("e2e: a backend killed under load: no failed GET, ejected, traffic aga
   try {
     await waitFor(() => (served.victim ?? 0) > 50, "victim serving");
     await victim.kill("SIGKILL");
-    await waitFor(async () => (await backendStates(proxy))[0] === "ejected", "victim ejected");
+    // Each serving thread ejects on what it sees itself: one ejection is the proof.
+    await waitFor(
+      async () => (await backendStates(proxy)).some((states) => states[0] === "ejected"),
+      "victim ejected",
+    );
     const atEjection = served.a;
     await waitFor(() => served.a > atEjection + 200, "load continuing on the survivor");
     await victim.restart();
@@ -101,9 +123,8 @@ Deno.test("e2e: a backend killed under load: no failed GET, ejected, traffic aga
     running = false;
     await Promise.all(loops);
     assert.deepEqual(failures, [], "no idempotent request failed");
-    const stats = await proxy.stats();
-    assert.ok(stats.backends.backends[0].ejections >= 1);
-    assert.ok(stats.backends.retries >= 1);
+    assert.ok((await backendCounts(proxy, "ejections"))[0] >= 1);
+    assert.ok((await balancerCount(proxy, "retries")) >= 1);
   } finally {
     running = false;
     await Promise.all(loops);
@@ -161,13 +182,15 @@ Deno.test("e2e: every backend down gives 503 with Retry-After at once, no backen
   });
   const client = Deno.createHttpClient({});
   try {
-    await waitFor(async () => (await backendStates(proxy)).every((s) => s === "down"), "all down");
+    await waitFor(
+      async () => (await backendStates(proxy)).every((states) => states.every((s) => s === "down")),
+      "all down on every serving thread",
+    );
     // "At once" is checked as "no attempt": a wall-clock bound would be noise on a loaded machine,
     // and an attempt on a down backend is what would cost a connect (or its timeout).
-    const attempts = async () =>
-      (await proxy.stats()).backends.backends.map((b: { requests: number }) => b.requests);
+    const attempts = () => backendCounts(proxy, "requests");
     const before = await attempts();
-    const unavailable = (await proxy.stats()).backends.unavailable;
+    const unavailable = await balancerCount(proxy, "unavailable");
     for (let i = 0; i < 5; i++) {
       const res = await fetch(`${proxy.url}/anything`, { client });
       const text = await res.text();
@@ -176,7 +199,7 @@ Deno.test("e2e: every backend down gives 503 with Retry-After at once, no backen
       assert.ok(Number(res.headers.get("retry-after")) >= 1);
     }
     assert.deepEqual(await attempts(), before, "no request went to a backend marked down");
-    assert.equal((await proxy.stats()).backends.unavailable, unavailable + 5);
+    assert.equal(await balancerCount(proxy, "unavailable"), unavailable + 5);
   } finally {
     client.close();
     await proxy.stop();
@@ -191,6 +214,9 @@ Deno.test("e2e: queue full gives 503 + Retry-After while admitted requests compl
       MAX_CONCURRENCY: "2",
       REQUEST_QUEUE_SIZE: "1",
       QUEUE_TIMEOUT: "10",
+      // MAX_CONCURRENCY and the queue are per serving thread (README): on one thread the
+      // third slow request is the one queued, whichever connection it came on.
+      SERVE_THREADS: "1",
     },
   });
   const client = Deno.createHttpClient({});

@@ -31,7 +31,13 @@ async function answer(url: string, init: RequestInit = {}) {
 /** The admin guard, met from off loopback, without and with ADMIN_TOKEN. */
 async function admin(): Promise<Observations> {
   const backend = await startTestBackend("b");
-  const env = { HOST: "0.0.0.0", BACKEND_SERVERS: backend.url, CACHE_BACKEND: "memory" };
+  const env = {
+    HOST: "0.0.0.0",
+    BACKEND_SERVERS: backend.url,
+    CACHE_BACKEND: "memory",
+    // The memory cache is per serving thread (README): one thread, so a HIT is certain.
+    SERVE_THREADS: "1",
+  };
   const open = await startProxy({ env });
   const o: Observations = {};
   try {
@@ -85,6 +91,8 @@ async function forwardPurge(): Promise<Observations> {
     env: {
       HOST: "0.0.0.0",
       CACHE_BACKEND: "memory",
+      // The memory cache is per serving thread (README): one thread, so a HIT is certain.
+      SERVE_THREADS: "1",
       FORWARD_ALLOW_PRIVATE: "true",
       // Everyone may use the proxy, so only the admin guard can refuse the outside PURGE.
       ALLOWED_CLIENTS: "0.0.0.0/0",
@@ -133,6 +141,8 @@ async function xff(): Promise<Observations> {
     RATE_LIMIT_REQUESTS: "2",
     RATE_LIMIT_WINDOW: "60",
     RATE_LIMIT_EXEMPT: "127.0.0.0/8",
+    // Without Redis the limit is per serving thread (README): one thread, one budget.
+    SERVE_THREADS: "1",
   };
   const o: Observations = {};
   const seenBy = async (url: string, forged: string) => {
