@@ -18,6 +18,7 @@ import {
   renderPrometheus,
   type StatsCluster,
 } from "../stats/mod.ts";
+import { Fanout, type ThreadGroup } from "../threads/mod.ts";
 
 /** The admin app's environment: the connection plus the request's context. */
 export type AdminEnv = {
@@ -71,8 +72,8 @@ export interface BackendControl {
   setDrained(id: string, drained: boolean): BackendSnapshot | undefined;
 }
 
-/** A drain or enable sent to the other serving threads (each has its own balancer). */
-interface DrainMessage {
+/** A drain or enable passed on to the other serving threads (each has its own balancer). */
+interface Drain {
   id: string;
   drained: boolean;
 }
@@ -90,8 +91,8 @@ export interface AdminOptions {
   reload: () => Promise<void>;
   /** The backends of the reverse proxy, for drain/enable. */
   backends?: BackendControl;
-  /** Serving threads (SERVE_THREADS): a drain is passed on to every one. */
-  threads?: number;
+  /** The serving threads (SERVE_THREADS > 1): a drain reaches every one before it answers. */
+  group?: ThreadGroup;
 }
 
 /** The admin app; `close()` ends the channel drains reach other threads on. */
@@ -102,13 +103,9 @@ const text = (status: number, body: string) => plainText(status, body);
 export function createAdmin(o: AdminOptions): Admin {
   const { stats, cluster, backends } = o;
   const admin = new Hono<AdminEnv>();
-  const drains = backends && (o.threads ?? 1) > 1
-    ? new BroadcastChannel("proxy-backend-drains")
+  const drains = backends && o.group
+    ? new Fanout<Drain>(o.group, "drain", (d) => backends.setDrained(d.id, d.drained))
     : undefined;
-  if (drains && backends) {
-    drains.onmessage = (e: MessageEvent<DrainMessage>) =>
-      backends.setDrained(e.data.id, e.data.drained);
-  }
   admin.use((c, next) => {
     c.set("ctx", c.env.ctx);
     return c.req.path === "/healthz" && c.req.method !== "PURGE" ? next() : o.guard(c, next);
@@ -145,14 +142,20 @@ export function createAdmin(o: AdminOptions): Admin {
     "/proxy-backends",
     (c) => backends ? c.json(backends.snapshot()) : text(404, "no backends configured"),
   );
-  admin.post("/proxy-backends/:id/:action", (c) => {
+  admin.post("/proxy-backends/:id/:action", async (c) => {
     const m = BACKEND_ACTION.exec(c.req.path);
     if (!m) return text(404, "use POST /proxy-backends/<index|host:port>/drain or /enable");
     const id = decodeURIComponent(m[1]);
     const drained = m[2] === "drain";
     const snapshot = backends?.setDrained(id, drained);
     if (!snapshot) return text(404, `no backend "${id}" (use its index or host:port)`);
-    drains?.postMessage({ id, drained } satisfies DrainMessage);
+    const failed = await drains?.others({ id, drained });
+    if (failed && failed.length > 0) {
+      return text(
+        500,
+        `${m[2]} applied here, but not on every serving thread: ${failed.join("; ")}`,
+      );
+    }
     return c.json(snapshot);
   });
   admin.all("*", () => text(405, "method not allowed on this endpoint"));

@@ -11,8 +11,7 @@ import { Histogram } from "./histogram.ts";
 import type { MetricFamily } from "./metric.ts";
 import { mergeFamilies, withLabels } from "./prometheus.ts";
 import type { ProxyStats, ThreadReport } from "./proxy_stats.ts";
-
-const CHANNEL = "proxy-stats";
+import type { ThreadGroup } from "../threads/group.ts";
 
 type Message =
   | { kind: "ask"; id: string }
@@ -38,6 +37,16 @@ const SUMMED = [
 ];
 /** Top-level objects whose numeric fields add up. */
 const SUMMED_OBJECTS = ["request_methods", "status_codes", "tunnels", "websockets"];
+/**
+ * Module sections merged into one over the threads: numbers add up, except those every
+ * thread reports the same (settings, and counts the threads already share through Atomics);
+ * nested numbers (percentiles) take the largest; anything else is the first thread's.
+ */
+const MERGED_SECTIONS: Record<string, readonly string[]> = {
+  cache: ["cache_hit_ratio"],
+  rate_limit: ["limit", "window_sec"],
+  admission: ["in_flight", "queued", "max_concurrency", "queue_size", "queue_timeout_ms"],
+};
 
 export class StatsCluster {
   readonly #stats: ProxyStats;
@@ -46,11 +55,12 @@ export class StatsCluster {
   readonly #channel: BroadcastChannel;
   readonly #waiting = new Map<string, (r: ThreadReport) => void>();
 
-  constructor(stats: ProxyStats, thread: number, threads: number) {
+  constructor(stats: ProxyStats, group: ThreadGroup) {
+    const thread = group.thread;
     this.#stats = stats;
     this.#thread = thread;
-    this.#threads = threads;
-    this.#channel = new BroadcastChannel(CHANNEL);
+    this.#threads = group.threads;
+    this.#channel = group.channel("stats");
     this.#channel.onmessage = (e: MessageEvent<Message>) => {
       const m = e.data;
       if (m.kind === "ask") {
@@ -95,7 +105,7 @@ export class StatsCluster {
   }
 
   close(): void {
-    this.#channel.close();
+    // The group closes its channels.
   }
 }
 
@@ -132,6 +142,15 @@ export function mergeReports(reports: ThreadReport[]): Record<string, unknown> {
   }
   doc.latency_ms = latency.summary();
   doc.latency_recent_ms = recent.summary();
+  for (const [name, same] of Object.entries(MERGED_SECTIONS)) {
+    const sections = reports.map((r) => r.doc[name]).filter(isRecord);
+    if (sections.length > 0) doc[name] = mergeSection(sections, new Set(same));
+  }
+  const cache = doc.cache as Record<string, number> | undefined;
+  if (cache && typeof cache.cache_hits === "number") {
+    const all = cache.cache_hits + cache.cache_misses;
+    cache.cache_hit_ratio = all === 0 ? 0 : cache.cache_hits / all;
+  }
   doc.serve_threads = reports.length;
   // Module sections (cache, backends, admission…) belong to one thread each.
   doc.threads = reports.map((r) => {
@@ -145,4 +164,29 @@ export function mergeReports(reports: ThreadReport[]): Record<string, unknown> {
     return sections;
   });
   return doc;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** One section from every thread's (see MERGED_SECTIONS). */
+function mergeSection(
+  sections: Record<string, unknown>[],
+  same: ReadonlySet<string>,
+  nested = false,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, first] of Object.entries(sections[0])) {
+    const values = sections.map((s) => s[k]);
+    if (typeof first === "number" && !same.has(k)) {
+      const nums = values.filter((v): v is number => typeof v === "number");
+      out[k] = nested ? Math.max(...nums) : nums.reduce((a, b) => a + b, 0);
+    } else if (isRecord(first)) {
+      out[k] = mergeSection(values.filter(isRecord), same, true);
+    } else {
+      out[k] = first;
+    }
+  }
+  return out;
 }

@@ -1,0 +1,178 @@
+/**
+ * The memory caches of the serving threads as one cache: a further local tier
+ * (a {@linkcode CacheStore} behind the thread's own memory store in
+ * src/cache's TieredStore) that copies every stored response to the other
+ * threads and carries every deletion and purge to them.
+ *
+ * - **Hits cost nothing extra**: each thread answers from its own replica,
+ *   synchronously, as with one thread; this tier is never asked on a hit.
+ * - **A store** posts the response (metadata and body bytes, copied once by
+ *   the structured clone) on a BroadcastChannel; each other thread puts it in
+ *   its memory store for the same remaining lifetime. Replication is
+ *   asynchronous: a request that reaches another thread within the few
+ *   microseconds before the copy lands is a miss there.
+ * - **A purge** (PURGE, POST /proxy-cache/purge, an invalidation from Redis)
+ *   bumps a shared epoch, removes the keys here, broadcasts, and resolves only
+ *   when every other thread has removed them too (or after `ackTimeoutMs`).
+ *   A copy stored before the epoch changed is dropped on arrival, so a copy
+ *   that crossed the purge in flight cannot bring a purged object back after
+ *   the purge has answered.
+ *
+ * CACHE_MEMORY_SIZE bounds the whole process: each of N threads holds its
+ * replica within 1/N of it (see src/app.ts).
+ *
+ * @module
+ */
+import type { CacheEntry, StoredResponse } from "../cache/entry.ts";
+import type { CacheStore } from "../cache/store.ts";
+import { COUNTER, type ThreadGroup } from "./group.ts";
+
+type Purge = { op: "delete" | "prefix" | "all"; arg: string };
+
+type Message =
+  | { kind: "set"; key: string; entry: StoredResponse; expiresAt: number; epoch: number }
+  | { kind: "purge"; id: number; from: number; purge: Purge }
+  | { kind: "ack"; id: number; to: number; removed: number };
+
+export interface CacheReplicasOptions {
+  group: ThreadGroup;
+  /** This thread's memory store: where the other threads' copies and purges land. */
+  memory: CacheStore;
+  /** Rebuilds the derived values of a copy (src/cache's `prepare` with the heuristic). */
+  prepare: (stored: StoredResponse) => CacheEntry;
+  /** Longest wait for the other threads to confirm a purge (default 2000 ms). */
+  ackTimeoutMs?: number;
+}
+
+/** Counters of the replication, for the cache section of /proxy-stats. */
+export interface ReplicaCounters {
+  sent: number;
+  received: number;
+  /** Copies dropped on arrival because a purge happened after they were stored. */
+  dropped: number;
+}
+
+export class CacheReplicas implements CacheStore {
+  readonly counters: ReplicaCounters = { sent: 0, received: 0, dropped: 0 };
+  readonly #group: ThreadGroup;
+  readonly #memory: CacheStore;
+  readonly #prepare: (stored: StoredResponse) => CacheEntry;
+  readonly #ackTimeoutMs: number;
+  readonly #channel: BroadcastChannel;
+  readonly #purges = new Map<number, { missing: number; removed: number[]; done(): void }>();
+  #purgeSeq = 0;
+
+  constructor(options: CacheReplicasOptions) {
+    this.#group = options.group;
+    this.#memory = options.memory;
+    this.#prepare = options.prepare;
+    this.#ackTimeoutMs = options.ackTimeoutMs ?? 2000;
+    this.#channel = options.group.channel("cache");
+    this.#channel.onmessage = (e: MessageEvent<Message>) => this.#receive(e.data);
+  }
+
+  async #receive(m: Message): Promise<void> {
+    const counters = this.#group.counters;
+    if (m.kind === "set") {
+      this.counters.received++;
+      if (Atomics.load(counters, COUNTER.purgeEpoch) !== m.epoch) {
+        this.counters.dropped++;
+        return;
+      }
+      const ttlSec = (m.expiresAt - Date.now()) / 1000;
+      if (ttlSec <= 0) return;
+      await this.#memory.set(m.key, this.#prepare(m.entry), ttlSec);
+    } else if (m.kind === "purge") {
+      const removed = await applyPurge(this.#memory, m.purge);
+      this.#channel.postMessage(
+        { kind: "ack", id: m.id, to: m.from, removed } satisfies Message,
+      );
+    } else if (m.to === this.#group.thread) {
+      const p = this.#purges.get(m.id);
+      if (p === undefined) return;
+      p.removed.push(m.removed);
+      if (--p.missing === 0) p.done();
+    }
+  }
+
+  /** Never asked for a hit: the thread's own memory store holds every copy. */
+  get(): Promise<CacheEntry | undefined> {
+    return Promise.resolve(undefined);
+  }
+
+  set(key: string, entry: CacheEntry, ttlSec: number): Promise<void> {
+    if (ttlSec <= 0) return Promise.resolve();
+    this.counters.sent++;
+    this.#channel.postMessage(
+      {
+        kind: "set",
+        key,
+        entry: plain(entry),
+        expiresAt: Date.now() + ttlSec * 1000,
+        epoch: Atomics.load(this.#group.counters, COUNTER.purgeEpoch),
+      } satisfies Message,
+    );
+    return Promise.resolve();
+  }
+
+  async delete(key: string): Promise<boolean> {
+    return (await this.#purge({ op: "delete", arg: key })).some((n) => n > 0);
+  }
+
+  async purgePrefix(prefix: string): Promise<number> {
+    return Math.max(0, ...(await this.#purge({ op: "prefix", arg: prefix })));
+  }
+
+  async clear(): Promise<number> {
+    return Math.max(0, ...(await this.#purge({ op: "all", arg: "" })));
+  }
+
+  /** Removes on every other thread; resolves with what each removed, once all have. */
+  async #purge(purge: Purge): Promise<number[]> {
+    Atomics.add(this.#group.counters, COUNTER.purgeEpoch, 1);
+    const others = this.#group.threads - 1;
+    if (others === 0) return [];
+    const id = ++this.#purgeSeq;
+    const removed: number[] = [];
+    const { promise, resolve } = Promise.withResolvers<void>();
+    const timer = setTimeout(resolve, this.#ackTimeoutMs);
+    this.#purges.set(id, { missing: others, removed, done: resolve });
+    this.#channel.postMessage(
+      { kind: "purge", id, from: this.#group.thread, purge } satisfies Message,
+    );
+    await promise;
+    clearTimeout(timer);
+    this.#purges.delete(id);
+    return removed;
+  }
+
+  close(): Promise<void> {
+    this.#channel.close();
+    for (const p of this.#purges.values()) p.done();
+    return Promise.resolve();
+  }
+}
+
+async function applyPurge(store: CacheStore, p: Purge): Promise<number> {
+  if (p.op === "delete") return (await store.delete(p.arg)) ? 1 : 0;
+  if (p.op === "prefix") return await store.purgePrefix(p.arg);
+  return await store.clear();
+}
+
+/** The stored fields only, with the body in a buffer of its own (a view would clone all of its buffer). */
+function plain(e: CacheEntry): StoredResponse {
+  const body = e.body.byteOffset === 0 && e.body.byteLength === e.body.buffer.byteLength
+    ? e.body
+    : e.body.slice();
+  return {
+    url: e.url,
+    status: e.status,
+    headers: e.headers,
+    body,
+    requestTime: e.requestTime,
+    responseTime: e.responseTime,
+    varyNames: e.varyNames,
+    varyKey: e.varyKey,
+    initialAge: e.initialAge,
+  };
+}
