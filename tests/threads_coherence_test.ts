@@ -89,6 +89,16 @@ Deno.test({
       assert.equal(stats.cache.cache_hits, 100, "the cache section is the threads' total");
       assert.equal(stats.cache.stored, 1);
       assert.equal(stats.cache.l1_entries, 2, "one copy per thread");
+
+      // A cold page asked for by 100 clients at once, over both threads: one origin fetch.
+      const cold = await spread(
+        proxy,
+        100,
+        "GET /cold HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        50,
+      );
+      assert.deepEqual(new Set(cold.map((r) => r.body)), new Set(["v2"]));
+      assert.equal(origin.fetched(), 2, "the cold page was fetched once for both threads");
     } finally {
       await proxy.stop();
       await origin.close();

@@ -9,7 +9,7 @@
  */
 import { Histogram } from "./histogram.ts";
 import type { MetricFamily } from "./metric.ts";
-import { mergeFamilies, withLabels } from "./prometheus.ts";
+import type { Sample } from "./metric.ts";
 import type { ProxyStats, ThreadReport } from "./proxy_stats.ts";
 import type { ThreadGroup } from "../threads/group.ts";
 
@@ -42,6 +42,12 @@ const SUMMED_OBJECTS = ["request_methods", "status_codes", "tunnels", "websocket
  * thread reports the same (settings, and counts the threads already share through Atomics);
  * nested numbers (percentiles) take the largest; anything else is the first thread's.
  */
+/** Where threads disagree on a word, the one that says something is wrong. */
+const WORST: Record<string, readonly string[]> = {
+  store: ["local", "redis"],
+  status: ["degraded", "ok", "off"],
+};
+
 const MERGED_SECTIONS: Record<string, readonly string[]> = {
   cache: ["cache_hit_ratio"],
   rate_limit: ["limit", "window_sec"],
@@ -96,17 +102,60 @@ export class StatsCluster {
     return mergeReports(await this.collect());
   }
 
-  /** Every thread's metric families, labelled `thread`. */
+  /** The metric families of the process: every thread's samples combined (see {@linkcode sumFamilies}). */
   async metrics(): Promise<MetricFamily[]> {
-    const reports = await this.collect();
-    return mergeFamilies(
-      reports.flatMap((r) => withLabels(r.metrics, { thread: String(r.thread) })),
-    );
+    return sumFamilies((await this.collect()).map((r) => r.metrics));
   }
 
   close(): void {
     // The group closes its channels.
   }
+}
+
+/**
+ * Gauges every thread reports with the same process-wide value (counted through Atomics or
+ * settings): the value once, not once per thread.
+ */
+const SHARED_GAUGES = new Set([
+  "proxy_admission_in_flight",
+  "proxy_admission_queued",
+  "proxy_admission_max_concurrency",
+  "proxy_admission_queue_size",
+]);
+
+/**
+ * One set of metric families from every thread's, as one proxy would report them: samples of
+ * the same name, suffix and labels add up (counters, gauges, histogram buckets, summary sums
+ * and counts), except process-wide gauges and summary quantiles (the largest thread's).
+ */
+export function sumFamilies(threads: MetricFamily[][]): MetricFamily[] {
+  const out = new Map<string, { family: MetricFamily; samples: Map<string, Sample> }>();
+  for (const families of threads) {
+    for (const f of families) {
+      let merged = out.get(f.name);
+      if (merged === undefined) {
+        merged = { family: f, samples: new Map() };
+        out.set(f.name, merged);
+      }
+      const largest = SHARED_GAUGES.has(f.name);
+      for (const s of f.samples) {
+        const key = `${s.suffix ?? ""}${JSON.stringify(s.labels ?? {})}`;
+        const seen = merged.samples.get(key);
+        const quantile = f.type === "summary" && s.labels?.quantile !== undefined;
+        merged.samples.set(
+          key,
+          seen === undefined ? s : {
+            ...s,
+            value: largest || quantile ? Math.max(seen.value, s.value) : seen.value + s.value,
+          },
+        );
+      }
+    }
+  }
+  return [...out.values()].map(({ family, samples }) => ({
+    ...family,
+    samples: [...samples.values()],
+  }));
 }
 
 /** One `/proxy-stats` document from every thread's report. */
@@ -146,6 +195,8 @@ export function mergeReports(reports: ThreadReport[]): Record<string, unknown> {
     const sections = reports.map((r) => r.doc[name]).filter(isRecord);
     if (sections.length > 0) doc[name] = mergeSection(sections, new Set(same));
   }
+  const backends = mergeBackends(reports.map((r) => r.doc.backends).filter(isRecord));
+  if (backends) doc.backends = backends;
   const cache = doc.cache as Record<string, number> | undefined;
   if (cache && typeof cache.cache_hits === "number") {
     const all = cache.cache_hits + cache.cache_misses;
@@ -184,9 +235,42 @@ function mergeSection(
       out[k] = nested ? Math.max(...nums) : nums.reduce((a, b) => a + b, 0);
     } else if (isRecord(first)) {
       out[k] = mergeSection(values.filter(isRecord), same, true);
+    } else if (typeof first === "string" && WORST[k]) {
+      const order = WORST[k];
+      const rank = (v: unknown) => {
+        const i = order.indexOf(v as string);
+        return i < 0 ? order.length : i;
+      };
+      out[k] = values.reduce((a, b) => rank(b) < rank(a) ? b : a, first);
     } else {
       out[k] = first;
     }
   }
+  return out;
+}
+
+/**
+ * The balancer section: every thread balances over the same backends in the same order, so
+ * thread 0's view with the request counts of all threads added (health as thread 0 sees it).
+ */
+function mergeBackends(sections: Record<string, unknown>[]): Record<string, unknown> | undefined {
+  if (sections.length === 0) return undefined;
+  const out = structuredClone(sections[0]);
+  for (const k of ["retries", "unavailable", "failed"]) {
+    if (typeof out[k] === "number") {
+      out[k] = sections.reduce((n, s) => n + Number(s[k] ?? 0), 0);
+    }
+  }
+  const list = out.backends;
+  if (!Array.isArray(list)) return out;
+  list.forEach((b: Record<string, unknown>, i: number) => {
+    for (const k of ["requests", "errors", "in_flight", "ejections"]) {
+      if (typeof b[k] !== "number") continue;
+      b[k] = sections.reduce((n, s) => {
+        const other = (s.backends as Record<string, unknown>[] | undefined)?.[i];
+        return n + Number(other !== undefined && other.url === b.url ? other[k] ?? 0 : 0);
+      }, 0);
+    }
+  });
   return out;
 }

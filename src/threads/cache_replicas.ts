@@ -11,6 +11,11 @@
  *   its memory store for the same remaining lifetime. Replication is
  *   asynchronous: a request that reaches another thread within the few
  *   microseconds before the copy lands is a miss there.
+ * - **A cold key is fetched once** for the process: a thread about to fetch
+ *   claims the key in a shared table (Atomics); another thread that misses
+ *   the same key meanwhile waits until the claim ends, by which time the copy
+ *   has arrived (it is posted first, on the same channel), as requests on one
+ *   thread wait for their leader.
  * - **A purge** (PURGE, POST /proxy-cache/purge, an invalidation from Redis)
  *   bumps a shared epoch, removes the keys here, broadcasts, and resolves only
  *   when every other thread has removed them too (or after `ackTimeoutMs`).
@@ -24,15 +29,24 @@
  * @module
  */
 import type { CacheEntry, StoredResponse } from "../cache/entry.ts";
-import type { CacheStore } from "../cache/store.ts";
-import { COUNTER, type ThreadGroup } from "./group.ts";
+import type { CacheStore, FetchClaims } from "../cache/store.ts";
+import { CLAIM_SLOTS, COUNTER, type ThreadGroup } from "./group.ts";
 
 type Purge = { op: "delete" | "prefix" | "all"; arg: string };
 
 type Message =
-  | { kind: "set"; key: string; entry: StoredResponse; expiresAt: number; epoch: number }
+  | {
+    kind: "set";
+    key: string;
+    entry: StoredResponse;
+    expiresAt: number;
+    epoch: number;
+    slot: number;
+    copy: number;
+  }
   | { kind: "purge"; id: number; from: number; purge: Purge }
-  | { kind: "ack"; id: number; to: number; removed: number };
+  | { kind: "ack"; id: number; to: number; removed: number }
+  | { kind: "released"; slot: number };
 
 export interface CacheReplicasOptions {
   group: ThreadGroup;
@@ -52,7 +66,7 @@ export interface ReplicaCounters {
   dropped: number;
 }
 
-export class CacheReplicas implements CacheStore {
+export class CacheReplicas implements CacheStore, FetchClaims {
   readonly counters: ReplicaCounters = { sent: 0, received: 0, dropped: 0 };
   readonly #group: ThreadGroup;
   readonly #memory: CacheStore;
@@ -61,6 +75,11 @@ export class CacheReplicas implements CacheStore {
   readonly #channel: BroadcastChannel;
   readonly #purges = new Map<number, { missing: number; removed: number[]; done(): void }>();
   #purgeSeq = 0;
+  /** Requests here waiting for another thread's fetch, by claim slot. */
+  readonly #waiting = new Map<number, (() => void)[]>();
+  /** Per slot, the copies posted by any thread (shared) and those this thread has (own). */
+  readonly #posted: Int32Array;
+  readonly #seen = new Int32Array(CLAIM_SLOTS);
 
   constructor(options: CacheReplicasOptions) {
     this.#group = options.group;
@@ -68,6 +87,7 @@ export class CacheReplicas implements CacheStore {
     this.#prepare = options.prepare;
     this.#ackTimeoutMs = options.ackTimeoutMs ?? 2000;
     this.#channel = options.group.channel("cache");
+    this.#posted = options.group.claims.subarray(CLAIM_SLOTS);
     this.#channel.onmessage = (e: MessageEvent<Message>) => this.#receive(e.data);
   }
 
@@ -75,13 +95,16 @@ export class CacheReplicas implements CacheStore {
     const counters = this.#group.counters;
     if (m.kind === "set") {
       this.counters.received++;
+      const ttlSec = (m.expiresAt - Date.now()) / 1000;
       if (Atomics.load(counters, COUNTER.purgeEpoch) !== m.epoch) {
         this.counters.dropped++;
-        return;
+      } else if (ttlSec > 0) {
+        await this.#memory.set(m.key, this.#prepare(m.entry), ttlSec);
       }
-      const ttlSec = (m.expiresAt - Date.now()) / 1000;
-      if (ttlSec <= 0) return;
-      await this.#memory.set(m.key, this.#prepare(m.entry), ttlSec);
+      if (m.copy > this.#seen[m.slot]) this.#seen[m.slot] = m.copy;
+      this.#wake(m.slot);
+    } else if (m.kind === "released") {
+      this.#wake(m.slot);
     } else if (m.kind === "purge") {
       const removed = await applyPurge(this.#memory, m.purge);
       this.#channel.postMessage(
@@ -95,6 +118,47 @@ export class CacheReplicas implements CacheStore {
     }
   }
 
+  #wake(slot: number): void {
+    const waiters = this.#waiting.get(slot);
+    if (waiters === undefined) return;
+    this.#waiting.delete(slot);
+    for (const wake of waiters) wake();
+  }
+
+  /**
+   * True when this thread may fetch `key`: no other thread is fetching a key of its slot, and
+   * no copy of one is still on its way here (then waiting for it is cheaper than the origin).
+   */
+  claim(key: string): boolean {
+    const slot = slotOf(key);
+    if (Atomics.load(this.#posted, slot) > this.#seen[slot]) return false;
+    const mine = this.#group.thread + 1;
+    return Atomics.compareExchange(this.#group.claims, slot, 0, mine) === 0;
+  }
+
+  /**
+   * Ends this thread's claim. Posted after the copy of what was stored (if anything) on the
+   * same channel, so a waiter finds the copy in its memory store when it wakes.
+   */
+  release(key: string): void {
+    const slot = slotOf(key);
+    Atomics.store(this.#group.claims, slot, 0);
+    this.#channel.postMessage({ kind: "released", slot } satisfies Message);
+  }
+
+  wait(key: string, timeoutMs: number): Promise<void> {
+    const slot = slotOf(key);
+    const { promise, resolve } = Promise.withResolvers<void>();
+    const timer = setTimeout(resolve, timeoutMs);
+    const waiters = this.#waiting.get(slot) ?? [];
+    waiters.push(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+    this.#waiting.set(slot, waiters);
+    return promise;
+  }
+
   /** Never asked for a hit: the thread's own memory store holds every copy. */
   get(): Promise<CacheEntry | undefined> {
     return Promise.resolve(undefined);
@@ -103,6 +167,9 @@ export class CacheReplicas implements CacheStore {
   set(key: string, entry: CacheEntry, ttlSec: number): Promise<void> {
     if (ttlSec <= 0) return Promise.resolve();
     this.counters.sent++;
+    const slot = slotOf(key);
+    const copy = Atomics.add(this.#posted, slot, 1) + 1;
+    if (copy > this.#seen[slot]) this.#seen[slot] = copy;
     this.#channel.postMessage(
       {
         kind: "set",
@@ -110,6 +177,8 @@ export class CacheReplicas implements CacheStore {
         entry: plain(entry),
         expiresAt: Date.now() + ttlSec * 1000,
         epoch: Atomics.load(this.#group.counters, COUNTER.purgeEpoch),
+        slot,
+        copy,
       } satisfies Message,
     );
     return Promise.resolve();
@@ -149,8 +218,19 @@ export class CacheReplicas implements CacheStore {
   close(): Promise<void> {
     this.#channel.close();
     for (const p of this.#purges.values()) p.done();
+    for (const waiters of this.#waiting.values()) for (const wake of waiters) wake();
     return Promise.resolve();
   }
+}
+
+/** The claim slot of a key (FNV-1a over its UTF-16 code units). */
+function slotOf(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) % CLAIM_SLOTS;
 }
 
 async function applyPurge(store: CacheStore, p: Purge): Promise<number> {

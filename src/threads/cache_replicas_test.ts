@@ -8,12 +8,15 @@ import { MemoryStore } from "../cache/memory.ts";
 import { STRICT_HEURISTIC } from "../cache/policy.ts";
 import type { CacheStore } from "../cache/store.ts";
 import { CacheReplicas } from "./cache_replicas.ts";
-import { ThreadGroup } from "./group.ts";
+import { CLAIM_SLOTS, ThreadGroup } from "./group.ts";
 
 function pair(memoryB: CacheStore = new MemoryStore({ maxBytes: 1 << 20 })) {
   const id = crypto.randomUUID();
   const counters = new SharedArrayBuffer(64);
-  const groups = [0, 1].map((thread) => new ThreadGroup({ id, thread, threads: 2, counters }, []));
+  const claims = new SharedArrayBuffer(2 * CLAIM_SLOTS * 4);
+  const groups = [0, 1].map((thread) =>
+    new ThreadGroup({ id, thread, threads: 2, counters, claims }, [])
+  );
   const memoryA = new MemoryStore({ maxBytes: 1 << 20 });
   const make = (group: ThreadGroup, memory: CacheStore) =>
     new CacheReplicas({ group, memory, prepare: (s) => prepare(s, STRICT_HEURISTIC) });
@@ -101,6 +104,45 @@ Deno.test("a copy stored before a purge does not land after it", async () => {
     await p.b.set("http://x/a", entry("http://x/a", "new"), 60);
     await delivered();
     assert.ok(p.memoryA.lookup("http://x/a", none));
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("one thread fetches a key at a time; the other wakes with its copy in memory", async () => {
+  const p = pair();
+  try {
+    assert.equal(p.b.claim("http://x/a"), true, "B fetches");
+    assert.equal(p.a.claim("http://x/a"), false, "A must wait for B");
+    let woke = false;
+    const waited = p.a.wait("http://x/a", 5000).then(() => woke = true);
+    await delivered();
+    assert.equal(woke, false, "still fetching");
+    await p.b.set("http://x/a", entry("http://x/a", "fetched by b"), 60);
+    p.b.release("http://x/a");
+    await waited;
+    const copy = p.memoryA.lookup("http://x/a", none);
+    assert.ok(copy, "the copy arrived before the wake-up");
+    assert.equal(new TextDecoder().decode(copy.body), "fetched by b");
+    assert.equal(p.a.claim("http://x/a"), true, "released");
+    p.a.release("http://x/a");
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("a key whose copy is still on its way is not fetched again", async () => {
+  const p = pair();
+  try {
+    assert.equal(p.b.claim("http://x/a"), true);
+    await p.b.set("http://x/a", entry("http://x/a"), 60);
+    p.b.release("http://x/a");
+    // Not delivered yet: A must wait for the copy rather than ask the origin.
+    assert.equal(p.a.claim("http://x/a"), false);
+    await p.a.wait("http://x/a", 5000);
+    assert.ok(p.memoryA.lookup("http://x/a", none));
+    assert.equal(p.a.claim("http://x/a"), true);
+    p.a.release("http://x/a");
   } finally {
     await p.close();
   }

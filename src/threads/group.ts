@@ -27,6 +27,8 @@ export const COUNTER = {
   purgeEpoch: 4,
 } as const;
 const COUNTERS = 8;
+/** Slots of the fetch-claim table: keys that hash alike share one (a waiter then waits a fetch). */
+export const CLAIM_SLOTS = 4096;
 
 /** What a serving thread needs to join its group (plain data plus a transferred port). */
 export interface ThreadGroupInit {
@@ -34,6 +36,11 @@ export interface ThreadGroupInit {
   thread: number;
   threads: number;
   counters: SharedArrayBuffer;
+  /**
+   * By key hash slot (src/threads/cache_replicas.ts): CLAIM_SLOTS claims of keys being fetched
+   * from the origin, then CLAIM_SLOTS counts of copies posted.
+   */
+  claims: SharedArrayBuffer;
   /** The port to thread 0 (absent on thread 0). */
   port?: MessagePort;
 }
@@ -50,6 +57,8 @@ export class ThreadGroup {
   readonly threads: number;
   /** Shared counters, indexed by {@linkcode COUNTER}. */
   readonly counters: Int32Array;
+  /** Fetch claims (0 free, else the claiming thread + 1), then copies posted, per slot. */
+  readonly claims: Int32Array;
   readonly #id: string;
   /** Thread 0: a port per other thread; another thread: the port to thread 0. */
   readonly #ports: MessagePort[];
@@ -62,6 +71,7 @@ export class ThreadGroup {
     this.thread = init.thread;
     this.threads = init.threads;
     this.counters = new Int32Array(init.counters);
+    this.claims = new Int32Array(init.claims);
     this.#id = init.id;
     this.#ports = ports;
     for (const port of ports) {
@@ -138,6 +148,7 @@ export interface CreatedGroup {
 export function createThreadGroup(threads: number): CreatedGroup {
   const id = crypto.randomUUID();
   const counters = new SharedArrayBuffer(COUNTERS * Int32Array.BYTES_PER_ELEMENT);
+  const claims = new SharedArrayBuffer(2 * CLAIM_SLOTS * Int32Array.BYTES_PER_ELEMENT);
   const mine: MessagePort[] = [];
   const theirs: MessagePort[] = [];
   for (let t = 1; t < threads; t++) {
@@ -145,12 +156,15 @@ export function createThreadGroup(threads: number): CreatedGroup {
     mine[t] = ch.port1;
     theirs[t] = ch.port2;
   }
-  const group = new ThreadGroup({ id, thread: 0, threads, counters }, mine.filter(Boolean));
+  const group = new ThreadGroup(
+    { id, thread: 0, threads, counters, claims },
+    mine.filter(Boolean),
+  );
   return {
     group,
     initFor(thread) {
       const port = theirs[thread];
-      return { init: { id, thread, threads, counters, port }, transfer: [port] };
+      return { init: { id, thread, threads, counters, claims, port }, transfer: [port] };
     },
   };
 }
