@@ -13,6 +13,7 @@ import type { BackendSnapshot, BalancerSnapshot } from "../balancer/mod.ts";
 import type { ConnInfo, RequestContext } from "../context/mod.ts";
 import { constantTimeEqual, isLocalRequest, presentedToken } from "../security/mod.ts";
 import {
+  mergeBackends,
   PROMETHEUS_CONTENT_TYPE,
   type ProxyStats,
   renderPrometheus,
@@ -100,6 +101,22 @@ export type Admin = Hono<AdminEnv> & { close(): void };
 
 const text = (status: number, body: string) => plainText(status, body);
 
+/** One backend's snapshot with the request counts other threads hold for it added. */
+function sumBackend(
+  mine: BackendSnapshot,
+  others: (BackendSnapshot | undefined)[],
+): BackendSnapshot {
+  const out = { ...mine };
+  for (const o of others) {
+    if (o === undefined || o.url !== mine.url) continue;
+    out.requests += o.requests;
+    out.errors += o.errors;
+    out.in_flight += o.in_flight;
+    out.ejections += o.ejections;
+  }
+  return out;
+}
+
 export function createAdmin(o: AdminOptions): Admin {
   const { stats, cluster, backends } = o;
   const admin = new Hono<AdminEnv>();
@@ -138,10 +155,13 @@ export function createAdmin(o: AdminOptions): Admin {
     }
     return text(200, "reloaded");
   });
-  admin.get(
-    "/proxy-backends",
-    (c) => backends ? c.json(backends.snapshot()) : text(404, "no backends configured"),
-  );
+  admin.get("/proxy-backends", async (c) => {
+    if (!backends) return text(404, "no backends configured");
+    if (!cluster) return c.json(backends.snapshot());
+    const reports = await cluster.collect();
+    return c.json(mergeBackends(reports.map((r) => r.doc.backends as Record<string, unknown>)));
+  });
+
   admin.post("/proxy-backends/:id/:action", async (c) => {
     const m = BACKEND_ACTION.exec(c.req.path);
     if (!m) return text(404, "use POST /proxy-backends/<index|host:port>/drain or /enable");
@@ -149,14 +169,13 @@ export function createAdmin(o: AdminOptions): Admin {
     const drained = m[2] === "drain";
     const snapshot = backends?.setDrained(id, drained);
     if (!snapshot) return text(404, `no backend "${id}" (use its index or host:port)`);
-    const failed = await drains?.others({ id, drained });
-    if (failed && failed.length > 0) {
-      return text(
-        500,
-        `${m[2]} applied here, but not on every serving thread: ${failed.join("; ")}`,
-      );
+    const others = await drains?.others({ id, drained });
+    if (others && others.errors.length > 0) {
+      const failed = others.errors.join("; ");
+      return text(500, `${m[2]} applied here, but not on every serving thread: ${failed}`);
     }
-    return c.json(snapshot);
+    // The backend as the process sees it: every thread's requests to it.
+    return c.json(others ? sumBackend(snapshot, others.values as BackendSnapshot[]) : snapshot);
   });
   admin.all("*", () => text(405, "method not allowed on this endpoint"));
   return Object.assign(admin, { close: () => drains?.close() });

@@ -113,14 +113,23 @@ export class StatsCluster {
 }
 
 /**
- * Gauges every thread reports with the same process-wide value (counted through Atomics or
- * settings): the value once, not once per thread.
+ * Gauges every thread reports with the same process-wide value (counted through Atomics, or
+ * settings and lists every thread loads): the value once, not once per thread.
  */
 const SHARED_GAUGES = new Set([
   "proxy_admission_in_flight",
   "proxy_admission_queued",
   "proxy_admission_max_concurrency",
   "proxy_admission_queue_size",
+  "proxy_filter_rules",
+  "proxy_filter_list_errors",
+  "proxy_uptime_seconds",
+]);
+/** 1-or-0 states: down on any thread is down for the process. */
+const STATE_GAUGES = new Set([
+  "proxy_backend_up",
+  "proxy_cache_up",
+  "proxy_rate_limit_store_redis",
 ]);
 
 /**
@@ -138,6 +147,7 @@ export function sumFamilies(threads: MetricFamily[][]): MetricFamily[] {
         out.set(f.name, merged);
       }
       const largest = SHARED_GAUGES.has(f.name);
+      const smallest = STATE_GAUGES.has(f.name);
       for (const s of f.samples) {
         const key = `${s.suffix ?? ""}${JSON.stringify(s.labels ?? {})}`;
         const seen = merged.samples.get(key);
@@ -146,7 +156,11 @@ export function sumFamilies(threads: MetricFamily[][]): MetricFamily[] {
           key,
           seen === undefined ? s : {
             ...s,
-            value: largest || quantile ? Math.max(seen.value, s.value) : seen.value + s.value,
+            value: smallest
+              ? Math.min(seen.value, s.value)
+              : largest || quantile
+              ? Math.max(seen.value, s.value)
+              : seen.value + s.value,
           },
         );
       }
@@ -253,7 +267,10 @@ function mergeSection(
  * The balancer section: every thread balances over the same backends in the same order, so
  * thread 0's view with the request counts of all threads added (health as thread 0 sees it).
  */
-function mergeBackends(sections: Record<string, unknown>[]): Record<string, unknown> | undefined {
+export function mergeBackends(
+  all: (Record<string, unknown> | undefined)[],
+): Record<string, unknown> | undefined {
+  const sections = all.filter(isRecord);
   if (sections.length === 0) return undefined;
   const out = structuredClone(sections[0]);
   for (const k of ["retries", "unavailable", "failed"]) {

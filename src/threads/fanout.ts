@@ -9,14 +9,20 @@ import type { ThreadGroup } from "./group.ts";
 
 type Message<A> =
   | { kind: "run"; id: number; from: number; arg: A }
-  | { kind: "done"; id: number; to: number; thread: number; error?: string };
+  | { kind: "done"; id: number; to: number; thread: number; value?: unknown; error?: string };
+
+/** What the other threads answered: their failures (one line each) and their results. */
+export interface FanoutResult {
+  errors: string[];
+  values: unknown[];
+}
 
 export class Fanout<A> {
   readonly #group: ThreadGroup;
   readonly #run: (arg: A) => unknown;
   readonly #timeoutMs: number;
   readonly #channel: BroadcastChannel;
-  readonly #waiting = new Map<number, { missing: number; errors: string[]; done(): void }>();
+  readonly #waiting = new Map<number, { missing: number; result: FanoutResult; done(): void }>();
   #seq = 0;
 
   /** `run` is this thread's part; it may throw (the failure is reported to the asker). */
@@ -31,20 +37,21 @@ export class Fanout<A> {
   async #receive(m: Message<A>): Promise<void> {
     if (m.kind === "run") {
       let error: string | undefined;
+      let value: unknown;
       try {
-        await this.#run(m.arg);
+        value = await this.#run(m.arg);
       } catch (err) {
         error = (err as Error).message;
       }
+      const thread = this.#group.thread;
       this.#channel.postMessage(
-        { kind: "done", id: m.id, to: m.from, thread: this.#group.thread, error } satisfies Message<
-          A
-        >,
+        { kind: "done", id: m.id, to: m.from, thread, value, error } satisfies Message<A>,
       );
     } else if (m.to === this.#group.thread) {
       const w = this.#waiting.get(m.id);
       if (w === undefined) return;
-      if (m.error !== undefined) w.errors.push(`thread ${m.thread}: ${m.error}`);
+      if (m.error !== undefined) w.result.errors.push(`thread ${m.thread}: ${m.error}`);
+      else w.result.values.push(m.value);
       if (--w.missing === 0) w.done();
     }
   }
@@ -56,19 +63,19 @@ export class Fanout<A> {
    */
   async all(arg: A): Promise<string[]> {
     await this.#run(arg);
-    return await this.others(arg);
+    return (await this.others(arg)).errors;
   }
 
-  /** Runs on every other thread only (this one has done its part); their failures. */
-  async others(arg: A): Promise<string[]> {
+  /** Runs on every other thread only (this one has done its part). */
+  async others(arg: A): Promise<FanoutResult> {
     const others = this.#group.threads - 1;
-    if (others === 0) return [];
+    const result: FanoutResult = { errors: [], values: [] };
+    if (others === 0) return result;
     const id = ++this.#seq;
-    const errors: string[] = [];
     const { promise, resolve } = Promise.withResolvers<void>();
-    const w = { missing: others, errors, done: resolve };
+    const w = { missing: others, result, done: resolve };
     const timer = setTimeout(() => {
-      errors.push(`${w.missing} thread(s) did not answer within ${this.#timeoutMs} ms`);
+      result.errors.push(`${w.missing} thread(s) did not answer within ${this.#timeoutMs} ms`);
       resolve();
     }, this.#timeoutMs);
     this.#waiting.set(id, w);
@@ -78,7 +85,7 @@ export class Fanout<A> {
     await promise;
     clearTimeout(timer);
     this.#waiting.delete(id);
-    return errors;
+    return result;
   }
 
   close(): void {

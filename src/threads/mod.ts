@@ -22,4 +22,4 @@ export {
   type CacheReplicasOptions,
   type ReplicaCounters,
 } from "./cache_replicas.ts";
-export { Fanout } from "./fanout.ts";
+export { Fanout, type FanoutResult } from "./fanout.ts";
