@@ -120,7 +120,9 @@ export async function createProxy(
     ),
   );
   if (rateRedis) closers.push(() => rateRedis.close());
-  const pool = own(workerPoolFromConfig(config));
+  // THREAD_POOL_SIZE is the process's: each serving thread keeps its share of the workers.
+  const poolShare = Math.max(1, Math.ceil(config.threadPoolSize / threadInfo.threads));
+  const pool = own(workerPoolFromConfig({ ...config, threadPoolSize: poolShare }));
   const fixed: FixedParts = {
     listener,
     upstream,

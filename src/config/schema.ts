@@ -141,7 +141,8 @@ export const SCHEMA = {
     default: "auto",
     group: "server",
     description:
-      "Web Workers for CPU-heavy work (compression, list compilation); auto = the number of CPUs.",
+      "Web Workers for CPU-heavy work (compression, list compilation), shared out over the " +
+      "serving threads (at least one each); auto = the number of CPUs.",
     parser: threadCount(),
   }),
   serveThreads: setting({
@@ -646,8 +647,8 @@ export const SCHEMA = {
     default: "10000",
     group: "security",
     description:
-      "Most open client connections per serving thread; beyond it new connections are closed at " +
-      "once and counted (client_connections_rejected).",
+      "Most open client connections, over every serving thread; beyond it new connections are " +
+      "closed at once and counted (client_connections_rejected).",
     parser: integer(1, 10_000_000),
   }),
   // ── tls interception ────────────────────────────────────────────────

@@ -37,22 +37,26 @@ const SUMMED = [
 ];
 /** Top-level objects whose numeric fields add up. */
 const SUMMED_OBJECTS = ["request_methods", "status_codes", "tunnels", "websockets"];
-/**
- * Module sections merged into one over the threads: numbers add up, except those every
- * thread reports the same (settings, and counts the threads already share through Atomics);
- * nested numbers (percentiles) take the largest; anything else is the first thread's.
- */
 /** Where threads disagree on a word, the one that says something is wrong. */
 const WORST: Record<string, readonly string[]> = {
   store: ["local", "redis"],
   status: ["degraded", "ok", "off"],
 };
 
-const MERGED_SECTIONS: Record<string, readonly string[]> = {
-  cache: ["cache_hit_ratio"],
+/**
+ * Every module section (cache, rate_limit, admission, filter, compression, workers, upstream,
+ * log…) is merged into one over the threads: numbers add up, except those every thread
+ * reports the same — settings, list sizes, counts the threads share through Atomics (listed
+ * here per section) — and ratios, durations and percentiles (matched by name), which take the
+ * largest thread's; words and lists are the first thread's (see WORST). `backends` has its own
+ * merge (mergeBackends).
+ */
+const SAME_IN_EVERY_THREAD: Record<string, readonly string[]> = {
   rate_limit: ["limit", "window_sec"],
   admission: ["in_flight", "queued", "max_concurrency", "queue_size", "queue_timeout_ms"],
+  filter: ["rules", "allow_rules", "ignored_lines", "reloads", "errors"],
 };
+const LARGEST = /ratio$|_ms$|^latency|^wait|^p\d+$|^max$/;
 
 export class StatsCluster {
   readonly #stats: ProxyStats;
@@ -205,9 +209,12 @@ export function mergeReports(reports: ThreadReport[]): Record<string, unknown> {
   }
   doc.latency_ms = latency.summary();
   doc.latency_recent_ms = recent.summary();
-  for (const [name, same] of Object.entries(MERGED_SECTIONS)) {
+  for (const [name, value] of Object.entries(first)) {
+    if (!isRecord(value) || core.has(name) || name.startsWith("latency") || name === "backends") {
+      continue;
+    }
     const sections = reports.map((r) => r.doc[name]).filter(isRecord);
-    if (sections.length > 0) doc[name] = mergeSection(sections, new Set(same));
+    doc[name] = mergeSection(sections, new Set(SAME_IN_EVERY_THREAD[name] ?? []));
   }
   const backends = mergeBackends(reports.map((r) => r.doc.backends).filter(isRecord));
   if (backends) doc.backends = backends;
@@ -235,20 +242,21 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-/** One section from every thread's (see MERGED_SECTIONS). */
+/** One section from every thread's (see SAME_IN_EVERY_THREAD); `largest` for all numbers. */
 function mergeSection(
   sections: Record<string, unknown>[],
   same: ReadonlySet<string>,
-  nested = false,
+  largest = false,
 ): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, first] of Object.entries(sections[0])) {
     const values = sections.map((s) => s[k]);
-    if (typeof first === "number" && !same.has(k)) {
+    const max = largest || same.has(k) || LARGEST.test(k);
+    if (typeof first === "number") {
       const nums = values.filter((v): v is number => typeof v === "number");
-      out[k] = nested ? Math.max(...nums) : nums.reduce((a, b) => a + b, 0);
+      out[k] = max ? Math.max(...nums) : nums.reduce((a, b) => a + b, 0);
     } else if (isRecord(first)) {
-      out[k] = mergeSection(values.filter(isRecord), same, true);
+      out[k] = mergeSection(values.filter(isRecord), new Set(), max);
     } else if (typeof first === "string" && WORST[k]) {
       const order = WORST[k];
       const rank = (v: unknown) => {
