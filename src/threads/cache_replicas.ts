@@ -7,14 +7,14 @@
  * - **Hits cost nothing extra**: each thread answers from its own replica,
  *   synchronously, as with one thread; this tier is never asked on a hit.
  * - **A store** posts the response (metadata and body bytes, copied once by
- *   the structured clone) on a BroadcastChannel; each other thread puts it in
- *   its memory store for the same remaining lifetime. Replication is
- *   asynchronous: a request that reaches another thread within the few
- *   microseconds before the copy lands is a miss there.
+ *   the structured clone) to each other thread over its MessagePort, batched
+ *   per task; each puts it in its memory store for the same remaining
+ *   lifetime. A thread that misses a key whose copy is still on its way waits
+ *   for it instead of asking the origin (per-slot copy counters).
  * - **A cold key is fetched once** for the process: a thread about to fetch
  *   claims the key in a shared table (Atomics); another thread that misses
  *   the same key meanwhile waits until the claim ends, by which time the copy
- *   has arrived (it is posted first, on the same channel), as requests on one
+ *   has arrived (the copy itself ends the claim for them), as requests on one
  *   thread wait for their leader.
  * - **A purge** (PURGE, POST /proxy-cache/purge, an invalidation from Redis)
  *   bumps a shared epoch, removes the keys here, broadcasts, and resolves only
@@ -72,7 +72,11 @@ export class CacheReplicas implements CacheStore, FetchClaims {
   readonly #memory: CacheStore;
   readonly #prepare: (stored: StoredResponse) => CacheEntry;
   readonly #ackTimeoutMs: number;
-  readonly #channel: BroadcastChannel;
+  /** Messages of this task, posted together at its end (one post per batch, not per copy). */
+  #outbox: Message[] = [];
+  /** Claim slots with a copy in the outbox: its arrival ends the claim for the waiters. */
+  readonly #outboxSlots = new Set<number>();
+  #closed = false;
   readonly #purges = new Map<number, { missing: number; removed: number[]; done(): void }>();
   #purgeSeq = 0;
   /** Requests here waiting for another thread's fetch, by claim slot. */
@@ -86,9 +90,25 @@ export class CacheReplicas implements CacheStore, FetchClaims {
     this.#memory = options.memory;
     this.#prepare = options.prepare;
     this.#ackTimeoutMs = options.ackTimeoutMs ?? 2000;
-    this.#channel = options.group.channel("cache");
     this.#posted = options.group.claims.subarray(CLAIM_SLOTS);
-    this.#channel.onmessage = (e: MessageEvent<Message>) => this.#receive(e.data);
+    options.group.listen(TOPIC, (batch) => this.#receiveAll(batch as Message[]));
+  }
+
+  #send(m: Message): void {
+    if (this.#closed) return;
+    if (this.#outbox.length === 0) queueMicrotask(() => this.#flush());
+    this.#outbox.push(m);
+  }
+
+  #flush(): void {
+    const batch = this.#outbox;
+    this.#outbox = [];
+    this.#outboxSlots.clear();
+    if (!this.#closed) this.#group.post(TOPIC, batch);
+  }
+
+  async #receiveAll(batch: Message[]): Promise<void> {
+    for (const m of batch) await this.#receive(m);
   }
 
   async #receive(m: Message): Promise<void> {
@@ -107,10 +127,9 @@ export class CacheReplicas implements CacheStore, FetchClaims {
       this.#wake(m.slot);
     } else if (m.kind === "purge") {
       const removed = await applyPurge(this.#memory, m.purge);
-      this.#channel.postMessage(
-        { kind: "ack", id: m.id, to: m.from, removed } satisfies Message,
-      );
-    } else if (m.to === this.#group.thread) {
+      const ack: Message = { kind: "ack", id: m.id, to: m.from, removed };
+      this.#group.postTo(m.from, TOPIC, [ack]);
+    } else if (m.kind === "ack") {
       const p = this.#purges.get(m.id);
       if (p === undefined) return;
       p.removed.push(m.removed);
@@ -137,13 +156,13 @@ export class CacheReplicas implements CacheStore, FetchClaims {
   }
 
   /**
-   * Ends this thread's claim. Posted after the copy of what was stored (if anything) on the
-   * same channel, so a waiter finds the copy in its memory store when it wakes.
+   * Ends this thread's claim. The waiters wake when the copy of what was stored arrives, or,
+   * when nothing was stored, on a "released" posted after anything posted before it.
    */
   release(key: string): void {
     const slot = slotOf(key);
     Atomics.store(this.#group.claims, slot, 0);
-    this.#channel.postMessage({ kind: "released", slot } satisfies Message);
+    if (!this.#outboxSlots.has(slot)) this.#send({ kind: "released", slot });
   }
 
   wait(key: string, timeoutMs: number): Promise<void> {
@@ -170,17 +189,16 @@ export class CacheReplicas implements CacheStore, FetchClaims {
     const slot = slotOf(key);
     const copy = Atomics.add(this.#posted, slot, 1) + 1;
     if (copy > this.#seen[slot]) this.#seen[slot] = copy;
-    this.#channel.postMessage(
-      {
-        kind: "set",
-        key,
-        entry: plain(entry),
-        expiresAt: Date.now() + ttlSec * 1000,
-        epoch: Atomics.load(this.#group.counters, COUNTER.purgeEpoch),
-        slot,
-        copy,
-      } satisfies Message,
-    );
+    this.#outboxSlots.add(slot);
+    this.#send({
+      kind: "set",
+      key,
+      entry: plain(entry),
+      expiresAt: Date.now() + ttlSec * 1000,
+      epoch: Atomics.load(this.#group.counters, COUNTER.purgeEpoch),
+      slot,
+      copy,
+    });
     return Promise.resolve();
   }
 
@@ -206,9 +224,7 @@ export class CacheReplicas implements CacheStore, FetchClaims {
     const { promise, resolve } = Promise.withResolvers<void>();
     const timer = setTimeout(resolve, this.#ackTimeoutMs);
     this.#purges.set(id, { missing: others, removed, done: resolve });
-    this.#channel.postMessage(
-      { kind: "purge", id, from: this.#group.thread, purge } satisfies Message,
-    );
+    this.#send({ kind: "purge", id, from: this.#group.thread, purge });
     await promise;
     clearTimeout(timer);
     this.#purges.delete(id);
@@ -216,12 +232,15 @@ export class CacheReplicas implements CacheStore, FetchClaims {
   }
 
   close(): Promise<void> {
-    this.#channel.close();
+    this.#closed = true;
     for (const p of this.#purges.values()) p.done();
     for (const waiters of this.#waiting.values()) for (const wake of waiters) wake();
     return Promise.resolve();
   }
 }
+
+/** The group topic of the copies, purges and claims. */
+const TOPIC = "cache";
 
 /** The claim slot of a key (FNV-1a over its UTF-16 code units). */
 function slotOf(key: string): number {

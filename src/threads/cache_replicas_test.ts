@@ -1,6 +1,6 @@
 /**
- * CacheReplicas between two thread-group members in one thread (BroadcastChannel objects
- * of the same name reach each other here too), so each race can be staged exactly.
+ * CacheReplicas between two thread-group members in one thread (joined by a MessageChannel),
+ * so each race can be staged exactly.
  */
 import assert from "node:assert/strict";
 import { type CacheEntry, prepare, type StoredResponse } from "../cache/entry.ts";
@@ -14,8 +14,10 @@ function pair(memoryB: CacheStore = new MemoryStore({ maxBytes: 1 << 20 })) {
   const id = crypto.randomUUID();
   const counters = new SharedArrayBuffer(64);
   const claims = new SharedArrayBuffer(2 * CLAIM_SLOTS * 4);
+  const ch = new MessageChannel();
+  const mesh = [[{ thread: 1, port: ch.port1 }], [{ thread: 0, port: ch.port2 }]];
   const groups = [0, 1].map((thread) =>
-    new ThreadGroup({ id, thread, threads: 2, counters, claims }, [])
+    new ThreadGroup({ id, thread, threads: 2, counters, claims, mesh: mesh[thread] }, [])
   );
   const memoryA = new MemoryStore({ maxBytes: 1 << 20 });
   const make = (group: ThreadGroup, memory: CacheStore) =>

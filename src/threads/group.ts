@@ -43,7 +43,11 @@ export interface ThreadGroupInit {
   claims: SharedArrayBuffer;
   /** The port to thread 0 (absent on thread 0). */
   port?: MessagePort;
+  /** A port to every other thread, for messages between any two (cache copies and purges). */
+  mesh: { thread: number; port: MessagePort }[];
 }
+
+type MeshEnvelope = { topic: string; from: number; payload: unknown };
 
 type Envelope =
   | { kind: "ask"; seq: number; topic: string; arg: unknown }
@@ -65,6 +69,8 @@ export class ThreadGroup {
   readonly #handlers = new Map<string, Handler>();
   readonly #waiting = new Map<number, PromiseWithResolvers<unknown>>();
   readonly #channels: BroadcastChannel[] = [];
+  readonly #mesh = new Map<number, MessagePort>();
+  readonly #topics = new Map<string, (payload: unknown, from: number) => void>();
   #seq = 0;
 
   constructor(init: ThreadGroupInit, ports: MessagePort[]) {
@@ -77,6 +83,32 @@ export class ThreadGroup {
     for (const port of ports) {
       port.onmessage = (e: MessageEvent<Envelope>) => this.#receive(port, e.data);
     }
+    for (const { thread, port } of init.mesh) {
+      this.#mesh.set(thread, port);
+      port.onmessage = (e: MessageEvent<MeshEnvelope>) =>
+        this.#topics.get(e.data.topic)?.(e.data.payload, e.data.from);
+    }
+  }
+
+  /**
+   * Posts to every other thread over its own port (a MessagePort costs the sender about a
+   * third of a BroadcastChannel's post); messages from one thread arrive in the order sent.
+   */
+  post(topic: string, payload: unknown): void {
+    const m: MeshEnvelope = { topic, from: this.thread, payload };
+    for (const port of this.#mesh.values()) port.postMessage(m);
+  }
+
+  /** Posts to one other thread. */
+  postTo(thread: number, topic: string, payload: unknown): void {
+    this.#mesh.get(thread)?.postMessage(
+      { topic, from: this.thread, payload } satisfies MeshEnvelope,
+    );
+  }
+
+  /** Receives what other threads post on `topic` (one listener per topic). */
+  listen(topic: string, fn: (payload: unknown, from: number) => void): void {
+    this.#topics.set(topic, fn);
   }
 
   /** A broadcast channel among this group's threads (a message never reaches its sender). */
@@ -134,6 +166,7 @@ export class ThreadGroup {
   close(): void {
     for (const ch of this.#channels) ch.close();
     for (const port of this.#ports) port.close();
+    for (const port of this.#mesh.values()) port.close();
     for (const w of this.#waiting.values()) w.reject(new Error("serving thread closed"));
   }
 }
@@ -156,15 +189,26 @@ export function createThreadGroup(threads: number): CreatedGroup {
     mine[t] = ch.port1;
     theirs[t] = ch.port2;
   }
+  const mesh: { thread: number; port: MessagePort }[][] = Array.from({ length: threads }, () => []);
+  for (let a = 0; a < threads; a++) {
+    for (let b = a + 1; b < threads; b++) {
+      const ch = new MessageChannel();
+      mesh[a].push({ thread: b, port: ch.port1 });
+      mesh[b].push({ thread: a, port: ch.port2 });
+    }
+  }
   const group = new ThreadGroup(
-    { id, thread: 0, threads, counters, claims },
+    { id, thread: 0, threads, counters, claims, mesh: mesh[0] },
     mine.filter(Boolean),
   );
   return {
     group,
     initFor(thread) {
       const port = theirs[thread];
-      return { init: { id, thread, threads, counters, claims, port }, transfer: [port] };
+      return {
+        init: { id, thread, threads, counters, claims, port, mesh: mesh[thread] },
+        transfer: [port, ...mesh[thread].map((m) => m.port)],
+      };
     },
   };
 }
