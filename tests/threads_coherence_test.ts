@@ -31,6 +31,16 @@ async function spread(
   return out;
 }
 
+/** Starts the proxy and waits until both threads listen (the start-up line comes after). */
+async function startThreaded(env: Record<string, string>, args?: string[]): Promise<TestProxy> {
+  const proxy = await startProxy({ env: { SERVE_THREADS: "2", ...env }, args });
+  await until(
+    "both threads listening",
+    () => Promise.resolve(/listening on .* 2 threads/.test(proxy.output())),
+  );
+  return proxy;
+}
+
 /** Both threads served requests (else the test proves nothing about threads). */
 async function bothServed(proxy: TestProxy): Promise<void> {
   const stats = await proxy.stats();
@@ -68,9 +78,7 @@ Deno.test({
   ignore: ignoreUnless("threads: cache shared", LINUX, WHY),
   async fn() {
     const origin = versionedOrigin();
-    const proxy = await startProxy({
-      env: { BACKEND_SERVERS: origin.url, SERVE_THREADS: "2", CACHE_BACKEND: "memory" },
-    });
+    const proxy = await startThreaded({ BACKEND_SERVERS: origin.url, CACHE_BACKEND: "memory" });
     try {
       assert.equal((await rawRequest(proxy.port, GET_PAGE)).body, "v1");
       // The copy travels to the other thread in the background: wait until it holds it.
@@ -111,9 +119,7 @@ Deno.test({
   ignore: ignoreUnless("threads: purge reaches all", LINUX, WHY),
   async fn() {
     const origin = versionedOrigin();
-    const proxy = await startProxy({
-      env: { BACKEND_SERVERS: origin.url, SERVE_THREADS: "2", CACHE_BACKEND: "memory" },
-    });
+    const proxy = await startThreaded({ BACKEND_SERVERS: origin.url, CACHE_BACKEND: "memory" });
     try {
       for (let round = 1; round <= 6; round++) {
         // Fill both threads' copies with the current version.
@@ -156,14 +162,11 @@ Deno.test({
   ignore: ignoreUnless("threads: rate limit exact", LINUX, WHY),
   async fn() {
     const backend = await startTestBackend("a");
-    const proxy = await startProxy({
-      env: {
-        BACKEND_SERVERS: backend.url,
-        SERVE_THREADS: "2",
-        RATE_LIMIT_REQUESTS: "15",
-        RATE_LIMIT_WINDOW: "600",
-        RATE_LIMIT_EXEMPT: "",
-      },
+    const proxy = await startThreaded({
+      BACKEND_SERVERS: backend.url,
+      RATE_LIMIT_REQUESTS: "15",
+      RATE_LIMIT_WINDOW: "600",
+      RATE_LIMIT_EXEMPT: "",
     });
     try {
       const answers = await spread(
@@ -191,14 +194,11 @@ Deno.test({
   ignore: ignoreUnless("threads: admission global", LINUX, WHY),
   async fn() {
     const backend = await startTestBackend("a");
-    const proxy = await startProxy({
-      env: {
-        BACKEND_SERVERS: backend.url,
-        SERVE_THREADS: "2",
-        MAX_CONCURRENCY: "1",
-        REQUEST_QUEUE_SIZE: "2",
-        QUEUE_TIMEOUT: "60",
-      },
+    const proxy = await startThreaded({
+      BACKEND_SERVERS: backend.url,
+      MAX_CONCURRENCY: "1",
+      REQUEST_QUEUE_SIZE: "2",
+      QUEUE_TIMEOUT: "60",
     });
     try {
       // Slow enough that every request arrives while the first holds the one slot.
@@ -229,8 +229,9 @@ Deno.test({
   ignore: ignoreUnless("threads: connection limit global", LINUX, WHY),
   async fn() {
     const backend = await startTestBackend("a");
-    const proxy = await startProxy({
-      env: { BACKEND_SERVERS: backend.url, SERVE_THREADS: "2", MAX_CLIENT_CONNECTIONS: "4" },
+    const proxy = await startThreaded({
+      BACKEND_SERVERS: backend.url,
+      MAX_CLIENT_CONNECTIONS: "4",
     });
     const conns = [];
     try {
@@ -251,7 +252,8 @@ Deno.test({
         return s !== undefined && s.client_connections === 1;
       });
       const stats = await proxy.stats();
-      assert.equal(stats.client_connections_rejected, 8);
+      // The eight, and any of the polls above that came while the twelve were still open.
+      assert.ok(stats.client_connections_rejected >= 8, String(stats.client_connections_rejected));
       assert.ok(stats.threads.length === 2);
     } finally {
       for (const c of conns) c.close();
@@ -269,10 +271,7 @@ Deno.test({
     const dir = await Deno.makeTempDir();
     const envFile = `${dir}/proxy.env`;
     await Deno.writeTextFile(envFile, `BACKEND_SERVERS=${backend.url}\n`);
-    const proxy = await startProxy({
-      env: { PROXY_MODE: "reverse", SERVE_THREADS: "2" },
-      args: ["--env-file", envFile],
-    });
+    const proxy = await startThreaded({ PROXY_MODE: "reverse" }, ["--env-file", envFile]);
     const post =
       "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nConnection: close\r\n\r\n" +
       "x".repeat(100);

@@ -39,22 +39,32 @@ export const STRATEGIES = {
   /** Path and query keep a URL on one backend (better cache locality behind the proxy). */
   "url-hash": (backends: readonly Backend[]) =>
     consistentHash(backends, (req) => pathAndQueryOf(req.url)),
-} as const satisfies Record<string, (backends: readonly Backend[]) => SelectionPolicy>;
+} as const satisfies Record<
+  string,
+  (backends: readonly Backend[], turns?: () => number) => SelectionPolicy
+>;
 
 export type Strategy = keyof typeof STRATEGIES;
 
 /** LB_STRATEGY's accepted values, in the registry's order. */
 export const STRATEGY_NAMES = Object.keys(STRATEGIES) as readonly Strategy[];
 
-/** The policy `strategy` names, over `backends`; throws naming LB_STRATEGY for an unknown one. */
-export function createPolicy(strategy: Strategy, backends: readonly Backend[]): SelectionPolicy {
+/**
+ * The policy `strategy` names, over `backends`; throws naming LB_STRATEGY for an unknown one.
+ * `turns`, a counter the serving threads share, makes rotations rotate for the process.
+ */
+export function createPolicy(
+  strategy: Strategy,
+  backends: readonly Backend[],
+  turns?: () => number,
+): SelectionPolicy {
   const make = Object.hasOwn(STRATEGIES, strategy) ? STRATEGIES[strategy] : undefined;
   if (make === undefined) {
     throw new Error(
       `LB_STRATEGY: unknown strategy "${strategy}" (use ${STRATEGY_NAMES.join(", ")})`,
     );
   }
-  return make(backends);
+  return make(backends, turns);
 }
 
 /** "/path?query" of a serialised URL without parsing it again (hot path). */
@@ -66,13 +76,14 @@ export function pathAndQueryOf(url: string): string {
 }
 
 /** Each usable backend in turn, ignoring weights. */
-function roundRobin(_pool: readonly Backend[]): SelectionPolicy {
+function roundRobin(_pool: readonly Backend[], turns?: () => number): SelectionPolicy {
   let next = 0;
   return {
     pick(backends, _req, _ctx, usable) {
       const n = backends.length;
+      const start = turns === undefined ? next : turns() % n;
       for (let i = 0; i < n; i++) {
-        const b = backends[(next + i) % n];
+        const b = backends[(start + i) % n];
         if (usable(b)) {
           next = (b.index + 1) % n;
           return b;
@@ -110,11 +121,12 @@ function smoothWeighted(_pool: readonly Backend[]): SelectionPolicy {
  * Fewest in-flight requests per unit of weight. Ties rotate, so an idle pool
  * is still spread evenly rather than always starting with the first backend.
  */
-function leastConnections(_pool: readonly Backend[]): SelectionPolicy {
+function leastConnections(_pool: readonly Backend[], turns?: () => number): SelectionPolicy {
   let start = 0;
   return {
     pick(backends, _req, _ctx, usable) {
       const n = backends.length;
+      if (turns !== undefined && n > 0) start = turns() % n;
       let best: Backend | undefined;
       let bestLoad = Infinity;
       for (let i = 0; i < n; i++) {

@@ -28,7 +28,7 @@ import { type Security, securityFromConfig } from "../security/from_config.ts";
 import type { RedisHandle } from "../redis/mod.ts";
 import type { ProxyStats, StatsSource } from "../stats/mod.ts";
 import type { WorkerPool } from "../workers/mod.ts";
-import { sharedAdmission, type ThreadGroup } from "../threads/mod.ts";
+import { sharedAdmission, sharedTurns, type ThreadGroup } from "../threads/mod.ts";
 import { type Bookkeeping, createBookkeeping } from "./bookkeeping.ts";
 import { buildPipeline, type Pipeline } from "./phases.ts";
 import * as phase from "./request_filters.ts";
@@ -141,6 +141,7 @@ export async function buildSections(
       send: (req, target, ctx) => fixed.route.current!.send(req, target, ctx),
       caCerts: fixed.upstream.caCerts,
       connectionStats: () => fixed.upstream.reverse.snapshot().origins,
+      turns: fixed.threads && sharedTurns(fixed.threads),
     }));
     const route = routePhase({
       config,

@@ -143,8 +143,12 @@ export async function runServe(args: string[]): Promise<number> {
   const stop = () => stopped.resolve();
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
-  // Each thread reloads itself and passes the reload on to the others (src/threads/reload.ts).
-  const hup = () => instance.reload();
+  // The configuration: thread 0 passes the reload on to every thread (src/threads/fanout.ts);
+  // the certificates: each thread's listener reads them again.
+  const hup = () => {
+    instance.reload();
+    for (const w of workers) w.reloadCertificate();
+  };
   if (Deno.build.os !== "windows") Deno.addSignalListener("SIGHUP", hup);
 
   await stopped.promise;
@@ -170,6 +174,8 @@ export interface Instance {
   readonly kind: Listener["kind"];
   /** SIGHUP: lists, users, certificates. Never throws (failures are logged). */
   reload(): Promise<void>;
+  /** SIGHUP on a serving thread other than thread 0: the certificates only. */
+  reloadCertificate(): Promise<void>;
   /** Drains in-flight requests for up to `timeoutMs`, then closes everything. */
   stop(timeoutMs: number): Promise<void>;
 }
@@ -323,6 +329,7 @@ async function listenInstance(
       );
       await reloadCertificate();
     },
+    reloadCertificate,
     async stop(timeoutMs: number) {
       await listener.close(timeoutMs);
       await proxy.close();
@@ -334,6 +341,8 @@ async function listenInstance(
 interface ThreadWorker {
   /** Starts its listener; rejects with its one-line reason. */
   listen(): Promise<void>;
+  /** SIGHUP: its listener reads the certificates again. */
+  reloadCertificate(): void;
   stop(timeoutMs: number): Promise<void>;
 }
 
@@ -365,6 +374,8 @@ function startThreadWorker(
             worker.postMessage({ kind: "listen" } satisfies ThreadMessage);
             return listening.promise;
           },
+          reloadCertificate: () =>
+            worker.postMessage({ kind: "certificate" } satisfies ThreadMessage),
           async stop(timeoutMs: number) {
             worker.postMessage({ kind: "stop", timeoutMs } satisfies ThreadMessage);
             const deadline = setTimeout(() => stopped.resolve(), timeoutMs + 2000);
@@ -397,6 +408,7 @@ export type ThreadMessage =
   | { kind: "start"; args: string[]; env: Record<string, string>; group: ThreadGroupInit }
   | { kind: "prepared" }
   | { kind: "listen" }
+  | { kind: "certificate" }
   | { kind: "ready" }
   | { kind: "failed"; message: string }
   | { kind: "stop"; timeoutMs: number }

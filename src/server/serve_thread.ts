@@ -48,6 +48,8 @@ self.onmessage = async (e: MessageEvent<ThreadMessage>) => {
     } catch (err) {
       say({ kind: "failed", message: (err as Error).message });
     }
+  } else if (m.kind === "certificate") {
+    await instance?.reloadCertificate();
   } else if (m.kind === "stop") {
     await (instance ?? prepared)?.stop(m.timeoutMs);
     group?.close();

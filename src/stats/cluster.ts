@@ -289,6 +289,13 @@ export function mergeBackends(
   const list = out.backends;
   if (!Array.isArray(list)) return out;
   list.forEach((b: Record<string, unknown>, i: number) => {
+    // Taken out (ejected, down, drained) on any thread: shown as that thread sees it.
+    const out = sections
+      .map((s) => (s.backends as Record<string, unknown>[] | undefined)?.[i])
+      .find((o) => o !== undefined && o.url === b.url && o.state !== "up");
+    if (out !== undefined) {
+      for (const k of ["state", "ejected_until", "consecutive_failures", "health"]) b[k] = out[k];
+    }
     for (const k of ["requests", "errors", "in_flight", "ejections"]) {
       if (typeof b[k] !== "number") continue;
       b[k] = sections.reduce((n, s) => {

@@ -25,6 +25,8 @@ export const COUNTER = {
   clientConnections: 3,
   /** Bumped by every cache purge: replicas stored before it are not applied after it. */
   purgeEpoch: 4,
+  /** Round-robin turns of the balancers (src/balancer), taken by every thread in one sequence. */
+  balancerTurn: 5,
 } as const;
 const COUNTERS = 8;
 /** Slots of the fetch-claim table: keys that hash alike share one (a waiter then waits a fetch). */
@@ -239,4 +241,10 @@ export function sharedConnectionSlots(group: ThreadGroup, max: number): Connecti
     },
     close: () => void Atomics.sub(cells, i, 1),
   };
+}
+
+/** The balancers' shared turn counter: each call takes the next turn (never negative). */
+export function sharedTurns(group: ThreadGroup): () => number {
+  const cells = group.counters;
+  return () => Atomics.add(cells, COUNTER.balancerTurn, 1) & 0x7fffffff;
 }

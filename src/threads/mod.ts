@@ -14,6 +14,7 @@ export {
   joinThreadGroup,
   sharedAdmission,
   sharedConnectionSlots,
+  sharedTurns,
   ThreadGroup,
   type ThreadGroupInit,
 } from "./group.ts";
