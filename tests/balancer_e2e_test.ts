@@ -29,14 +29,7 @@ Deno.test("e2e: weighted round robin 3:1 over 1000 requests, X-Backend shares wi
   const a = await startTestBackend("a");
   const b = await startTestBackend("b");
   const proxy = await startProxy({
-    env: {
-      BACKEND_SERVERS: `${a.url} weight=3, ${b.url}`,
-      LB_STRATEGY: "weighted-round-robin",
-      // One balancer: the exact 750/250 below is one smooth-WRR cycle's. Each serving thread
-      // balances on its own (issue 14 left the turns per thread), which keeps the shares but
-      // can end a cycle or two off over both threads.
-      SERVE_THREADS: "1",
-    },
+    env: { BACKEND_SERVERS: `${a.url} weight=3, ${b.url}`, LB_STRATEGY: "weighted-round-robin" },
   });
   const client = Deno.createHttpClient({});
   try {

@@ -100,7 +100,8 @@ function roundRobin(_pool: readonly Backend[], turns?: () => number): SelectionP
  * from the winner. Weights 5:1:1 give a b a c a a a … — interleaved rather
  * than five in a row — and the shares are exact over each cycle.
  */
-function smoothWeighted(_pool: readonly Backend[]): SelectionPolicy {
+function smoothWeighted(_pool: readonly Backend[], turns?: () => number): SelectionPolicy {
+  if (turns !== undefined) return sharedSmoothWeighted(turns);
   return {
     pick(backends, _req, _ctx, usable) {
       let best: Backend | undefined;
@@ -115,6 +116,50 @@ function smoothWeighted(_pool: readonly Backend[]): SelectionPolicy {
       return best;
     },
   };
+}
+
+/** Longest smooth-WRR cycle kept as a schedule (the sum of the usable backends' weights). */
+const MAX_SCHEDULE = 1 << 16;
+
+/**
+ * Smooth weighted round robin whose turns come from a counter every serving thread shares:
+ * the cycle for the usable backends is computed once (the same interleaving as above) and
+ * turn t takes its entry t mod the cycle's length, so the threads together follow one cycle.
+ */
+function sharedSmoothWeighted(turns: () => number): SelectionPolicy {
+  let key = "";
+  let schedule: number[] = [];
+  return {
+    pick(backends, _req, _ctx, usable) {
+      const candidates = backends.filter(usable);
+      if (candidates.length === 0) return undefined;
+      const k = candidates.map((b) => `${b.index}:${b.weight}`).join(",");
+      if (k !== key) {
+        key = k;
+        schedule = smoothCycle(candidates.map((b) => b.weight));
+      }
+      if (schedule.length === 0) return candidates[turns() % candidates.length];
+      return candidates[schedule[turns() % schedule.length]];
+    },
+  };
+}
+
+/** One cycle of smooth WRR over `weights` (indexes into them); empty when it would be too long. */
+function smoothCycle(weights: readonly number[]): number[] {
+  const total = weights.reduce((a, b) => a + b, 0);
+  if (total <= 0 || total > MAX_SCHEDULE) return [];
+  const current = weights.map(() => 0);
+  const cycle: number[] = [];
+  for (let t = 0; t < total; t++) {
+    let best = 0;
+    for (let i = 0; i < weights.length; i++) {
+      current[i] += weights[i];
+      if (current[i] > current[best]) best = i;
+    }
+    current[best] -= total;
+    cycle.push(best);
+  }
+  return cycle;
 }
 
 /**
