@@ -31,6 +31,8 @@ import type { UpgradeFetch } from "./server/types.ts";
 import { ProxyStats, StatsCluster, type StatsSource } from "./stats/mod.ts";
 import { VERSION } from "./version.ts";
 import { redisTopology } from "./redis/settings.ts";
+import { prepare } from "./cache/entry.ts";
+import { CacheReplicas, Fanout, type ThreadGroup } from "./threads/mod.ts";
 
 /** Everything `serve` needs from the composed proxy. */
 export interface Proxy {
@@ -60,6 +62,8 @@ export interface ThreadInfo {
   threads: number;
   /** Reads the configuration again for a reload (without it: lists and users only); may throw. */
   readConfig?: () => LoadedConfig;
+  /** With several threads: the group they coordinate in (cache, limits, stats, reloads). */
+  group?: ThreadGroup;
 }
 
 export async function createProxy(
@@ -101,9 +105,24 @@ export async function createProxy(
   const checkAddress = addressPolicyFromConfig(config);
   const upstream = own(upstreamFromConfig(config, { via: `1.1 proxy-${instance}`, checkAddress }));
   const rateRedis = rateLimitRedis(config);
-  const cache = own(await cacheFromConfig(config, rateRedis));
+  const group = threadInfo.group;
+  const heuristic = { mode: config.cacheHeuristic, maxSec: config.cacheExpiration };
+  // Each thread's memory cache is a replica of one cache (src/threads/cache_replicas.ts).
+  const cache = own(
+    await cacheFromConfig(
+      config,
+      rateRedis,
+      group && {
+        count: group.threads,
+        replicas: (memory) =>
+          own(new CacheReplicas({ group, memory, prepare: (s) => prepare(s, heuristic) })),
+      },
+    ),
+  );
   if (rateRedis) closers.push(() => rateRedis.close());
-  const pool = own(workerPoolFromConfig(config));
+  // THREAD_POOL_SIZE is the process's: each serving thread keeps its share of the workers.
+  const poolShare = Math.max(1, Math.ceil(config.threadPoolSize / threadInfo.threads));
+  const pool = own(workerPoolFromConfig({ ...config, threadPoolSize: poolShare }));
   const fixed: FixedParts = {
     listener,
     upstream,
@@ -114,6 +133,7 @@ export async function createProxy(
     accessLog: accessLogger(),
     instance,
     rateRedis,
+    threads: group,
     route: {},
     intercepting: interceptor !== undefined,
     onUpstreamVerificationFailed: interceptor && (() => interceptor.upstreamVerificationFailed()),
@@ -131,9 +151,7 @@ export async function createProxy(
 
   // ── the admin surface ───────────────────────────────────────────────
   // With several serving threads, any of them may be asked: it gathers every thread's numbers.
-  const cluster = threadInfo.threads > 1
-    ? new StatsCluster(stats, threadInfo.thread, threadInfo.threads)
-    : undefined;
+  const cluster = group ? new StatsCluster(stats, group) : undefined;
   if (cluster) closers.push(() => cluster.close());
   const admin = createAdmin({
     stats,
@@ -142,6 +160,7 @@ export async function createProxy(
       mode,
       listener,
       version: VERSION,
+      threads: threadInfo.threads,
       backends: live.loaded.config.backends.length,
       cache: cache.status(),
       redis: rateRedis || cache.backendName === "redis" ? redisTopology(config) : "none",
@@ -156,9 +175,12 @@ export async function createProxy(
         setDrained: (id, drained) => live.balancer.setDrained(id, drained),
       }
       : undefined,
-    threads: threadInfo.threads,
+    group,
   });
   closers.push(() => admin.close());
+  // A reload asked of any thread (SIGHUP reaches thread 0, POST /proxy-reload any) runs on all.
+  const reloads = group && new Fanout<null>(group, "reload", () => reloadHere());
+  if (reloads) closers.push(() => reloads.close());
 
   /** Applies a new configuration: a complete new unit of sections, or none and one log line. */
   async function reconfigure(next: LoadedConfig): Promise<void> {
@@ -200,6 +222,20 @@ export async function createProxy(
     stats,
     mode,
     async reload() {
+      if (reloads === undefined) return await reloadHere();
+      const failed = await reloads.all(null);
+      if (failed.length > 0) {
+        throw new Error(`reloaded here, but not on every serving thread: ${failed.join("; ")}`);
+      }
+    },
+    async close() {
+      for (const close of closers.reverse()) await close();
+    },
+  };
+
+  /** This thread's part of a reload. */
+  async function reloadHere(): Promise<void> {
+    {
       if (threadInfo.readConfig !== undefined) {
         try {
           await reconfigure(threadInfo.readConfig());
@@ -222,10 +258,7 @@ export async function createProxy(
       }
       await live.filter.reload();
       log.info("reloaded");
-    },
-    async close() {
-      for (const close of closers.reverse()) await close();
-    },
-  };
+    }
+  }
   return proxy;
 }

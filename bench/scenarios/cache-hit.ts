@@ -81,7 +81,12 @@ export const scenario: Scenario = {
       ratios: [
         ...ratiosAgainst(rows, "proxy (memory)", others),
         ...ratiosAgainst(rows, "proxy (memory, access log)", ["proxy (memory)"]),
-        ...ratiosAgainst(rows, "proxy (memory, 2 threads)", ["nginx", "haproxy", "varnish"]),
+        ...ratiosAgainst(rows, "proxy (memory, 2 threads)", [
+          "proxy (memory)",
+          "nginx",
+          "haproxy",
+          "varnish",
+        ]),
         ...ratiosAgainst(rows, "proxy (redis)", ["nginx", "haproxy", "varnish"]),
       ],
       notes: [

@@ -38,6 +38,16 @@ export const scenario: Scenario = {
         start: onFreePort((port) => startProxy(ctx.root, "proxy", port, forwardProxyEnv(port))),
       },
       {
+        // The default on this 2-core machine (SERVE_THREADS=auto): both cores, shared with wrk.
+        label: "proxy (2 threads)",
+        start: onFreePort((port) =>
+          startProxy(ctx.root, "proxy (2 threads)", port, {
+            ...forwardProxyEnv(port),
+            SERVE_THREADS: "2",
+          })
+        ),
+      },
+      {
         label: "squid",
         requires: ["squid"],
         start: onFreePort((port) =>
@@ -54,11 +64,14 @@ export const scenario: Scenario = {
     });
     return {
       rows,
-      ratios: ratiosAgainst(rows, "proxy", [
-        "squid",
-        ...FORWARD_PEERS.map((p) => p.label),
-        "backend",
-      ]),
+      ratios: [
+        ...ratiosAgainst(rows, "proxy", [
+          "squid",
+          ...FORWARD_PEERS.map((p) => p.label),
+          "backend",
+        ]),
+        ...ratiosAgainst(rows, "proxy (2 threads)", ["proxy", "squid"]),
+      ],
       notes: [
         `wrk -t${ctx.threads} -c${ctx.connections} -d${ctx.durationSec}s, ` +
         `GET ${origin.url}${PATH} (absolute-form), ${ctx.rounds} alternating round(s), medians`,

@@ -13,11 +13,13 @@ import type { BackendSnapshot, BalancerSnapshot } from "../balancer/mod.ts";
 import type { ConnInfo, RequestContext } from "../context/mod.ts";
 import { constantTimeEqual, isLocalRequest, presentedToken } from "../security/mod.ts";
 import {
+  mergeBackends,
   PROMETHEUS_CONTENT_TYPE,
   type ProxyStats,
   renderPrometheus,
   type StatsCluster,
 } from "../stats/mod.ts";
+import { Fanout, type ThreadGroup } from "../threads/mod.ts";
 
 /** The admin app's environment: the connection plus the request's context. */
 export type AdminEnv = {
@@ -71,8 +73,8 @@ export interface BackendControl {
   setDrained(id: string, drained: boolean): BackendSnapshot | undefined;
 }
 
-/** A drain or enable sent to the other serving threads (each has its own balancer). */
-interface DrainMessage {
+/** A drain or enable passed on to the other serving threads (each has its own balancer). */
+interface Drain {
   id: string;
   drained: boolean;
 }
@@ -90,8 +92,8 @@ export interface AdminOptions {
   reload: () => Promise<void>;
   /** The backends of the reverse proxy, for drain/enable. */
   backends?: BackendControl;
-  /** Serving threads (SERVE_THREADS): a drain is passed on to every one. */
-  threads?: number;
+  /** The serving threads (SERVE_THREADS > 1): a drain reaches every one before it answers. */
+  group?: ThreadGroup;
 }
 
 /** The admin app; `close()` ends the channel drains reach other threads on. */
@@ -99,16 +101,28 @@ export type Admin = Hono<AdminEnv> & { close(): void };
 
 const text = (status: number, body: string) => plainText(status, body);
 
+/** One backend's snapshot with the request counts other threads hold for it added. */
+function sumBackend(
+  mine: BackendSnapshot,
+  others: (BackendSnapshot | undefined)[],
+): BackendSnapshot {
+  const out = { ...mine };
+  for (const o of others) {
+    if (o === undefined || o.url !== mine.url) continue;
+    out.requests += o.requests;
+    out.errors += o.errors;
+    out.in_flight += o.in_flight;
+    out.ejections += o.ejections;
+  }
+  return out;
+}
+
 export function createAdmin(o: AdminOptions): Admin {
   const { stats, cluster, backends } = o;
   const admin = new Hono<AdminEnv>();
-  const drains = backends && (o.threads ?? 1) > 1
-    ? new BroadcastChannel("proxy-backend-drains")
+  const drains = backends && o.group
+    ? new Fanout<Drain>(o.group, "drain", (d) => backends.setDrained(d.id, d.drained))
     : undefined;
-  if (drains && backends) {
-    drains.onmessage = (e: MessageEvent<DrainMessage>) =>
-      backends.setDrained(e.data.id, e.data.drained);
-  }
   admin.use((c, next) => {
     c.set("ctx", c.env.ctx);
     return c.req.path === "/healthz" && c.req.method !== "PURGE" ? next() : o.guard(c, next);
@@ -141,19 +155,27 @@ export function createAdmin(o: AdminOptions): Admin {
     }
     return text(200, "reloaded");
   });
-  admin.get(
-    "/proxy-backends",
-    (c) => backends ? c.json(backends.snapshot()) : text(404, "no backends configured"),
-  );
-  admin.post("/proxy-backends/:id/:action", (c) => {
+  admin.get("/proxy-backends", async (c) => {
+    if (!backends) return text(404, "no backends configured");
+    if (!cluster) return c.json(backends.snapshot());
+    const reports = await cluster.collect();
+    return c.json(mergeBackends(reports.map((r) => r.doc.backends as Record<string, unknown>)));
+  });
+
+  admin.post("/proxy-backends/:id/:action", async (c) => {
     const m = BACKEND_ACTION.exec(c.req.path);
     if (!m) return text(404, "use POST /proxy-backends/<index|host:port>/drain or /enable");
     const id = decodeURIComponent(m[1]);
     const drained = m[2] === "drain";
     const snapshot = backends?.setDrained(id, drained);
     if (!snapshot) return text(404, `no backend "${id}" (use its index or host:port)`);
-    drains?.postMessage({ id, drained } satisfies DrainMessage);
-    return c.json(snapshot);
+    const others = await drains?.others({ id, drained });
+    if (others && others.errors.length > 0) {
+      const failed = others.errors.join("; ");
+      return text(500, `${m[2]} applied here, but not on every serving thread: ${failed}`);
+    }
+    // The backend as the process sees it: every thread's requests to it.
+    return c.json(others ? sumBackend(snapshot, others.values as BackendSnapshot[]) : snapshot);
   });
   admin.all("*", () => text(405, "method not allowed on this endpoint"));
   return Object.assign(admin, { close: () => drains?.close() });

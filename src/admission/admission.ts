@@ -22,7 +22,27 @@ export interface AdmissionOptions {
   queueSize: number;
   /** Longest wait in the queue before 503 (QUEUE_TIMEOUT). */
   queueTimeoutMs: number;
+  /**
+   * Counts shared with the other serving threads (SERVE_THREADS > 1), so MAX_CONCURRENCY and
+   * REQUEST_QUEUE_SIZE hold for the process: each thread queues its own waiters, and a
+   * thread that frees a slot while others wait wakes them through `freed`.
+   */
+  shared?: SharedCounts;
 }
+
+/** Int32 cells in a SharedArrayBuffer and which of them holds what. */
+export interface SharedCounts {
+  readonly cells: Int32Array;
+  /** Slots held over every thread. */
+  readonly inFlight: number;
+  /** Requests waiting over every thread. */
+  readonly queued: number;
+  /** Bumped and notified when a slot frees while requests wait. */
+  readonly freed: number;
+}
+
+/** How long a thread with waiters sleeps between checks for a slot freed elsewhere. */
+const WAKE_CHECK_MS = 100;
 
 export type RejectReason = "queue-full" | "queue-timeout" | "closed" | "aborted";
 
@@ -104,6 +124,38 @@ export function createAdmission(options: AdmissionOptions): Admission {
   let closed = false;
   /** Average ms a slot is held, to estimate when the queue drains. */
   let avgHoldMs = 0;
+  const shared = options.shared;
+
+  /** Claims a slot in the process-wide count (this thread's without `shared`). */
+  const take = (): boolean => {
+    if (shared === undefined) return inFlight < max;
+    if (Atomics.add(shared.cells, shared.inFlight, 1) < max) return true;
+    Atomics.sub(shared.cells, shared.inFlight, 1);
+    return false;
+  };
+  /** Requests waiting in the process (this thread's queue without `shared`). */
+  const waiting = () =>
+    shared === undefined ? queue.size : Atomics.load(shared.cells, shared.queued);
+  const inFlightNow = () =>
+    shared === undefined ? inFlight : Atomics.load(shared.cells, shared.inFlight);
+
+  /** With waiters here, takes slots other threads free until none wait (shared only). */
+  let watching = false;
+  const watch = async () => {
+    if (shared === undefined || watching) return;
+    watching = true;
+    try {
+      while (queue.size > 0 && !closed) {
+        const seen = Atomics.load(shared.cells, shared.freed);
+        while (queue.size > 0 && take()) queue.shift()!.admit();
+        if (queue.size === 0) break;
+        const w = Atomics.waitAsync(shared.cells, shared.freed, seen, WAKE_CHECK_MS);
+        if (w.async) await w.value;
+      }
+    } finally {
+      watching = false;
+    }
+  };
 
   /** Seconds until a queued request would likely get a slot, 1–60. */
   const retryAfter = () => {
@@ -121,14 +173,29 @@ export function createAdmission(options: AdmissionOptions): Admission {
       released = true;
       inFlight--;
       avgHoldMs += (performance.now() - since - avgHoldMs) * EWMA_WEIGHT;
-      // Hand the freed slot straight to the oldest waiter (FIFO).
-      while (inFlight < max && queue.size > 0) queue.shift()!.admit();
+      if (shared === undefined) {
+        // Hand the freed slot straight to the oldest waiter (FIFO).
+        while (inFlight < max && queue.size > 0) queue.shift()!.admit();
+        return;
+      }
+      // The slot stays claimed for this thread's oldest waiter, or goes back to the process.
+      if (queue.size > 0) {
+        queue.shift()!.admit();
+        return;
+      }
+      Atomics.sub(shared.cells, shared.inFlight, 1);
+      if (Atomics.load(shared.cells, shared.queued) > 0) {
+        Atomics.add(shared.cells, shared.freed, 1);
+        Atomics.notify(shared.cells, shared.freed);
+      }
     };
   };
 
   /** A slot right away, or undefined when the caller would have to queue. */
   const tryGrant = (): (() => void) | undefined => {
-    if (closed || inFlight >= max || queue.size > 0) return undefined;
+    if (closed || queue.size > 0 || (shared !== undefined && waiting() > 0) || !take()) {
+      return undefined;
+    }
     waits.record(0);
     return grant();
   };
@@ -137,7 +204,7 @@ export function createAdmission(options: AdmissionOptions): Admission {
     if (closed) return Promise.reject(new AdmissionRejected("closed", 1));
     const now = tryGrant();
     if (now) return Promise.resolve(now);
-    if (queue.size >= queueSize) {
+    if (waiting() >= queueSize) {
       rejected++;
       return Promise.reject(new AdmissionRejected("queue-full", retryAfter()));
     }
@@ -148,7 +215,9 @@ export function createAdmission(options: AdmissionOptions): Admission {
     return new Promise((resolve, reject) => {
       const enqueued = performance.now();
       let node: QueueNode<Waiter> | undefined = undefined;
+      if (shared !== undefined) Atomics.add(shared.cells, shared.queued, 1);
       const cleanup = () => {
+        if (shared !== undefined) Atomics.sub(shared.cells, shared.queued, 1);
         clearTimeout(timer);
         signal?.removeEventListener("abort", onAbort);
       };
@@ -178,6 +247,8 @@ export function createAdmission(options: AdmissionOptions): Admission {
           reject(err);
         },
       });
+      // A slot another thread freed between the try above and now, or later.
+      watch();
     });
   };
 
@@ -188,9 +259,9 @@ export function createAdmission(options: AdmissionOptions): Admission {
     snapshot(): AdmissionSnapshot {
       const r = (x: number) => Math.round(x * 1000) / 1000;
       return {
-        in_flight: inFlight,
+        in_flight: inFlightNow(),
         max_concurrency: max,
-        queued: queue.size,
+        queued: waiting(),
         queue_size: queueSize,
         queue_timeout_ms: queueTimeoutMs,
         admitted,
@@ -203,9 +274,9 @@ export function createAdmission(options: AdmissionOptions): Admission {
     },
     metrics(): MetricFamily[] {
       return [
-        gauge("proxy_admission_in_flight", "Requests holding a processing slot.", inFlight),
+        gauge("proxy_admission_in_flight", "Requests holding a processing slot.", inFlightNow()),
         gauge("proxy_admission_max_concurrency", "Processing slots (MAX_CONCURRENCY).", max),
-        gauge("proxy_admission_queued", "Requests waiting for a slot.", queue.size),
+        gauge("proxy_admission_queued", "Requests waiting for a slot.", waiting()),
         gauge("proxy_admission_queue_size", "Queue capacity (REQUEST_QUEUE_SIZE).", queueSize),
         counter("proxy_admission_admitted_total", "Requests let in.", admitted),
         counter("proxy_admission_waited_total", "Requests let in after waiting.", waited),

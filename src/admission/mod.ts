@@ -19,5 +19,6 @@ export {
   type AdmissionSnapshot,
   createAdmission,
   type RejectReason,
+  type SharedCounts,
 } from "./admission.ts";
 export { admissionPhase } from "./phase.ts";

@@ -52,6 +52,11 @@ export interface BalancerOptions {
    * in the stats shows its keep-alive reuse.
    */
   connectionStats?: () => Readonly<Record<string, ConnectionCounters>>;
+  /**
+   * A turn counter shared by every serving thread (SERVE_THREADS > 1): round-robin and the
+   * least-connections tie rotation take their turns from it, so they rotate for the process.
+   */
+  turns?: () => number;
 }
 
 export interface ConnectionCounters {
@@ -156,7 +161,7 @@ export function createBalancer(options: BalancerOptions): Balancer {
   const bodyLimit = Math.max(0, options.retryBodyLimit ?? 64 * 1024);
   const send = options.send;
   const log = options.logger;
-  const policy = createPolicy(strategy, backends);
+  const policy = createPolicy(strategy, backends, options.turns);
   let retryCount = 0;
   let unavailableCount = 0;
   let failedCount = 0;

@@ -14,6 +14,7 @@ export function balancerFromConfig(
     send: SendFn;
     caCerts?: string[];
     connectionStats?: () => Readonly<Record<string, ConnectionCounters>>;
+    turns?: () => number;
   },
 ): Balancer {
   return createBalancer({
@@ -33,5 +34,6 @@ export function balancerFromConfig(
     send: o.send,
     logger: logger("balancer"),
     connectionStats: o.connectionStats,
+    turns: o.turns,
   });
 }

@@ -39,22 +39,32 @@ export const STRATEGIES = {
   /** Path and query keep a URL on one backend (better cache locality behind the proxy). */
   "url-hash": (backends: readonly Backend[]) =>
     consistentHash(backends, (req) => pathAndQueryOf(req.url)),
-} as const satisfies Record<string, (backends: readonly Backend[]) => SelectionPolicy>;
+} as const satisfies Record<
+  string,
+  (backends: readonly Backend[], turns?: () => number) => SelectionPolicy
+>;
 
 export type Strategy = keyof typeof STRATEGIES;
 
 /** LB_STRATEGY's accepted values, in the registry's order. */
 export const STRATEGY_NAMES = Object.keys(STRATEGIES) as readonly Strategy[];
 
-/** The policy `strategy` names, over `backends`; throws naming LB_STRATEGY for an unknown one. */
-export function createPolicy(strategy: Strategy, backends: readonly Backend[]): SelectionPolicy {
+/**
+ * The policy `strategy` names, over `backends`; throws naming LB_STRATEGY for an unknown one.
+ * `turns`, a counter the serving threads share, makes rotations rotate for the process.
+ */
+export function createPolicy(
+  strategy: Strategy,
+  backends: readonly Backend[],
+  turns?: () => number,
+): SelectionPolicy {
   const make = Object.hasOwn(STRATEGIES, strategy) ? STRATEGIES[strategy] : undefined;
   if (make === undefined) {
     throw new Error(
       `LB_STRATEGY: unknown strategy "${strategy}" (use ${STRATEGY_NAMES.join(", ")})`,
     );
   }
-  return make(backends);
+  return make(backends, turns);
 }
 
 /** "/path?query" of a serialised URL without parsing it again (hot path). */
@@ -66,13 +76,14 @@ export function pathAndQueryOf(url: string): string {
 }
 
 /** Each usable backend in turn, ignoring weights. */
-function roundRobin(_pool: readonly Backend[]): SelectionPolicy {
+function roundRobin(_pool: readonly Backend[], turns?: () => number): SelectionPolicy {
   let next = 0;
   return {
     pick(backends, _req, _ctx, usable) {
       const n = backends.length;
+      const start = turns === undefined ? next : turns() % n;
       for (let i = 0; i < n; i++) {
-        const b = backends[(next + i) % n];
+        const b = backends[(start + i) % n];
         if (usable(b)) {
           next = (b.index + 1) % n;
           return b;
@@ -89,7 +100,8 @@ function roundRobin(_pool: readonly Backend[]): SelectionPolicy {
  * from the winner. Weights 5:1:1 give a b a c a a a … — interleaved rather
  * than five in a row — and the shares are exact over each cycle.
  */
-function smoothWeighted(_pool: readonly Backend[]): SelectionPolicy {
+function smoothWeighted(_pool: readonly Backend[], turns?: () => number): SelectionPolicy {
+  if (turns !== undefined) return sharedSmoothWeighted(turns);
   return {
     pick(backends, _req, _ctx, usable) {
       let best: Backend | undefined;
@@ -106,15 +118,60 @@ function smoothWeighted(_pool: readonly Backend[]): SelectionPolicy {
   };
 }
 
+/** Longest smooth-WRR cycle kept as a schedule (the sum of the usable backends' weights). */
+const MAX_SCHEDULE = 1 << 16;
+
+/**
+ * Smooth weighted round robin whose turns come from a counter every serving thread shares:
+ * the cycle for the usable backends is computed once (the same interleaving as above) and
+ * turn t takes its entry t mod the cycle's length, so the threads together follow one cycle.
+ */
+function sharedSmoothWeighted(turns: () => number): SelectionPolicy {
+  let key = "";
+  let schedule: number[] = [];
+  return {
+    pick(backends, _req, _ctx, usable) {
+      const candidates = backends.filter(usable);
+      if (candidates.length === 0) return undefined;
+      const k = candidates.map((b) => `${b.index}:${b.weight}`).join(",");
+      if (k !== key) {
+        key = k;
+        schedule = smoothCycle(candidates.map((b) => b.weight));
+      }
+      if (schedule.length === 0) return candidates[turns() % candidates.length];
+      return candidates[schedule[turns() % schedule.length]];
+    },
+  };
+}
+
+/** One cycle of smooth WRR over `weights` (indexes into them); empty when it would be too long. */
+function smoothCycle(weights: readonly number[]): number[] {
+  const total = weights.reduce((a, b) => a + b, 0);
+  if (total <= 0 || total > MAX_SCHEDULE) return [];
+  const current = weights.map(() => 0);
+  const cycle: number[] = [];
+  for (let t = 0; t < total; t++) {
+    let best = 0;
+    for (let i = 0; i < weights.length; i++) {
+      current[i] += weights[i];
+      if (current[i] > current[best]) best = i;
+    }
+    current[best] -= total;
+    cycle.push(best);
+  }
+  return cycle;
+}
+
 /**
  * Fewest in-flight requests per unit of weight. Ties rotate, so an idle pool
  * is still spread evenly rather than always starting with the first backend.
  */
-function leastConnections(_pool: readonly Backend[]): SelectionPolicy {
+function leastConnections(_pool: readonly Backend[], turns?: () => number): SelectionPolicy {
   let start = 0;
   return {
     pick(backends, _req, _ctx, usable) {
       const n = backends.length;
+      if (turns !== undefined && n > 0) start = turns() % n;
       let best: Backend | undefined;
       let bestLoad = Infinity;
       for (let i = 0; i < n; i++) {

@@ -100,3 +100,28 @@ Deno.test("ip-hash keys on the client address, url-hash on path and query: each 
   );
   assert.equal(urlOne.size, 1);
 });
+
+Deno.test("with a turn counter shared by two threads, both rotations run as one", () => {
+  let turn = 0;
+  const turns = () => turn++;
+  const req = new Request("http://proxy.test/");
+  const ctx = testContext({ clientIp: "127.0.0.1" });
+  for (
+    const [strategy, weights, expected] of [
+      ["weighted-round-robin", [5, 1, 1], "aabacaaaabacaa"],
+      ["round-robin", [1, 1, 1], "abcabcabcabcab"],
+    ] as const
+  ) {
+    turn = 0;
+    // Each serving thread has its own pool and policy; only the counter is shared.
+    const threads = [0, 1].map(() => {
+      const bs = pool(...weights);
+      return { bs, policy: createPolicy(strategy, bs, turns) };
+    });
+    const seq = Array.from({ length: 14 }, (_, i) => {
+      const t = threads[i % 3 === 0 ? 0 : 1]; // uneven, as the kernel spreads connections
+      return "abc"[t.policy.pick(t.bs, req, ctx, all)!.index];
+    }).join("");
+    assert.equal(seq, expected, strategy);
+  }
+});

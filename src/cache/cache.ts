@@ -40,6 +40,7 @@ import {
   usability,
 } from "./policy.ts";
 import type { TieredStore } from "./tiered.ts";
+import type { FetchClaims } from "./store.ts";
 import { parseVary, secondaryKey } from "./vary.ts";
 
 export interface EngineOptions {
@@ -53,6 +54,8 @@ export interface EngineOptions {
   /** Longest wait for another request's origin fetch of the same key (default 5000 ms). */
   lockTimeoutMs?: number;
   logger?: (level: "debug" | "info" | "warn" | "error", msg: string) => void;
+  /** Coalescing with the other serving threads (one origin fetch per key for the process). */
+  claims?: FetchClaims;
 }
 
 /** Counters the cache reports. */
@@ -166,6 +169,7 @@ export class CacheEngine {
   readonly #grace: number;
   readonly #lockTimeout: number;
   readonly #log: EngineOptions["logger"];
+  readonly #claims: FetchClaims | undefined;
   readonly #inflight = new Map<string, Lock>();
   readonly #refreshing = new Set<string>();
   readonly #tasks = new Set<Promise<unknown>>();
@@ -177,6 +181,7 @@ export class CacheEngine {
     this.#grace = options.revalidateGraceSec;
     this.#lockTimeout = options.lockTimeoutMs ?? 5000;
     this.#log = options.logger;
+    this.#claims = options.claims;
   }
 
   ttlOf = (e: CacheEntry, now: number): number => storageTtl(e, now, this.#grace);
@@ -312,7 +317,23 @@ export class CacheEngine {
         }
         continue;
       }
-      const mine = lock === undefined ? this.#lock(key) : null;
+      let claimed = false;
+      if (lock === undefined && attempt < 2 && this.#claims !== undefined) {
+        claimed = this.#claims.claim(key);
+        if (!claimed) {
+          // Another serving thread fetches it: wait for its copy as for a leader here.
+          this.counters.coalesced++;
+          await this.#claims.wait(key, this.#lockTimeout);
+          const again = this.store.lookup(key, req.headers);
+          if (again !== undefined) {
+            s.entry = again;
+            continue;
+          }
+          if (onlyIfCached(rules)) return this.#gatewayTimeout(ctx);
+          return this.#forward(s);
+        }
+      }
+      const mine = lock === undefined ? this.#lock(key, claimed) : null;
       try {
         if (!sharedChecked) {
           sharedChecked = true;
@@ -362,13 +383,16 @@ export class CacheEngine {
     });
   }
 
-  #lock(key: string): Lock {
+  #lock(key: string, claimed: boolean): Lock {
     let resolve!: (stored: boolean) => void;
     const promise = new Promise<boolean>((r) => resolve = r);
     const lock: Lock = {
       promise,
       release: (stored) => {
-        if (this.#inflight.get(key) === lock) this.#inflight.delete(key);
+        if (this.#inflight.get(key) === lock) {
+          this.#inflight.delete(key);
+          if (claimed) this.#claims!.release(key);
+        }
         resolve(stored);
       },
     };

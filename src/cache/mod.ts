@@ -22,6 +22,7 @@ import { counter, gauge, type MetricFamily, type StatsSource } from "../stats/me
 import { type RedisHandle, subscriberOf } from "../redis/mod.ts";
 import { CacheEngine, storageTtl } from "./cache.ts";
 import { MemoryStore } from "./memory.ts";
+import type { CacheStore, FetchClaims } from "./store.ts";
 import { RedisStore } from "./redis_store.ts";
 import { TieredStore } from "./tiered.ts";
 import type { Heuristic } from "./policy.ts";
@@ -55,6 +56,11 @@ export interface CacheOptions {
   /** Longest wait for a concurrent request's origin fetch of the same URL (default 5000 ms). */
   lockTimeoutMs?: number;
   logger?: (level: "debug" | "info" | "warn" | "error", msg: string) => void;
+  /**
+   * A further local tier behind the memory store, given that store: the other serving
+   * threads' replicas (src/threads), so the threads' memory caches act as one.
+   */
+  replicas?: (memory: CacheStore) => CacheStore & FetchClaims;
 }
 
 export type PurgeTarget = { url: string } | { prefix: string } | { all: true };
@@ -156,8 +162,9 @@ export async function createCache(options: CacheOptions): Promise<Cache> {
   const subscriber = redis ? subscriberOf(redis.client, "proxy-cache-invalidation") : undefined;
   subscriber?.on("error", () => {/* the shared handle reports Redis trouble */});
   const grace = options.revalidateGraceSec ?? 3600;
+  const replicas = options.replicas?.(l1);
   const store = new TieredStore({
-    local: [l1],
+    local: replicas ? [l1, replicas] : [l1],
     shared: l2 ? [l2] : [],
     ttlOf: (e, now) => storageTtl(e, now, grace),
     pubsub: subscriber && redis
@@ -175,6 +182,7 @@ export async function createCache(options: CacheOptions): Promise<Cache> {
     revalidateGraceSec: grace,
     lockTimeoutMs: options.lockTimeoutMs,
     logger: log,
+    claims: replicas,
   });
   const backendName = redis ? "redis" : "memory";
   log?.(

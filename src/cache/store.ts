@@ -10,6 +10,19 @@
  */
 import type { CacheEntry } from "./entry.ts";
 
+/**
+ * Coalescing beyond this event loop (the other serving threads, src/threads): at most one of
+ * them fetches a key from the origin at a time; the others wait for its copy.
+ */
+export interface FetchClaims {
+  /** True: this thread fetches `key` now (release it after storing); false: another does. */
+  claim(key: string): boolean;
+  /** Ends a claim, after the response was stored (or not). */
+  release(key: string): void;
+  /** Resolves when the claim on `key` ends (its copy, if any, has arrived) or after `timeoutMs`. */
+  wait(key: string, timeoutMs: number): Promise<void>;
+}
+
 export interface CacheStore {
   /**
    * The same as `get`, synchronously, for a store that answers without I/O (the

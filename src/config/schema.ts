@@ -24,6 +24,16 @@ import {
 import { hostPortList } from "../redis/settings.ts";
 import { STRATEGY_NAMES } from "../balancer/strategy.ts";
 
+/** SERVE_THREADS: `auto` is every CPU where SO_REUSEPORT spreads connections (Linux), else 1. */
+function serveThreadCount(): Parser<number> {
+  const count = threadCount();
+  return {
+    kind: count.kind,
+    parse: (raw) =>
+      raw.trim().toLowerCase() === "auto" && Deno.build.os !== "linux" ? 1 : count.parse(raw),
+  };
+}
+
 export interface Setting<T> {
   /** Environment variable and `.env` key. */
   readonly env: string;
@@ -131,18 +141,21 @@ export const SCHEMA = {
     default: "auto",
     group: "server",
     description:
-      "Web Workers for CPU-heavy work (compression, list compilation); auto = the number of CPUs.",
+      "Web Workers for CPU-heavy work (compression, list compilation), shared out over the " +
+      "serving threads (at least one each); auto = the number of CPUs.",
     parser: threadCount(),
   }),
   serveThreads: setting({
     env: "SERVE_THREADS",
     flag: "serve-threads",
-    default: "1",
+    default: "auto",
     group: "server",
-    description: "Event-loop threads serving the port (SO_REUSEPORT, Linux), like nginx's " +
-      "worker_processes; auto = the number of CPUs. Each thread has its own memory cache, " +
-      "coalescing and admission slots; statistics are merged.",
-    parser: threadCount(),
+    description: "Event-loop threads serving the port in every mode, like nginx's " +
+      "worker_processes auto; auto = the number of CPUs on Linux (SO_REUSEPORT), 1 elsewhere. " +
+      "They act as one proxy: the memory cache is replicated to every thread (each holds it " +
+      "within CACHE_MEMORY_SIZE / threads) and purges reach all; rate limits, admission, " +
+      "MAX_CLIENT_CONNECTIONS and statistics count over all threads.",
+    parser: serveThreadCount(),
   }),
   shutdownTimeout: setting({
     env: "SHUTDOWN_TIMEOUT",
@@ -634,8 +647,8 @@ export const SCHEMA = {
     default: "10000",
     group: "security",
     description:
-      "Most open client connections per serving thread; beyond it new connections are closed at " +
-      "once and counted (client_connections_rejected).",
+      "Most open client connections, over every serving thread; beyond it new connections are " +
+      "closed at once and counted (client_connections_rejected).",
     parser: integer(1, 10_000_000),
   }),
   // ── tls interception ────────────────────────────────────────────────

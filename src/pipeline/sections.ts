@@ -28,6 +28,7 @@ import { type Security, securityFromConfig } from "../security/from_config.ts";
 import type { RedisHandle } from "../redis/mod.ts";
 import type { ProxyStats, StatsSource } from "../stats/mod.ts";
 import type { WorkerPool } from "../workers/mod.ts";
+import { sharedAdmission, sharedTurns, type ThreadGroup } from "../threads/mod.ts";
 import { type Bookkeeping, createBookkeeping } from "./bookkeeping.ts";
 import { buildPipeline, type Pipeline } from "./phases.ts";
 import * as phase from "./request_filters.ts";
@@ -92,6 +93,8 @@ export interface FixedParts {
   instance: string;
   /** The rate limiter's Redis connection (REDIS_URL), shared with the cache. */
   rateRedis?: RedisHandle;
+  /** The serving threads (SERVE_THREADS > 1): rate limits and admission count over all. */
+  threads?: ThreadGroup;
   /** The route the balancers send through (a reused balancer must reach the new route). */
   route: { current?: RoutePhase };
 }
@@ -133,11 +136,12 @@ export async function buildSections(
     if (security !== running?.security && security.auth) open(security.auth);
     const limits = keep("limits")
       ? running!.limits
-      : open(rateLimiterFromConfig(config, fixed.rateRedis));
+      : open(rateLimiterFromConfig(config, fixed.rateRedis, fixed.threads));
     const balancer = keep("balancer") ? running!.balancer : open(balancerFromConfig(config, {
       send: (req, target, ctx) => fixed.route.current!.send(req, target, ctx),
       caCerts: fixed.upstream.caCerts,
       connectionStats: () => fixed.upstream.reverse.snapshot().origins,
+      turns: fixed.threads && sharedTurns(fixed.threads),
     }));
     const route = routePhase({
       config,
@@ -151,6 +155,7 @@ export async function buildSections(
       maxConcurrency: config.maxConcurrency,
       queueSize: config.requestQueueSize,
       queueTimeoutMs: config.queueTimeout,
+      shared: fixed.threads && sharedAdmission(fixed.threads),
     }));
     const filter = keep("filter")
       ? running!.filter

@@ -17,6 +17,7 @@ import {
 } from "../redis/mod.ts";
 import { parseCidrList } from "../security/mod.ts";
 import { createRateLimiter, type RateLimiter } from "./limiter.ts";
+import type { ThreadGroup } from "../threads/group.ts";
 
 export interface RateLimitSection {
   limiter: RateLimiter;
@@ -38,7 +39,11 @@ export function rateLimitRedis(config: Config): RedisHandle | undefined {
     : undefined;
 }
 
-export function rateLimiterFromConfig(config: Config, redis?: RedisHandle): RateLimitSection {
+export function rateLimiterFromConfig(
+  config: Config,
+  redis?: RedisHandle,
+  threads?: ThreadGroup,
+): RateLimitSection {
   const limiter = createRateLimiter({
     limit: config.rateLimitRequests,
     windowSec: config.rateLimitWindow,
@@ -48,6 +53,7 @@ export function rateLimiterFromConfig(config: Config, redis?: RedisHandle): Rate
     exempt: parseCidrList(config.rateLimitExempt.map((c) => c.text)),
     redisTimeoutMs: config.redisTimeout,
     logger: logger("ratelimit"),
+    threads,
   });
   return { limiter, close: async () => await limiter.close() };
 }

@@ -17,6 +17,7 @@ import { type Cidr, matchesAny } from "../security/mod.ts";
 import { ceilSeconds, type Decision, rateLimitHeaders } from "./decision.ts";
 import { LocalSlidingWindow } from "./local.ts";
 import { RedisSlidingWindow } from "./redis_store.ts";
+import type { ThreadGroup } from "../threads/group.ts";
 
 /**
  * Defaults chosen so that trying the proxy is never refused by surprise: 1000
@@ -53,6 +54,11 @@ export interface RateLimiterOptions {
   readonly logger?: Logger;
   /** Clock for the local limiter (tests inject one). */
   readonly now?: () => number;
+  /**
+   * The serving threads (SERVE_THREADS > 1): without Redis, thread 0 keeps every client's
+   * window and the others ask it, so the limit holds for the process, not per thread.
+   */
+  readonly threads?: ThreadGroup;
 }
 
 export interface RateLimiter extends StatsSource {
@@ -93,6 +99,9 @@ export interface RateLimitSnapshot {
   readonly local_tracked_clients: number;
 }
 
+/** What the other serving threads ask thread 0 for: a decision on a client key. */
+const RATE_LIMIT_TOPIC = "ratelimit";
+
 class RedisTimeout extends Error {
   constructor(ms: number) {
     super(`no answer from Redis within ${ms} ms`);
@@ -112,7 +121,18 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   const exempt = options.exempt ?? [];
   const timeoutMs = options.redisTimeoutMs ?? 250;
   const log = options.logger;
-  const local = new LocalSlidingWindow({ limit, windowMs, now: options.now });
+  const own = new LocalSlidingWindow({ limit, windowMs, now: options.now });
+  const threads = options.threads;
+  const stopAnswering = enabled && threads?.thread === 0
+    ? threads.handle(RATE_LIMIT_TOPIC, (key) => own.check(key as string))
+    : undefined;
+  /** The in-process window: this thread's own, or thread 0's for every thread. */
+  const local = threads === undefined || threads.thread === 0
+    ? (key: string): Decision | Promise<Decision> => own.check(key)
+    : (key: string): Promise<Decision> =>
+      // Thread 0 answers between two of its requests; if it cannot (it is stopping), this
+      // thread's own window decides.
+      threads.ask<Decision>(RATE_LIMIT_TOPIC, key, timeoutMs).catch(() => own.check(key));
   const remote = enabled && options.redis
     ? new RedisSlidingWindow({
       client: options.redis.client,
@@ -125,7 +145,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   let store: "redis" | "local" = remote ? "redis" : "local";
   let lastError: string | undefined;
 
-  const useLocal = (key: string, reason: string): Decision => {
+  const useLocal = (key: string, reason: string): Decision | Promise<Decision> => {
     counts.fallbacks++;
     lastError = reason;
     if (store === "redis") {
@@ -134,12 +154,12 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
         reason,
       });
     }
-    return local.check(key);
+    return local(key);
   };
 
   const check = async (key: string): Promise<Decision> => {
     if (!enabled) return { allowed: true, limit: 0, remaining: 0, resetMs: 0, store: "off" };
-    if (!remote) return local.check(key);
+    if (!remote) return local(key);
     const status = options.redis!.status();
     if (status !== "ok") return useLocal(key, `Redis status ${status}`);
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -251,7 +271,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       exempt_requests: counts.exempt,
       redis_fallbacks: counts.fallbacks,
       ...(lastError ? { last_redis_error: lastError } : {}),
-      local_tracked_clients: local.size,
+      local_tracked_clients: own.size,
     }),
     metrics: (): MetricFamily[] => [
       {
@@ -280,7 +300,8 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       },
     ],
     close() {
-      local.clear();
+      stopAnswering?.();
+      own.clear();
       exemptCache.clear();
     },
   };

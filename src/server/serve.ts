@@ -6,7 +6,8 @@
  * @module
  */
 import { ConfigError, loadConfig, type LoadedConfig, settingsHelp } from "../config/mod.ts";
-import { createProxy, type ThreadInfo } from "../app.ts";
+import { createProxy, type Proxy, type ThreadInfo } from "../app.ts";
+import { createThreadGroup, sharedConnectionSlots, type ThreadGroupInit } from "../threads/mod.ts";
 import { closeLogging, logger, setupLogging } from "../log/mod.ts";
 import { listenHttp1 } from "./http1/mod.ts";
 import type { ServerConfig } from "./http1/mod.ts";
@@ -94,20 +95,28 @@ export async function runServe(args: string[]): Promise<number> {
   }
 
   const threads = config.serveThreads;
+  const created = threads > 1 ? createThreadGroup(threads) : undefined;
   let started: Instance | undefined;
+  let prepared: PreparedInstance | undefined;
   const workers: ThreadWorker[] = [];
   try {
-    started = await startInstance(loaded, {
+    // Every thread composes its proxy (and joins the group's channels) before any listens, so
+    // no connection reaches a thread whose cache would miss the others' first copies.
+    prepared = await prepareInstance(loaded, {
       thread: 0,
       threads,
+      group: created?.group,
       readConfig: () => loadConfig({ args }),
     });
     for (let t = 1; t < threads; t++) {
-      workers.push(await startThreadWorker(args, t, threads));
+      workers.push(await startThreadWorker(args, created!.initFor(t)));
     }
+    for (const w of workers) await w.listen();
+    started = await prepared.listen();
   } catch (err) {
     await Promise.all(workers.map((w) => w.stop(0)));
-    await started?.stop(0);
+    await (started ?? prepared)?.stop(0);
+    created?.group.close();
     await closeLogging();
     // Last, after every log line is out: one plain line even where stdout and stderr meet.
     console.error(`proxy: ${(err as Error).message}`);
@@ -119,9 +128,7 @@ export async function runServe(args: string[]): Promise<number> {
   const redis = redisConfigured(config) || config.cacheBackend === "redis"
     ? `, redis ${describeRedis(config)}`
     : "";
-  const how =
-    (threads > 1 ? `${mode} mode, ${kind}, ${threads} threads` : `${mode} mode, ${kind}`) +
-    redis;
+  const how = `${mode} mode, ${kind}, ${threads} thread${threads === 1 ? "" : "s"}${redis}`;
   log.info(`proxy ${VERSION} listening on ${url} (${how})`, {
     version: VERSION,
     url,
@@ -136,9 +143,11 @@ export async function runServe(args: string[]): Promise<number> {
   const stop = () => stopped.resolve();
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
+  // The configuration: thread 0 passes the reload on to every thread (src/threads/fanout.ts);
+  // the certificates: each thread's listener reads them again.
   const hup = () => {
     instance.reload();
-    for (const w of workers) w.reload();
+    for (const w of workers) w.reloadCertificate();
   };
   if (Deno.build.os !== "windows") Deno.addSignalListener("SIGHUP", hup);
 
@@ -150,6 +159,7 @@ export async function runServe(args: string[]): Promise<number> {
     instance.stop(config.shutdownTimeout),
     ...workers.map((w) => w.stop(config.shutdownTimeout)),
   ]);
+  created?.group.close();
   log.info("stopped");
   await closeLogging();
   Deno.removeSignalListener("SIGINT", stop);
@@ -164,16 +174,47 @@ export interface Instance {
   readonly kind: Listener["kind"];
   /** SIGHUP: lists, users, certificates. Never throws (failures are logged). */
   reload(): Promise<void>;
+  /** SIGHUP on a serving thread other than thread 0: the certificates only. */
+  reloadCertificate(): Promise<void>;
   /** Drains in-flight requests for up to `timeoutMs`, then closes everything. */
+  stop(timeoutMs: number): Promise<void>;
+}
+
+/** A composed proxy that does not listen yet. */
+export interface PreparedInstance {
+  /** Starts the listener its mode needs; throws one-line errors (and closes the proxy). */
+  listen(): Promise<Instance>;
   stop(timeoutMs: number): Promise<void>;
 }
 
 /** Composes the proxy and starts the listener its mode needs; throws one-line errors. */
 export async function startInstance(loaded: LoadedConfig, thread: ThreadInfo): Promise<Instance> {
+  return await (await prepareInstance(loaded, thread)).listen();
+}
+
+/** Composes the proxy; its listener starts with `listen()`. */
+export async function prepareInstance(
+  loaded: LoadedConfig,
+  thread: ThreadInfo,
+): Promise<PreparedInstance> {
+  const proxy = await createProxy(loaded, thread);
+  return {
+    listen: () => listenInstance(loaded, thread, proxy),
+    stop: () => proxy.close(),
+  };
+}
+
+async function listenInstance(
+  loaded: LoadedConfig,
+  thread: ThreadInfo,
+  proxy: Proxy,
+): Promise<Instance> {
   const { config, mode } = loaded;
   const log = logger("serve");
-  const proxy = await createProxy(loaded, thread);
   const reusePort = Deno.build.os === "linux" && (config.tlsCert !== "" || thread.threads > 1);
+  // One MAX_CLIENT_CONNECTIONS for the process, whichever thread accepted a connection.
+  const connectionSlots = thread.group &&
+    sharedConnectionSlots(thread.group, config.maxClientConnections);
 
   const serverConfig: ServerConfig = {
     app: proxy.fetch,
@@ -216,6 +257,7 @@ export async function startInstance(loaded: LoadedConfig, thread: ThreadInfo): P
         tls,
         reusePort,
         maxConnections: config.maxClientConnections,
+        connectionSlots,
         onAcceptError: (err) =>
           log.error("cannot accept connections: {error} (retrying)", { error: err.message }),
       }));
@@ -287,6 +329,7 @@ export async function startInstance(loaded: LoadedConfig, thread: ThreadInfo): P
       );
       await reloadCertificate();
     },
+    reloadCertificate,
     async stop(timeoutMs: number) {
       await listener.close(timeoutMs);
       await proxy.close();
@@ -294,55 +337,80 @@ export async function startInstance(loaded: LoadedConfig, thread: ThreadInfo): P
   };
 }
 
-/** A serving thread other than the main one (SERVE_THREADS > 1). */
+/** A serving thread other than the main one (SERVE_THREADS > 1), composed, not yet listening. */
 interface ThreadWorker {
-  reload(): void;
+  /** Starts its listener; rejects with its one-line reason. */
+  listen(): Promise<void>;
+  /** SIGHUP: its listener reads the certificates again. */
+  reloadCertificate(): void;
   stop(timeoutMs: number): Promise<void>;
 }
 
 /** The worker entry of the other serving threads (embedded by the compile step). */
 export const SERVE_THREAD_ENTRY: URL = new URL("./serve_thread.ts", import.meta.url);
 
-/** Starts serving thread `thread` in a Web Worker; resolves once it listens. */
-function startThreadWorker(args: string[], thread: number, threads: number): Promise<ThreadWorker> {
+/** Starts a serving thread in a Web Worker; resolves once its proxy is composed. */
+function startThreadWorker(
+  args: string[],
+  share: { init: ThreadGroupInit; transfer: Transferable[] },
+): Promise<ThreadWorker> {
+  const thread = share.init.thread;
   const worker = new Worker(SERVE_THREAD_ENTRY, { type: "module" });
   const stopped = Promise.withResolvers<void>();
+  let listening: PromiseWithResolvers<void> | undefined;
   return new Promise((resolve, reject) => {
+    const fail = (message: string) => {
+      worker.terminate();
+      stopped.resolve();
+      if (listening) listening.reject(new Error(message));
+      else reject(new Error(message));
+    };
     worker.onmessage = (e: MessageEvent<ThreadMessage>) => {
       const m = e.data;
-      if (m.kind === "ready") {
+      if (m.kind === "prepared") {
         resolve({
-          reload: () => worker.postMessage({ kind: "reload" }),
+          listen() {
+            listening = Promise.withResolvers<void>();
+            worker.postMessage({ kind: "listen" } satisfies ThreadMessage);
+            return listening.promise;
+          },
+          reloadCertificate: () =>
+            worker.postMessage({ kind: "certificate" } satisfies ThreadMessage),
           async stop(timeoutMs: number) {
-            worker.postMessage({ kind: "stop", timeoutMs });
+            worker.postMessage({ kind: "stop", timeoutMs } satisfies ThreadMessage);
             const deadline = setTimeout(() => stopped.resolve(), timeoutMs + 2000);
             await stopped.promise;
             clearTimeout(deadline);
             worker.terminate();
           },
         });
+      } else if (m.kind === "ready") {
+        listening?.resolve();
       } else if (m.kind === "failed") {
-        worker.terminate();
-        reject(new Error(m.message));
+        fail(m.message);
       } else if (m.kind === "stopped") {
         stopped.resolve();
       }
     };
     worker.onerror = (e) => {
       e.preventDefault();
-      worker.terminate();
-      reject(new Error(`serving thread ${thread} failed: ${e.message}`));
+      fail(`serving thread ${thread} failed: ${e.message}`);
     };
-    worker.postMessage({ kind: "start", args, env: Deno.env.toObject(), thread, threads });
+    worker.postMessage(
+      { kind: "start", args, env: Deno.env.toObject(), group: share.init } satisfies ThreadMessage,
+      share.transfer,
+    );
   });
 }
 
 /** Messages between the main thread and a serving thread. */
 export type ThreadMessage =
-  | { kind: "start"; args: string[]; env: Record<string, string>; thread: number; threads: number }
+  | { kind: "start"; args: string[]; env: Record<string, string>; group: ThreadGroupInit }
+  | { kind: "prepared" }
+  | { kind: "listen" }
+  | { kind: "certificate" }
   | { kind: "ready" }
   | { kind: "failed"; message: string }
-  | { kind: "reload" }
   | { kind: "stop"; timeoutMs: number }
   | { kind: "stopped" };
 

@@ -5,7 +5,7 @@
  * @module
  */
 export { Histogram, type HistogramState, type LatencySummary } from "./histogram.ts";
-export { mergeReports, StatsCluster } from "./cluster.ts";
+export { mergeBackends, mergeReports, StatsCluster, sumFamilies } from "./cluster.ts";
 export {
   counter,
   gauge,

@@ -76,6 +76,14 @@ export function createHttp1Server(config: ServerConfig): Http1Server {
   };
 }
 
+/** Open connections counted in one place for several listeners. */
+export interface ConnectionSlots {
+  /** Counts one more connection, or false (counting nothing) when MAX_CLIENT_CONNECTIONS are open. */
+  tryOpen(): boolean;
+  /** A connection counted by `tryOpen` has closed. */
+  close(): void;
+}
+
 export interface Http1ListenOptions extends ListenOptions {
   /** PEM certificate and key: the port speaks HTTPS (HTTP/1.1 by ALPN). */
   tls?: { cert: string; key: string };
@@ -83,6 +91,8 @@ export interface Http1ListenOptions extends ListenOptions {
   reusePort?: boolean;
   /** MAX_CLIENT_CONNECTIONS: beyond it a new connection is closed at once and counted. */
   maxConnections: number;
+  /** Counts connections over several listeners (serving threads) instead of this one's. */
+  connectionSlots?: ConnectionSlots;
   /** Logs an accept error (rate-limited by the caller's side: at most once a second here). */
   onAcceptError?(err: Error): void;
 }
@@ -121,7 +131,8 @@ export function listenHttp1(config: ServerConfig, options: Http1ListenOptions): 
         await new Promise((r) => setTimeout(r, 50));
         continue;
       }
-      if (server.size >= options.maxConnections) {
+      const slots = options.connectionSlots;
+      if (slots ? !slots.tryOpen() : server.size >= options.maxConnections) {
         stats.connectionsRejected++;
         closeQuietly(conn);
         continue;
@@ -134,7 +145,10 @@ export function listenHttp1(config: ServerConfig, options: Http1ListenOptions): 
       }
       stats.clientConnections++;
       server.serveConnection(conn, { remoteAddr: addr.hostname, remotePort: addr.port, secure })
-        .finally(() => stats.clientConnections--);
+        .finally(() => {
+          stats.clientConnections--;
+          slots?.close();
+        });
     }
   })();
 
