@@ -94,6 +94,22 @@ export async function runServe(args: string[]): Promise<number> {
     log.debug("open-file limit left as it is (no FFI permission or unsupported platform)");
   }
 
+  // Signals are taken from the start: the port answers as soon as the first thread listens, and
+  // a SIGHUP or SIGTERM in the gap before the rest is up must not kill the process (exit 129).
+  const stopped = Promise.withResolvers<void>();
+  const stop = () => stopped.resolve();
+  let reloadAll: (() => void) | undefined;
+  let reloadPending = false;
+  const hup = () => reloadAll ? reloadAll() : (reloadPending = true);
+  const signals = (on: boolean) => {
+    const change = (signal: Deno.Signal, handler: () => void) =>
+      on ? Deno.addSignalListener(signal, handler) : Deno.removeSignalListener(signal, handler);
+    change("SIGINT", stop);
+    change("SIGTERM", stop);
+    if (Deno.build.os !== "windows") change("SIGHUP", hup);
+  };
+  signals(true);
+
   const threads = config.serveThreads;
   const created = threads > 1 ? createThreadGroup(threads) : undefined;
   let started: Instance | undefined;
@@ -117,6 +133,7 @@ export async function runServe(args: string[]): Promise<number> {
     await Promise.all(workers.map((w) => w.stop(0)));
     await (started ?? prepared)?.stop(0);
     created?.group.close();
+    signals(false);
     await closeLogging();
     // Last, after every log line is out: one plain line even where stdout and stderr meet.
     console.error(`proxy: ${(err as Error).message}`);
@@ -139,17 +156,13 @@ export async function runServe(args: string[]): Promise<number> {
   // A plain line too, for people and scripts that wait for the port (tests, dashboard).
   console.error(`proxy listening on ${url} (${how})`);
 
-  const stopped = Promise.withResolvers<void>();
-  const stop = () => stopped.resolve();
-  Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGTERM", stop);
   // The configuration: thread 0 passes the reload on to every thread (src/threads/fanout.ts);
   // the certificates: each thread's listener reads them again.
-  const hup = () => {
+  reloadAll = () => {
     instance.reload();
     for (const w of workers) w.reloadCertificate();
   };
-  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGHUP", hup);
+  if (reloadPending) reloadAll();
 
   await stopped.promise;
   log.info("shutting down: draining in-flight requests (up to {ms} ms)", {
@@ -162,9 +175,7 @@ export async function runServe(args: string[]): Promise<number> {
   created?.group.close();
   log.info("stopped");
   await closeLogging();
-  Deno.removeSignalListener("SIGINT", stop);
-  Deno.removeSignalListener("SIGTERM", stop);
-  if (Deno.build.os !== "windows") Deno.removeSignalListener("SIGHUP", hup);
+  signals(false);
   return 0;
 }
 
