@@ -152,9 +152,7 @@ export async function buildSections(
       queueSize: config.requestQueueSize,
       queueTimeoutMs: config.queueTimeout,
     }));
-    const filter = keep("filter")
-      ? running!.filter
-      : open(await filterFromConfig(config, fixed.pool));
+    const filter = keep("filter") ? running!.filter : open(await filterFromConfig(config));
     const compression = keep("compression")
       ? running!.compression
       : compressionFromConfig(config, fixed.pool);
