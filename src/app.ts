@@ -21,7 +21,7 @@ import { type LoadedConfig, SCHEMA, type SettingKey } from "./config/mod.ts";
 import type { ConnInfo } from "./context/mod.ts";
 import { upstreamFromConfig } from "./forward/from_config.ts";
 import { accessLogger, logger, logStats } from "./log/mod.ts";
-import { createInterceptor, type Interceptor } from "./intercept/mod.ts";
+import type { Interceptor } from "./intercept/mod.ts";
 import { entryPoints } from "./pipeline/entry.ts";
 import { buildSections, type FixedParts, liveSources, needsRestart } from "./pipeline/sections.ts";
 import { rateLimitRedis } from "./ratelimit/from_config.ts";
@@ -85,8 +85,9 @@ export async function createProxy(
   };
 
   // ── TLS interception: first, so a missing CA stops start-up before anything opens ──
+  // Imported only when on: its X.509 library is ~10 MiB of heap and code per serving thread.
   const interceptor = config.tlsIntercept === "on"
-    ? await createInterceptor({
+    ? await (await import("./intercept/mod.ts")).createInterceptor({
       caDir: config.tlsInterceptCaDir,
       bypass: config.tlsInterceptBypass,
       handshakeTimeoutMs: config.headerTimeout,
