@@ -92,12 +92,22 @@ export class HostIndex {
  * list keeps no string per host: the arrays double as they fill and are cut to size at the end.
  */
 export class HostIndexBuilder {
-  #text = new Uint8Array(256);
-  #starts = new Uint32Array(16);
-  #hashes = new Int32Array(16);
-  #slots = new Int32Array(16);
+  #text: Uint8Array;
+  #starts: Uint32Array;
+  #hashes: Int32Array;
+  #slots: Int32Array;
   #size = 0;
   #bytes = 0;
+
+  /** Sized for about `hosts` hosts of `bytes` bytes in all (a good guess spares the copies). */
+  constructor(hosts = 8, bytes = 256) {
+    this.#text = new Uint8Array(Math.max(16, bytes));
+    this.#starts = new Uint32Array(Math.max(8, hosts + 1));
+    this.#hashes = new Int32Array(Math.max(8, hosts + 1));
+    let capacity = 16;
+    while (capacity < hosts * 2) capacity *= 2;
+    this.#slots = new Int32Array(capacity);
+  }
 
   get size(): number {
     return this.#size;
@@ -133,25 +143,68 @@ export class HostIndexBuilder {
     const hash = hashFrom(host, 0);
     const found = this.#probe(host, hash);
     if (found.entry >= 0) return { entry: found.entry, added: false };
-    const entry = this.#size;
-    if (entry + 1 >= this.#starts.length) {
-      this.#starts = grow(this.#starts, new Uint32Array(this.#starts.length * 2));
-      this.#hashes = grow(this.#hashes, new Int32Array(this.#hashes.length * 2));
-    }
-    while (this.#bytes + host.length > this.#text.length) {
-      this.#text = grow(this.#text, new Uint8Array(this.#text.length * 2));
-    }
-    this.#starts[entry] = this.#bytes;
+    const entry = this.#reserve(host.length);
     for (let i = 0; i < host.length; i++) {
       const code = host.charCodeAt(i);
       if (code > 0x7f) throw new Error(`not an ASCII host name: ${host}`);
       this.#text[this.#bytes++] = code;
     }
+    this.#commit(entry, hash, found.slot);
+    return { entry, added: true };
+  }
+
+  /**
+   * Adds the host in `bytes[from, to)` (lower-case ASCII, already validated) unless present,
+   * without making a string of it: the built-in lists' lines go straight in.
+   */
+  addBytes(bytes: Uint8Array, from: number, to: number): { entry: number; added: boolean } {
+    let hash = 0x811c9dc5 | 0;
+    for (let i = from; i < to; i++) hash = Math.imul(hash ^ bytes[i], 0x01000193);
+    const length = to - from;
+    const mask = this.#slots.length - 1;
+    let slot = hash & mask;
+    for (;; slot = (slot + 1) & mask) {
+      const entry = this.#slots[slot] - 1;
+      if (entry < 0) break;
+      if (this.#hashes[entry] !== hash) continue;
+      const start = this.#starts[entry];
+      const end = entry + 1 < this.#size ? this.#starts[entry + 1] : this.#bytes;
+      if (end - start !== length) continue;
+      let same = true;
+      for (let i = 0; i < length; i++) {
+        if (this.#text[start + i] !== bytes[from + i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return { entry, added: false };
+    }
+    const entry = this.#reserve(length);
+    for (let i = from; i < to; i++) this.#text[this.#bytes++] = bytes[i];
+    this.#commit(entry, hash, slot);
+    return { entry, added: true };
+  }
+
+  /** Room for one more host of `length` bytes; its entry number. */
+  #reserve(length: number): number {
+    const entry = this.#size;
+    if (entry + 1 >= this.#starts.length) {
+      this.#starts = grow(this.#starts, new Uint32Array(this.#starts.length * 2));
+      this.#hashes = grow(this.#hashes, new Int32Array(this.#hashes.length * 2));
+    }
+    while (this.#bytes + length > this.#text.length) {
+      this.#text = grow(this.#text, new Uint8Array(this.#text.length * 2));
+    }
+    this.#starts[entry] = this.#bytes;
+    return entry;
+  }
+
+  /** Records entry `entry` (its bytes written) in the hash table at its free `slot`. */
+  #commit(entry: number, hash: number, slot: number): void {
     this.#hashes[entry] = hash;
     this.#size++;
     if (this.#size * 2 > this.#slots.length) this.#rehash(this.#slots.length * 2);
-    else this.#slots[found.slot] = entry + 1;
-    return { entry, added: true };
+    else this.#slots[slot] = entry + 1;
   }
 
   #rehash(capacity: number): void {
@@ -165,17 +218,22 @@ export class HostIndexBuilder {
     this.#slots = slots;
   }
 
-  /** The index, its arrays cut to size. */
+  /** The index, its arrays cut to size (views when little would be left over, else copies). */
   build(): HostIndexData {
-    const starts = this.#starts.slice(0, this.#size + 1);
+    const starts = fit(this.#starts, this.#size + 1);
     starts[this.#size] = this.#bytes;
     return {
-      text: this.#text.slice(0, this.#bytes),
+      text: fit(this.#text, this.#bytes),
       starts,
-      hashes: this.#hashes.slice(0, this.#size),
-      slots: this.#slots.slice(),
+      hashes: fit(this.#hashes, this.#size),
+      slots: this.#slots,
     };
   }
+}
+
+/** The first `length` items of `a`: a view when at least 3/4 of it is used, else a copy. */
+function fit<T extends Uint8Array | Uint32Array | Int32Array>(a: T, length: number): T {
+  return (length * 4 >= a.length * 3 ? a.subarray(0, length) : a.slice(0, length)) as T;
 }
 
 function grow<T extends Uint8Array | Uint32Array | Int32Array>(from: T, to: T): T {
