@@ -31,6 +31,7 @@ import type { UpgradeFetch } from "./server/types.ts";
 import { ProxyStats, StatsCluster, type StatsSource } from "./stats/mod.ts";
 import { VERSION } from "./version.ts";
 import { redisTopology } from "./redis/settings.ts";
+import { compactHeap, compactWhenIdle } from "./heap/mod.ts";
 
 /** Everything `serve` needs from the composed proxy. */
 export interface Proxy {
@@ -210,6 +211,7 @@ export async function createProxy(
             `reload refused, the running configuration stays: ${(err as Error).message}`,
           );
         }
+        compactHeap(); // the previous unit and the new lists' compile
         log.info("reloaded");
         return;
       }
@@ -222,11 +224,16 @@ export async function createProxy(
         });
       }
       await live.filter.reload();
+      compactHeap();
       log.info("reloaded");
     },
     async close() {
       for (const close of closers.reverse()) await close();
     },
   };
+  // Start-up's garbage (module set-up, the filter's compile) goes now, a burst's once quiet.
+  compactHeap();
+  const compaction = compactWhenIdle(() => stats.requestsTotal + stats.tunnelsTotal);
+  closers.push(() => compaction.close());
   return proxy;
 }
