@@ -31,7 +31,7 @@ import type { UpgradeFetch } from "./server/types.ts";
 import { ProxyStats, StatsCluster, type StatsSource } from "./stats/mod.ts";
 import { VERSION } from "./version.ts";
 import { redisTopology } from "./redis/settings.ts";
-import { compactHeap, compactWhenIdle } from "./heap/mod.ts";
+import { compactHeap, compactWhenIdle, fixMmapThreshold } from "./heap/mod.ts";
 
 /** Everything `serve` needs from the composed proxy. */
 export interface Proxy {
@@ -68,6 +68,7 @@ export async function createProxy(
   threadInfo: ThreadInfo = { thread: 0, threads: 1 },
 ): Promise<Proxy> {
   const { config, mode } = loaded;
+  fixMmapThreshold(); // before the filter's buffers come and go (src/heap says why)
   // Every mode is served by the HTTP/1.1 listener of src/server/http1 (upgrades through
   // `upgrade`, never through `fetch`).
   const listener: string = "http1";

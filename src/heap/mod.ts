@@ -13,6 +13,34 @@ import { runInNewContext } from "node:vm";
 
 let collect: (() => void) | undefined;
 
+/** glibc's mallopt parameter for the mmap threshold. */
+const M_MMAP_THRESHOLD = -3;
+/** Allocations from this size get their own mapping, returned to the system when freed. */
+export const MMAP_THRESHOLD_BYTES = 1024 * 1024;
+
+/**
+ * Fixes glibc's mmap threshold at {@linkcode MMAP_THRESHOLD_BYTES}. By default glibc raises
+ * it (up to 32 MiB) each time a mapped block is freed, so after start-up frees the filter
+ * lists' file buffers, later buffers of up to that size come from the heap arenas and stay
+ * resident once freed. Measured with SERVE_THREADS=2: idle RSS 121 → 110 MiB. Blocks below
+ * 1 MiB (body pieces of 256 KiB among them) still come from the arenas, without a system call.
+ * Linux with glibc and FFI allowed only; elsewhere it does nothing. Returns whether it applied.
+ */
+export function fixMmapThreshold(): boolean {
+  if (Deno.build.os !== "linux") return false;
+  let lib;
+  try {
+    lib = Deno.dlopen("libc.so.6", { mallopt: { parameters: ["i32", "i32"], result: "i32" } });
+  } catch {
+    return false; // no FFI permission, or not glibc
+  }
+  try {
+    return lib.symbols.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) === 1;
+  } finally {
+    lib.close();
+  }
+}
+
 /** Collects garbage now (a full, blocking collection: tens of milliseconds at most). */
 export function compactHeap(): void {
   if (collect === undefined) {
