@@ -21,7 +21,7 @@ import { type LoadedConfig, SCHEMA, type SettingKey } from "./config/mod.ts";
 import type { ConnInfo } from "./context/mod.ts";
 import { upstreamFromConfig } from "./forward/from_config.ts";
 import { accessLogger, logger, logStats } from "./log/mod.ts";
-import { createInterceptor, type Interceptor } from "./intercept/mod.ts";
+import type { Interceptor } from "./intercept/mod.ts";
 import { entryPoints } from "./pipeline/entry.ts";
 import { buildSections, type FixedParts, liveSources, needsRestart } from "./pipeline/sections.ts";
 import { rateLimitRedis } from "./ratelimit/from_config.ts";
@@ -33,6 +33,7 @@ import { VERSION } from "./version.ts";
 import { redisTopology } from "./redis/settings.ts";
 import { prepare } from "./cache/entry.ts";
 import { CacheReplicas, Fanout, type ThreadGroup } from "./threads/mod.ts";
+import { compactHeap, compactWhenIdle, fixMmapThreshold } from "./heap/mod.ts";
 
 /** Everything `serve` needs from the composed proxy. */
 export interface Proxy {
@@ -71,6 +72,7 @@ export async function createProxy(
   threadInfo: ThreadInfo = { thread: 0, threads: 1 },
 ): Promise<Proxy> {
   const { config, mode } = loaded;
+  fixMmapThreshold(); // before the filter's buffers come and go (src/heap says why)
   // Every mode is served by the HTTP/1.1 listener of src/server/http1 (upgrades through
   // `upgrade`, never through `fetch`).
   const listener: string = "http1";
@@ -89,8 +91,9 @@ export async function createProxy(
   };
 
   // ── TLS interception: first, so a missing CA stops start-up before anything opens ──
+  // Imported only when on: its X.509 library is ~10 MiB of heap and code per serving thread.
   const interceptor = config.tlsIntercept === "on"
-    ? await createInterceptor({
+    ? await (await import("./intercept/mod.ts")).createInterceptor({
       caDir: config.tlsInterceptCaDir,
       bypass: config.tlsInterceptBypass,
       handshakeTimeoutMs: config.headerTimeout,
@@ -245,6 +248,7 @@ export async function createProxy(
             `reload refused, the running configuration stays: ${(err as Error).message}`,
           );
         }
+        compactHeap(); // the previous unit and the new lists' compile
         log.info("reloaded");
         return;
       }
@@ -257,8 +261,13 @@ export async function createProxy(
         });
       }
       await live.filter.reload();
+      compactHeap();
       log.info("reloaded");
     }
   }
+  // Start-up's garbage (module set-up, the filter's compile) goes now, a burst's once quiet.
+  compactHeap();
+  const compaction = compactWhenIdle(() => stats.requestsTotal + stats.tunnelsTotal);
+  closers.push(() => compaction.close());
   return proxy;
 }

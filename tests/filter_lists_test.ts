@@ -1,13 +1,12 @@
 /**
- * The filter with its real shipped lists, real files, a real URL list server, the worker
- * pool, and its phase behind Deno.serve.
+ * The filter with its real shipped lists, real files, a real URL list server, and its phase
+ * behind Deno.serve.
  */
 import assert from "node:assert/strict";
 import http from "node:http";
 import { compose, requestFilters } from "../src/pipeline/mod.ts";
 import { testContext } from "../src/pipeline/testing.ts";
 import { createFilter, type Filter, type FilterLogger } from "../src/filter/mod.ts";
-import { createWorkerPool, TASK_WORKER, type WorkerPool } from "../src/workers/mod.ts";
 
 /** A logger that keeps what it is told, to assert on warnings. */
 function memoryLogger(): FilterLogger & { warnings: string[] } {
@@ -36,21 +35,14 @@ function getWithHost(
   });
 }
 
-function newPool(): WorkerPool {
-  return createWorkerPool({ size: 2, queueSize: 16, taskTimeoutMs: 60_000, entry: TASK_WORKER });
-}
-
-Deno.test("the shipped lists block each category, subdomains included, parsed in the pool", async () => {
-  const pool = newPool();
+Deno.test("the shipped lists block each category, subdomains included", async () => {
   const log = memoryLogger();
   let filter: Filter | undefined;
   try {
     filter = await createFilter({
       categories: ["ads", "trackers", "malware"],
-      pool,
       logger: log,
     });
-    assert.equal(pool.snapshot().completed, 3, "all three big lists were parsed in workers");
     const s = filter.snapshot();
     assert.ok(s.rules.ads > 50_000, `ads rules: ${s.rules.ads}`);
     assert.ok(s.rules.trackers > 50_000, `tracker rules: ${s.rules.trackers}`);
@@ -74,7 +66,6 @@ Deno.test("the shipped lists block each category, subdomains included, parsed in
     assert.deepEqual(filter.snapshot().blocked, { ads: 2, trackers: 1, malware: 1 });
   } finally {
     filter?.close();
-    pool.close();
   }
 });
 

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { canonicalHost, parseAuthority } from "../src/server/authority.ts";
 import { normalizeHost, RuleTable } from "../src/filter/matcher.ts";
+import { RuleBuilder } from "../src/filter/compile.ts";
 import { createAddressPolicy, literalHostRefusal } from "../src/security/ssrf.ts";
 import { ignoreUnless } from "./helpers/ignore.ts";
 import { NETNS_REASON, netnsUsable, runOffLoopback } from "./helpers/netns.ts";
@@ -74,9 +75,10 @@ Deno.test("canonicalHost and the filter's normalizeHost agree with WHATWG URL", 
 });
 
 Deno.test("a rule on an address blocks every spelling of it; rules are canonical too", () => {
-  const table = new RuleTable();
-  table.addBlock("||1.181.227.68^", "custom");
-  table.addBlock("||0x7f.0.0.3^", "custom");
+  const rules = new RuleBuilder();
+  rules.addBlock("||1.181.227.68^", "custom");
+  rules.addBlock("||0x7f.0.0.3^", "custom");
+  const table = new RuleTable(rules.build());
   for (const h of SPELLINGS_OF_1_181_227_68) {
     assert.equal(table.match(h)?.rule, "||1.181.227.68^", h);
   }

@@ -1,15 +1,15 @@
 /**
  * Request filtering by category blocklists: loading (files, URLs, the built-in lists),
- * parsing (in the worker pool for big lists), atomic reloads, verdicts and the 403 a
+ * compiling into packed tables (compile.ts), atomic reloads, verdicts and the 403 a
  * blocked request gets (the filter phase itself is in src/pipeline).
  *
  * @module
  */
 import { plainText } from "../respond/mod.ts";
 import type { MetricFamily, StatsSource } from "../stats/metric.ts";
-import { INLINE_MAX_BYTES, type WorkerPool } from "../workers/mod.ts";
-import { buildTable, RuleTable, type Verdict } from "./matcher.ts";
-import { isValidHost, type ParsedList, type ParseError, parseList } from "./parse.ts";
+import { compileLists } from "./compile.ts";
+import { RuleTable, type Verdict } from "./matcher.ts";
+import { isValidHost, type ListReport, type ParseError } from "./parse.ts";
 
 /** Built-in categories and their data files (embed them with `deno compile --include`). */
 export const BUILTIN_LISTS: Readonly<Record<string, URL>> = {
@@ -34,11 +34,7 @@ export interface FilterOptions {
   lists?: readonly string[];
   /** FILTER_ALLOW: domains never blocked, subdomains included. */
   allow?: readonly string[];
-  /** Parses lists larger than `inlineMaxBytes` off the main thread. */
-  pool?: WorkerPool;
   logger?: FilterLogger;
-  /** Default: INLINE_MAX_BYTES. */
-  inlineMaxBytes?: number;
   /** Deadline for fetching a URL list. Default 15 s. */
   fetchTimeoutMs?: number;
 }
@@ -61,7 +57,7 @@ export interface Filter extends StatsSource {
   check(host: string, path?: string): Verdict | undefined;
   /** The verdict without counting it (for a look before the phase that will count it). */
   peek(host: string, path?: string): Verdict | undefined;
-  /** Re-reads every list, parses off the main thread, swaps the tables at once. */
+  /** Re-reads every list, compiles it between requests, swaps the tables at once. */
   reload(): Promise<void>;
   snapshot(): FilterSnapshot;
   metrics(): MetricFamily[];
@@ -107,7 +103,6 @@ function record(found: Issues, message: string): void {
 
 export async function createFilter(options: FilterOptions): Promise<Filter> {
   const log = options.logger;
-  const inlineMax = options.inlineMaxBytes ?? INLINE_MAX_BYTES;
 
   for (const c of options.categories) {
     if (!(c in BUILTIN_LISTS)) {
@@ -188,24 +183,7 @@ export async function createFilter(options: FilterOptions): Promise<Filter> {
     }
   }
 
-  async function parse(source: Source, bytes: Uint8Array): Promise<ParsedList> {
-    if (options.pool && bytes.byteLength > inlineMax) {
-      const data = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
-        ? bytes.buffer as ArrayBuffer
-        : bytes.slice().buffer;
-      try {
-        return await options.pool.run<ParsedList>(
-          { kind: "filter.parse", data, source: source.location, idempotent: true },
-          [data],
-        );
-      } catch (err) {
-        log?.warn(`parsing ${source.location} in the worker pool failed (${err}); parsing inline`);
-      }
-    }
-    return parseList(new TextDecoder().decode(bytes), source.location);
-  }
-
-  function report(parsed: ParsedList, found: Issues): void {
+  function report(parsed: ListReport, found: Issues): void {
     found.ignored += parsed.ignored;
     parsed.errors.forEach((e: ParseError, i: number) => {
       const msg = `${e.source}:${e.line}: ${e.reason}: ${e.text}`;
@@ -223,11 +201,11 @@ export async function createFilter(options: FilterOptions): Promise<Filter> {
     const found = newIssues();
     const loaded = await Promise.all(sources.map(async (s) => {
       const bytes = await read(s, found);
-      return bytes ? { category: s.category, parsed: await parse(s, bytes) } : undefined;
+      return bytes ? { category: s.category, source: s.location, bytes } : undefined;
     }));
-    const lists = loaded.filter((l) => l !== undefined);
-    for (const l of lists) report(l.parsed, found);
-    const next = await buildTable(lists, allow);
+    const compiled = await compileLists(loaded.filter((l) => l !== undefined), allow);
+    for (const r of compiled.reports) report(r, found);
+    const next = new RuleTable(compiled.rules);
     if (closed) return;
     table = next; // the swap: checks see the old table or the new one, never half of one
     issues = found;

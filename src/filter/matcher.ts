@@ -1,12 +1,13 @@
 /**
  * The compiled rule tables and the verdict lookup. A verdict is a few hash lookups on the
  * main thread: `a.b.example.com` checks `a.b.example.com`, `b.example.com`, `example.com`,
- * `com` in turn (exceptions first: an allowed host or parent is never blocked).
+ * `com` in turn (exceptions first: an allowed host or parent is never blocked). The tables
+ * are {@linkcode HostIndex}es: flat typed arrays, looked up without slicing the host.
  *
  * @module
  */
 import { canonicalHost, endsInNumber } from "../server/authority.ts";
-import { type ParsedList, ruleTarget } from "./parse.ts";
+import { HostIndex, type HostIndexData } from "./host_index.ts";
 
 /** Why a request is blocked. */
 export interface Verdict {
@@ -15,10 +16,36 @@ export interface Verdict {
   readonly rule: string;
 }
 
-interface PathRule {
+/** A URL-prefix rule on one host. */
+export interface PathRule {
   readonly path: string;
   readonly separator: boolean;
   readonly verdict: Verdict;
+}
+
+/** Set in a host rule's meta byte: the rule was written `||host^` (else `host`). */
+export const ADBLOCK_FLAG = 0x80;
+
+/**
+ * A compiled table as plain data (structured-cloneable; the index arrays transferable), as
+ * {@linkcode compileRules} makes it in a worker or inline.
+ */
+export interface CompiledRules {
+  /** Category names; a host rule's meta byte holds an index into it. */
+  readonly categories: string[];
+  readonly hosts: HostIndexData;
+  /** Per host rule: category index | ADBLOCK_FLAG. */
+  readonly hostMeta: Uint8Array;
+  /** Host rules whose text is not `host` or `||host^` (an address spelt another way). */
+  readonly oddRules: [entry: number, rule: string][];
+  readonly pathHosts: HostIndexData;
+  /** Per path host, its rules in list order. */
+  readonly pathRules: PathRule[][];
+  readonly allowHosts: HostIndexData;
+  readonly allowPathHosts: HostIndexData;
+  readonly allowPathRules: PathRule[][];
+  readonly rulesPerCategory: Record<string, number>;
+  readonly allowRules: number;
 }
 
 /** Characters that end a path prefix for a `^` separator (RFC 3986 delimiters, end). */
@@ -58,53 +85,71 @@ export function normalizeHost(host: string): string {
 }
 
 /** A rule's host in the same canonical form as the hosts it is compared with. */
-function ruleHost(host: string): string {
+export function ruleHost(host: string): string {
   return host.includes(":") || endsInNumber(host) ? canonicalHost(host) ?? host : host;
 }
 
 const IP_RE = /^\d{1,3}(\.\d{1,3}){3}$|:/;
 
+const EMPTY_INDEX = HostIndex.build([]);
+
+/** An empty table (before the first load). */
+export const EMPTY_RULES: CompiledRules = {
+  categories: [],
+  hosts: EMPTY_INDEX,
+  hostMeta: new Uint8Array(0),
+  oddRules: [],
+  pathHosts: EMPTY_INDEX,
+  pathRules: [],
+  allowHosts: EMPTY_INDEX,
+  allowPathHosts: EMPTY_INDEX,
+  allowPathRules: [],
+  rulesPerCategory: {},
+  allowRules: 0,
+};
+
+/** The verdicts of one load: read-only; a reload builds a new one. */
 export class RuleTable {
-  readonly #hosts = new Map<string, Verdict>();
-  readonly #paths = new Map<string, PathRule[]>();
-  readonly #allowHosts = new Set<string>();
-  readonly #allowPaths = new Map<string, PathRule[]>();
-  readonly rulesPerCategory: Record<string, number> = {};
-  allowRules = 0;
+  readonly #categories: string[];
+  readonly #hosts: HostIndex;
+  readonly #hostMeta: Uint8Array;
+  readonly #oddRules: Map<number, string>;
+  readonly #pathHosts: HostIndex;
+  readonly #pathRules: PathRule[][];
+  readonly #allowHosts: HostIndex;
+  readonly #allowPathHosts: HostIndex;
+  readonly #allowPathRules: PathRule[][];
+  readonly #anyAllow: boolean;
+  readonly rulesPerCategory: Readonly<Record<string, number>>;
+  readonly allowRules: number;
 
-  /** Adds a blocking rule; the first category to claim a host keeps it. */
-  addBlock(rule: string, category: string): void {
-    const r = ruleTarget(rule);
-    const t = { ...r, host: ruleHost(r.host) };
-    const verdict: Verdict = { category, rule };
-    if (t.path === undefined) {
-      if (this.#hosts.has(t.host)) return;
-      this.#hosts.set(t.host, verdict);
-    } else {
-      const list = this.#paths.get(t.host) ?? [];
-      list.push({ path: t.path, separator: !!t.separator, verdict });
-      this.#paths.set(t.host, list);
-    }
-    this.rulesPerCategory[category] = (this.rulesPerCategory[category] ?? 0) + 1;
-  }
-
-  /** Adds an exception: the host (and its subdomains), or a URL prefix on a host. */
-  addAllow(rule: string): void {
-    const r = ruleTarget(rule);
-    const t = { ...r, host: ruleHost(r.host) };
-    if (t.path === undefined) {
-      this.#allowHosts.add(t.host);
-    } else {
-      const list = this.#allowPaths.get(t.host) ?? [];
-      list.push({ path: t.path, separator: !!t.separator, verdict: { category: "allow", rule } });
-      this.#allowPaths.set(t.host, list);
-    }
-    this.allowRules++;
+  constructor(rules: CompiledRules = EMPTY_RULES) {
+    this.#categories = rules.categories;
+    this.#hosts = new HostIndex(rules.hosts);
+    this.#hostMeta = rules.hostMeta;
+    this.#oddRules = new Map(rules.oddRules);
+    this.#pathHosts = new HostIndex(rules.pathHosts);
+    this.#pathRules = rules.pathRules;
+    this.#allowHosts = new HostIndex(rules.allowHosts);
+    this.#allowPathHosts = new HostIndex(rules.allowPathHosts);
+    this.#allowPathRules = rules.allowPathRules;
+    this.#anyAllow = this.#allowHosts.size > 0 || this.#allowPathHosts.size > 0;
+    this.rulesPerCategory = rules.rulesPerCategory;
+    this.allowRules = rules.allowRules;
   }
 
   /** True when nothing can be blocked: the middleware then costs one property read. */
   get empty(): boolean {
-    return this.#hosts.size === 0 && this.#paths.size === 0;
+    return this.#hosts.size === 0 && this.#pathHosts.size === 0;
+  }
+
+  #hostVerdict(entry: number): Verdict {
+    const meta = this.#hostMeta[entry];
+    const category = this.#categories[meta & ~ADBLOCK_FLAG];
+    const odd = this.#oddRules.get(entry);
+    if (odd !== undefined) return { category, rule: odd };
+    const host = this.#hosts.host(entry);
+    return { category, rule: meta & ADBLOCK_FLAG ? `||${host}^` : host };
   }
 
   /** The verdict for a host (and optionally a path with query), or undefined to let it pass. */
@@ -112,54 +157,35 @@ export class RuleTable {
     const host = normalizeHost(rawHost);
     if (host === "") return undefined;
     // Most tables have no path rules: then the path is not looked at (nor lower-cased).
-    const path = this.#paths.size > 0 || this.#allowPaths.size > 0
+    const path = this.#pathHosts.size > 0 || this.#allowPathHosts.size > 0
       ? rawPath?.toLowerCase()
       : undefined;
     const ip = IP_RE.test(host);
     // Walk host, then each parent (`a.b.c` → `b.c` → `c`); an IP address only as a whole.
-    let h = host;
-    for (let i = 0; i >= 0;) {
-      if (this.#allowHosts.has(h)) return undefined;
-      if (path !== undefined && matchPath(this.#allowPaths.get(h), path)) return undefined;
-      i = ip ? -1 : host.indexOf(".", i);
-      if (i >= 0) h = host.slice(++i);
+    if (this.#anyAllow) {
+      for (let i = 0; i >= 0;) {
+        if (this.#allowHosts.find(host, i) >= 0) return undefined;
+        if (path !== undefined) {
+          const e = this.#allowPathHosts.find(host, i);
+          if (e >= 0 && matchPath(this.#allowPathRules[e], path)) return undefined;
+        }
+        i = ip ? -1 : host.indexOf(".", i);
+        if (i >= 0) i++;
+      }
     }
-    h = host;
     for (let i = 0; i >= 0;) {
-      const v = this.#hosts.get(h);
-      if (v) return v;
+      const entry = this.#hosts.find(host, i);
+      if (entry >= 0) return this.#hostVerdict(entry);
       if (path !== undefined) {
-        const p = matchPath(this.#paths.get(h), path);
-        if (p) return p;
+        const e = this.#pathHosts.find(host, i);
+        if (e >= 0) {
+          const p = matchPath(this.#pathRules[e], path);
+          if (p) return p;
+        }
       }
       i = ip ? -1 : host.indexOf(".", i);
-      if (i >= 0) h = host.slice(++i);
+      if (i >= 0) i++;
     }
     return undefined;
   }
-}
-
-/** Yields to the event loop, so building big tables never stalls requests for long. */
-const yieldToLoop = () => new Promise<void>((r) => setTimeout(r, 0));
-const BATCH = 5_000;
-
-/**
- * Builds a table from parsed lists (in category priority order) and allow rules, in
- * batches that yield to the event loop in between.
- */
-export async function buildTable(
-  lists: { category: string; parsed: ParsedList }[],
-  allow: readonly string[],
-): Promise<RuleTable> {
-  const table = new RuleTable();
-  let n = 0;
-  for (const rule of allow) table.addAllow(rule);
-  for (const { category, parsed } of lists) {
-    for (const rule of parsed.allow) table.addAllow(rule);
-    for (const rule of parsed.block) {
-      table.addBlock(rule, category);
-      if (++n % BATCH === 0) await yieldToLoop();
-    }
-  }
-  return table;
 }

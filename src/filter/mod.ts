@@ -1,11 +1,11 @@
 /**
  * Request filtering: category blocklists shipped as data files (`lists/`), extra lists
  * from files or URLs, an allowlist that wins, host verdicts on the main thread and list
- * parsing in the worker pool.
+ * compilation into packed tables (src/filter/host_index.ts) in chunks between requests.
  *
  * @example
  * ```ts
- * const filter = await createFilter({ categories: ["ads", "malware"], allow: ["example.com"], pool });
+ * const filter = await createFilter({ categories: ["ads", "malware"], allow: ["example.com"] });
  * filter.check("pagead2.googlesyndication.com"); // { category: "ads", rule: "…" } or undefined
  * ```
  *
@@ -22,5 +22,13 @@ export {
   type FilterSnapshot,
   xFilterValue,
 } from "./filter.ts";
-export { normalizeHost, type Verdict } from "./matcher.ts";
-export { isValidHost, type ParsedList, type ParseError, parseList } from "./parse.ts";
+export { normalizeHost, RuleTable, type Verdict } from "./matcher.ts";
+export { type CompiledLists, compileLists, type ListBytes, RuleBuilder } from "./compile.ts";
+export {
+  isValidHost,
+  type ListReport,
+  type ParsedList,
+  type ParseError,
+  parseList,
+  parseRules,
+} from "./parse.ts";

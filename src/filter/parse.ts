@@ -168,14 +168,25 @@ function parseLine(raw: string): LineResult {
   return { kind: "hosts", rules };
 }
 
-/** Parses a whole list; never throws on content. */
-export function parseList(text: string, source: string): ParsedList {
-  const block: string[] = [];
-  const allow: string[] = [];
+/** What parsing a list found besides its rules. */
+export type ListReport = Pick<ParsedList, "source" | "ignored" | "errors" | "errorCount">;
+
+/**
+ * Parses a whole list, handing each rule to `onRule` as it is read (nothing is collected:
+ * compiling the built-in lists this way never holds their ~150,000 rules as strings at once).
+ * Never throws on content.
+ */
+export function parseRules(
+  text: string,
+  source: string,
+  onRule: (kind: "block" | "allow", rule: string) => void,
+  /** Number of the text's first line (when it is a part of a list). */
+  firstLine = 1,
+): ListReport & { lines: number } {
   const errors: ParseError[] = [];
   let errorCount = 0;
   let ignored = 0;
-  let lineNo = 0;
+  let lineNo = firstLine - 1;
   let start = 0;
   while (start <= text.length) {
     let end = text.indexOf("\n", start);
@@ -186,13 +197,11 @@ export function parseList(text: string, source: string): ParsedList {
     const r = parseLine(raw);
     switch (r.kind) {
       case "block":
-        block.push(r.rule);
-        break;
       case "allow":
-        allow.push(r.rule);
+        onRule(r.kind, r.rule);
         break;
       case "hosts":
-        for (const rule of r.rules) block.push(rule);
+        for (const rule of r.rules) onRule("block", rule);
         break;
       case "ignored":
         ignored++;
@@ -205,6 +214,18 @@ export function parseList(text: string, source: string): ParsedList {
         break;
     }
   }
+  return { source, ignored, errors, errorCount, lines: lineNo - firstLine + 1 };
+}
+
+/** Parses a whole list into arrays of rules; never throws on content. */
+export function parseList(text: string, source: string): ParsedList {
+  const block: string[] = [];
+  const allow: string[] = [];
+  const { ignored, errors, errorCount } = parseRules(
+    text,
+    source,
+    (kind, rule) => (kind === "block" ? block : allow).push(rule),
+  );
   return { source, block, allow, ignored, errors, errorCount };
 }
 

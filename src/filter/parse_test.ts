@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { parseList, ruleTarget } from "./parse.ts";
-import { buildTable } from "./matcher.ts";
+import { buildRules } from "./compile.ts";
+import { RuleTable } from "./matcher.ts";
 
 const LIST = [
   "! Title: sample", // 1 comment
@@ -52,9 +53,11 @@ Deno.test("ruleTarget splits host and path prefix", () => {
 });
 
 Deno.test("the table walks parent domains, honours exceptions and path prefixes", async () => {
-  const table = await buildTable([{ category: "ads", parsed: parseList(LIST, "s.txt") }], [
-    "allowed.plain.example.com",
-  ]);
+  const table = new RuleTable(
+    await buildRules([{ category: "ads", parsed: parseList(LIST, "s.txt") }], [
+      "allowed.plain.example.com",
+    ]),
+  );
   assert.deepEqual(table.match("ads.example.net"), { category: "ads", rule: "||ads.example.net^" });
   assert.equal(table.match("a.b.ADS.example.net.")?.rule, "||ads.example.net^");
   assert.equal(table.match("ads.example.net:8443")?.rule, "||ads.example.net^");

@@ -157,9 +157,7 @@ export async function buildSections(
       queueTimeoutMs: config.queueTimeout,
       shared: fixed.threads && sharedAdmission(fixed.threads),
     }));
-    const filter = keep("filter")
-      ? running!.filter
-      : open(await filterFromConfig(config, fixed.pool));
+    const filter = keep("filter") ? running!.filter : open(await filterFromConfig(config));
     const compression = keep("compression")
       ? running!.compression
       : compressionFromConfig(config, fixed.pool);

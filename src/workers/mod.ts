@@ -19,7 +19,8 @@
  * it it goes to the pool. The effect, same bench: with clients fetching 1 MiB gzip bodies
  * continuously, small requests had p99 ≈ 106 ms and 1,665 req/s with the pool against
  * p99 ≈ 272 ms and 72 req/s with everything inline. Filter verdicts (a hash lookup per host
- * label) never leave the main thread; filter lists above the same size are parsed in the pool.
+ * label) never leave the main thread, and the lists are compiled there too, in chunks between
+ * requests (src/filter/compile.ts says why not in a worker).
  *
  * ## Compiled binaries
  *
@@ -43,13 +44,14 @@ export {
   PoolQueueFullError,
   type PoolSnapshot,
   PoolTaskError,
+  WORKER_IDLE_MS,
   type WorkerPool,
   type WorkerPoolOptions,
 } from "./pool.ts";
 export type { HandlerResult, PoolTask, TaskHandler } from "./protocol.ts";
 export { serveTasks } from "./serve.ts";
 
-/** The worker that compresses bodies and parses filter lists. */
+/** The worker that compresses bodies and checks bcrypt passwords. */
 export const TASK_WORKER: URL = new URL("./task_worker.ts", import.meta.url);
 
 /** Every worker entry module, for `deno compile --include`. */

@@ -1,6 +1,9 @@
 /**
- * A fixed-size pool of module Web Workers with a bounded FIFO queue.
+ * A pool of up to `size` module Web Workers with a bounded FIFO queue.
  *
+ * - Workers start when work comes, not with the pool, and end after `idleMs` without work:
+ *   an idle proxy starts no worker isolate (each costs 15–25 MiB of RSS), and a busy one
+ *   keeps what its load needs.
  * - One task per worker at a time; tasks wait in the queue (at most `queueSize`;
  *   beyond that {@linkcode WorkerPool.run} rejects at once with {@linkcode PoolQueueFullError}
  *   so callers can fall back instead of piling up memory).
@@ -30,10 +33,16 @@ export interface WorkerPoolOptions {
   taskTimeoutMs: number;
   /** Module URL of the worker entry (one of `WORKER_ENTRIES`, or a test's own). */
   entry: URL;
+  /** A worker without work for this long is ended. Default {@linkcode WORKER_IDLE_MS}. */
+  idleMs?: number;
   logger?: PoolLogger;
 }
 
+/** How long a worker may wait for work before it is ended (default of `idleMs`). */
+export const WORKER_IDLE_MS = 30_000;
+
 export interface PoolSnapshot {
+  /** Workers running now (started on demand, ended when idle). */
   workers: number;
   busy: number;
   queued: number;
@@ -84,9 +93,11 @@ interface Job {
 }
 
 interface Slot {
-  worker: Worker;
+  /** None until work comes, and again once ended for idleness. */
+  worker?: Worker;
   job?: Job;
   timer?: ReturnType<typeof setTimeout>;
+  idleTimer?: ReturnType<typeof setTimeout>;
 }
 
 export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
@@ -110,9 +121,10 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
     rejected: 0,
   };
 
-  function spawn(slot?: Slot): Slot {
+  const idleMs = options.idleMs ?? WORKER_IDLE_MS;
+
+  function spawn(s: Slot): Worker {
     const worker = new Worker(options.entry, { type: "module" });
-    const s: Slot = slot ?? { worker };
     s.worker = worker;
     worker.onmessage = (e: MessageEvent<ResultMessage>) => {
       if (s.worker !== worker) return;
@@ -138,23 +150,27 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
       if (s.worker !== worker) return;
       replace(s, "crash", "worker sent a message that could not be deserialised");
     };
-    return s;
+    return worker;
   }
-
   function finish(slot: Slot): void {
     if (slot.timer !== undefined) clearTimeout(slot.timer);
     slot.timer = undefined;
     slot.job = undefined;
   }
-
-  /** Ends a worker that crashed or overran, starts a fresh one, and fails or retries its task. */
+  /** Terminates the slot's worker; the slot starts a new one when work comes. */
+  function end(slot: Slot): void {
+    if (slot.idleTimer !== undefined) clearTimeout(slot.idleTimer);
+    slot.idleTimer = undefined;
+    slot.worker?.terminate();
+    slot.worker = undefined;
+  }
+  /** Ends a worker that crashed or overran, and fails or retries its task (on a fresh one). */
   function replace(slot: Slot, reason: "crash" | "timeout", message: string): void {
     const job = slot.job;
     finish(slot);
-    slot.worker.terminate();
+    end(slot);
     if (closed) return;
     counts.restarts++;
-    spawn(slot);
     if (job) {
       if (job.task.idempotent && job.attempts < 2) {
         counts.retries++;
@@ -166,15 +182,17 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
     }
     pump();
   }
-
   function start(slot: Slot, job: Job): void {
+    if (slot.idleTimer !== undefined) clearTimeout(slot.idleTimer);
+    slot.idleTimer = undefined;
+    const worker = slot.worker ?? spawn(slot);
     slot.job = job;
     job.attempts++;
     const message: TaskMessage = { id: job.id, task: job.task };
     // Idempotent tasks keep their input for a retry, so it is copied, not transferred.
     const transfer = job.task.idempotent ? [] : job.transfer;
     try {
-      slot.worker.postMessage(message, transfer);
+      worker.postMessage(message, transfer);
     } catch (err) {
       finish(slot);
       counts.failed++;
@@ -191,16 +209,21 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
 
   function pump(): void {
     for (const slot of slots) {
-      if (queue.length === 0) return;
-      if (!slot.job) start(slot, queue.shift()!);
+      if (slot.job) continue;
+      const job = queue.shift();
+      if (job) start(slot, job);
+      else if (slot.worker && slot.idleTimer === undefined) {
+        const timer = setTimeout(() => end(slot), idleMs);
+        // An idle worker never keeps the process alive.
+        Deno.unrefTimer(timer);
+        slot.idleTimer = timer;
+      }
     }
   }
-
-  for (let i = 0; i < size; i++) slots.push(spawn());
-
+  for (let i = 0; i < size; i++) slots.push({});
   function snapshot(): PoolSnapshot {
     return {
-      workers: closed ? 0 : slots.length,
+      workers: slots.filter((s) => s.worker).length,
       busy: slots.filter((s) => s.job).length,
       queued: queue.length,
       ...counts,
@@ -211,7 +234,8 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
     name: "workers",
     run<T>(task: PoolTask, transfer: Transferable[] = []): Promise<T> {
       if (closed) return Promise.reject(new PoolTaskError("worker pool is closed", "closed"));
-      const idle = slots.find((s) => !s.job);
+      // A running worker first; else a slot that starts one.
+      const idle = slots.find((s) => !s.job && s.worker) ?? slots.find((s) => !s.job);
       if (!idle && queue.length >= options.queueSize) {
         counts.rejected++;
         return Promise.reject(new PoolQueueFullError(options.queueSize));
@@ -231,7 +255,7 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
     },
     kill(index: number): boolean {
       const slot = slots[index];
-      if (!slot || closed) return false;
+      if (!slot?.worker || closed) return false;
       replace(slot, "crash", "worker was terminated");
       return true;
     },
@@ -266,7 +290,7 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
       for (const slot of slots) {
         const job = slot.job;
         finish(slot);
-        slot.worker.terminate();
+        end(slot);
         job?.reject(new PoolTaskError("worker pool is closed", "closed"));
       }
     },

@@ -139,3 +139,29 @@ Deno.test("close fails queued and running tasks and ends every worker", async ()
   await assertRejects(() => p.run({ kind: "sleep", ms: 1 }), PoolTaskError, "closed");
   assertEquals(p.snapshot().workers, 0);
 });
+
+Deno.test("workers start with the first task and end after idleMs without work", async () => {
+  const p = createWorkerPool({
+    size: 2,
+    queueSize: 4,
+    taskTimeoutMs: 20_000,
+    entry: ENTRY,
+    idleMs: 200,
+  });
+  try {
+    assertEquals(p.snapshot().workers, 0, "no worker before any work");
+    const buf = new Uint8Array([5, 6]).buffer;
+    const out = await p.run<{ data: ArrayBuffer }>({ kind: "echo", data: buf }, [buf]);
+    assertEquals([...new Uint8Array(out.data)], [5, 6], "the first task is served by a new worker");
+    assertEquals(p.snapshot().workers, 1, "one task started one worker");
+    const deadline = Date.now() + 15_000;
+    while (p.snapshot().workers > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assertEquals(p.snapshot().workers, 0, "the idle worker was ended");
+    assertEquals(await p.run({ kind: "sleep", ms: 1 }), "slept", "a new one starts for new work");
+    assertEquals(p.snapshot().restarts, 0, "ending an idle worker is not a restart");
+  } finally {
+    p.close();
+  }
+});

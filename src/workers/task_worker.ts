@@ -1,12 +1,10 @@
 /**
- * The production worker entry: compression of large bodies, parsing of big filter
- * lists and bcrypt password checks. Started by the pool with `new Worker(url, { type: "module" })`.
+ * The production worker entry: compression of large bodies and bcrypt password checks. Started by the pool with `new Worker(url, { type: "module" })`.
+ * Each job's module is imported on its first task: a worker that only compresses never
+ * loads bcrypt.
  *
  * @module
  */
-import { compressSync, type Encoding, ownBuffer } from "../compress/mod.ts";
-import bcrypt from "bcryptjs";
-import { parseList } from "../filter/mod.ts";
 import { serveTasks } from "./serve.ts";
 
 serveTasks({
@@ -16,18 +14,18 @@ serveTasks({
     return { value: data, transfer: [data] };
   },
   /** `{ encoding, data: ArrayBuffer }` → the compressed body as a transferred ArrayBuffer. */
-  compress(task) {
-    const out = compressSync(task.encoding as Encoding, new Uint8Array(task.data as ArrayBuffer));
+  async compress(task) {
+    const { compressSync, ownBuffer } = await import("../compress/codec.ts");
+    const out = compressSync(
+      task.encoding as Parameters<typeof compressSync>[0],
+      new Uint8Array(task.data as ArrayBuffer),
+    );
     const buffer = ownBuffer(out);
     return { value: buffer, transfer: [buffer] };
   },
-  /** `{ data: ArrayBuffer (UTF-8 list), source }` → ParsedList. */
-  "filter.parse"(task) {
-    const text = new TextDecoder().decode(task.data as ArrayBuffer);
-    return { value: parseList(text, String(task.source)) };
-  },
   /** `{ password, hash }` → whether the password matches the bcrypt hash (tens of ms of CPU). */
-  "auth.bcrypt"(task) {
+  async "auth.bcrypt"(task) {
+    const { default: bcrypt } = await import("bcryptjs");
     return { value: bcrypt.compareSync(String(task.password), String(task.hash)) };
   },
 });

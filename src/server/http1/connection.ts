@@ -118,7 +118,8 @@ export class Connection implements Swept {
   ) {
     this.#info = info;
     this.#remoteAddr = normalizeIp(info.remoteAddr);
-    this.#reader = new ConnReader(conn, 4096);
+    // 1 KiB holds most request heads and grows for bigger ones: an idle connection keeps it.
+    this.#reader = new ConnReader(conn, 1024);
     this.#deadline = Date.now() + server.config.headerTimeoutMs;
   }
 
