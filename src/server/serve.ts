@@ -177,6 +177,7 @@ export async function startInstance(loaded: LoadedConfig, thread: ThreadInfo): P
 
   const serverConfig: ServerConfig = {
     app: proxy.fetch,
+    hit: proxy.hit,
     upgrade: (req, conn) => proxy.upgrade(req, conn),
     // CONNECT is for forward proxying: a gateway answers it 405.
     tunnel: mode === "reverse" ? undefined : {
