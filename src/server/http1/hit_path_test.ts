@@ -90,4 +90,8 @@ Deno.test("HeadView reads a parsed head as a Request built from it would", () =>
   assert.deepEqual(seen(view.headers), seen(req.headers));
   assert.equal(view.body, null);
   assert.equal(serialisedUrl("http://exa mple/"), undefined);
+  // Past the memo's length bound: parsed each time, the same answer.
+  const long = "http://h/" + "a/../".repeat(200) + "x?%7e";
+  assert.equal(serialisedUrl(long), new Request(long).url);
+  assert.equal(serialisedUrl(long), serialisedUrl(long));
 });

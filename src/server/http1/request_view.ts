@@ -9,23 +9,33 @@
 import type { HeaderView, RequestView } from "../../context/mod.ts";
 import type { RequestHead } from "./head.ts";
 
-/** Memo of serialised URLs: a hit workload asks for the same few URLs again and again. */
+/**
+ * Memo of serialised URLs: a hit workload asks for the same few URLs again and
+ * again. Bounded in entries and in the length of what it keeps (at most about
+ * 2 MiB, whatever clients send); longer URLs are parsed every time.
+ */
 const serialised = new Map<string, string | null>();
-const MEMO_SIZE = 4096;
+const MEMO_ENTRIES = 1024;
+const MEMO_MAX_LENGTH = 512;
+
+function parse(raw: string): string | null {
+  try {
+    return new URL(raw).href;
+  } catch {
+    return null;
+  }
+}
 
 /**
  * `new URL(raw).href` — what `new Request(raw).url` is — or undefined when
  * `raw` is no URL (the Request path answers that with 400).
  */
 export function serialisedUrl(raw: string): string | undefined {
+  if (raw.length > MEMO_MAX_LENGTH) return parse(raw) ?? undefined;
   let href = serialised.get(raw);
   if (href === undefined) {
-    try {
-      href = new URL(raw).href;
-    } catch {
-      href = null;
-    }
-    if (serialised.size >= MEMO_SIZE) serialised.clear();
+    href = parse(raw);
+    if (serialised.size >= MEMO_ENTRIES) serialised.clear();
     serialised.set(raw, href);
   }
   return href ?? undefined;
