@@ -18,7 +18,7 @@ import { cacheFromConfig } from "./cache/from_config.ts";
 import { purgeRoutes } from "./cache/mod.ts";
 import { workerPoolFromConfig } from "./compress/from_config.ts";
 import { type LoadedConfig, SCHEMA, type SettingKey } from "./config/mod.ts";
-import type { ConnInfo } from "./context/mod.ts";
+import type { ConnInfo, HitFetch } from "./context/mod.ts";
 import { upstreamFromConfig } from "./forward/from_config.ts";
 import { accessLogger, logger, logStats } from "./log/mod.ts";
 import type { Interceptor } from "./intercept/mod.ts";
@@ -39,6 +39,8 @@ import { compactHeap, compactWhenIdle, fixMmapThreshold } from "./heap/mod.ts";
 export interface Proxy {
   /** The app, for every listener. */
   fetch(req: Request, conn: ConnInfo): Response | Promise<Response>;
+  /** `fetch` for a plain fresh cache hit, written by the listener without a Request or Response. */
+  hit: HitFetch;
   /** Upgrade requests on a listener that hands out raw sockets (WebSocket to a backend). */
   upgrade: UpgradeFetch;
   /** Checks a CONNECT before a tunnel opens. */

@@ -2,9 +2,12 @@
  * cache-hit: requests/s and p99 when every request is a cache hit — a 1 KiB
  * response with `Cache-Control: public, max-age=3600` (`/bytes/1024?max_age=3600`)
  * served by this proxy from its in-process LRU, and from the LRU in front of
- * a private Redis, against nginx proxy_cache, the HAProxy cache and Varnish. The
- * origin counts what reaches it, so each row shows how many requests really
- * were answered from a cache.
+ * a private Redis, against nginx proxy_cache, the HAProxy cache and Varnish, and
+ * against two floors on the proxy's own listener answering the same bytes from
+ * a Map (bench/floors/map_hit.ts): one building a Web Response per request (a
+ * bare handler), one writing a head serialised once (the listener's hit hook).
+ * The origin counts what reaches it, so each row shows how many requests
+ * really were answered from a cache.
  *
  * @module
  */
@@ -16,7 +19,8 @@ import {
   type Target,
   verifyBytes,
 } from "../lib/compare.ts";
-import { startOrigin } from "../lib/proxy.ts";
+import { type Origin, startOrigin } from "../lib/proxy.ts";
+import { startProcess } from "../lib/process.ts";
 import {
   haproxyTarget,
   nginxTarget,
@@ -28,6 +32,38 @@ import { startVarnish } from "../lib/varnish.ts";
 import type { BenchContext, Scenario, ScenarioResult } from "../lib/types.ts";
 
 const PATH = "/bytes/1024?max_age=3600";
+
+const FLOOR_RESPONSE = "floor (listener, Response)";
+const FLOOR_BYTES = "floor (listener, bytes)";
+
+/** The Map-hit floor on the proxy's listener, answering as `answer` says. */
+function floorTarget(ctx: BenchContext, label: string, origin: Origin, answer: string): Target {
+  return {
+    label,
+    start: onFreePort((port) =>
+      startProcess({
+        name: label,
+        cmd: Deno.execPath(),
+        args: [
+          "run",
+          "-A",
+          `${ctx.root}/bench/floors/map_hit.ts`,
+          "--port",
+          String(port),
+          "--origin",
+          origin.url,
+          "--path",
+          PATH,
+          "--answer",
+          answer,
+        ],
+        cwd: ctx.root,
+        readyPort: port,
+        readyText: /listening on /,
+      })
+    ),
+  };
+}
 
 export const scenario: Scenario = {
   name: "cache-hit",
@@ -55,6 +91,8 @@ export const scenario: Scenario = {
         SERVE_THREADS: "2",
       }),
       proxyWithRedisTarget(ctx, "proxy (redis)", origin),
+      floorTarget(ctx, FLOOR_RESPONSE, origin, "response"),
+      floorTarget(ctx, FLOOR_BYTES, origin, "bytes"),
       nginxTarget(ctx, origin, true),
       haproxyTarget(ctx, origin, true),
       {
@@ -75,7 +113,7 @@ export const scenario: Scenario = {
       verify: verifyBytes(PATH, patternBytes(1024)),
       originCounter: () => origin.count("/bytes/1024"),
     });
-    const others = ["nginx", "haproxy", "varnish", "backend"];
+    const others = ["nginx", FLOOR_RESPONSE, FLOOR_BYTES, "haproxy", "varnish", "backend"];
     return {
       rows,
       ratios: [
@@ -87,7 +125,7 @@ export const scenario: Scenario = {
           "haproxy",
           "varnish",
         ]),
-        ...ratiosAgainst(rows, "proxy (redis)", ["nginx", "haproxy", "varnish"]),
+        ...ratiosAgainst(rows, "proxy (redis)", ["proxy (memory)", "nginx", FLOOR_RESPONSE]),
       ],
       notes: [
         `wrk -t${ctx.threads} -c${ctx.connections} -d${ctx.durationSec}s ${PATH}, ` +

@@ -15,7 +15,14 @@
  *
  * @module
  */
-import type { CacheStatus, Handler, RequestContext, Wrapper } from "../context/mod.ts";
+import type {
+  CacheStatus,
+  Handler,
+  HitAnswer,
+  RequestContext,
+  RequestView,
+  Wrapper,
+} from "../context/mod.ts";
 import { type CacheEntry, prepare, type StoredResponse } from "./entry.ts";
 import { capture } from "./capture.ts";
 import { UpstreamError } from "../forward/errors.ts";
@@ -103,6 +110,13 @@ interface CacheSession {
   notStored?: string;
 }
 
+/** A fresh stored response found for a request, before anything is counted. */
+export interface FreshHit {
+  readonly entry: CacheEntry;
+  /** Its current age in seconds (fractional). */
+  readonly age: number;
+}
+
 /** Bodies of known length up to this size are read whole on a miss instead of streamed. */
 const INLINE_MAX_BYTES = 64 * 1024;
 
@@ -112,7 +126,7 @@ const NO_RULES: RequestRules = { directives: NO_DIRECTIVES, noCache: false };
 const CLIENT_CONDITIONALS = ["if-none-match", "if-modified-since", "if-range"];
 
 /** The primary cache key: the effective request URL without fragment. */
-export function cacheKey(req: Request, ctx: RequestContext): string {
+export function cacheKey(req: RequestView, ctx: Pick<RequestContext, "target">): string {
   const url = ctx.target !== undefined ? ctx.target.href : req.url;
   const hash = url.indexOf("#");
   return hash < 0 ? url : url.slice(0, hash);
@@ -187,12 +201,11 @@ export class CacheEngine {
   ttlOf = (e: CacheEntry, now: number): number => storageTtl(e, now, this.#grace);
 
   /**
-   * The fresh-hit fast path alone, synchronously: a Response for a plain
-   * GET/HEAD (no Range, Cache-Control or Pragma) whose fresh entry is in
-   * memory, else undefined (then use the wrapped handler). Never touches
-   * Redis or the origin.
+   * The fresh stored response for a plain GET/HEAD (no Range, Cache-Control
+   * or Pragma) when it is in memory, else undefined; counts nothing, changes
+   * nothing. Never touches Redis or the origin.
    */
-  serveHit = (req: Request, ctx: RequestContext): Response | undefined => {
+  freshHit = (req: RequestView, ctx: Pick<RequestContext, "target">): FreshHit | undefined => {
     const method = req.method;
     if (method !== "GET" && method !== "HEAD") return undefined;
     const h = req.headers;
@@ -202,8 +215,45 @@ export class CacheEngine {
     if (entry === undefined) return undefined;
     const age = currentAge(entry.initialAge, entry.responseTime, now);
     if (entry.freshness.noCache || entry.freshness.lifetime <= age) return undefined;
+    return { entry, age };
+  };
+
+  /**
+   * The fresh-hit fast path alone, synchronously: a Response for a plain
+   * GET/HEAD (no Range, Cache-Control or Pragma) whose fresh entry is in
+   * memory, else undefined (then use the wrapped handler).
+   */
+  serveHit = (req: Request, ctx: RequestContext): Response | undefined => {
+    const fresh = this.freshHit(req, ctx);
+    if (fresh === undefined) return undefined;
     this.counters.hits++;
-    return this.#serve(entry, req, ctx, age, "HIT");
+    return this.#serve(fresh.entry, req, ctx, fresh.age, "HIT");
+  };
+
+  /**
+   * A fresh hit (from {@linkcode freshHit}) as a head template and body, for
+   * a listener that writes it without a Response: what {@linkcode serveHit}
+   * would answer, counted the same. Undefined (nothing counted) for what only
+   * the Response path answers: a conditional request (it may be a 304), an
+   * entry without a template.
+   */
+  answerHit = (hit: FreshHit, req: RequestView, ctx: RequestContext): HitAnswer | undefined => {
+    const h = req.headers;
+    if (h.has("if-none-match") || h.has("if-modified-since")) return undefined;
+    const entry = hit.entry;
+    const template = entry.hitHead;
+    if (template === undefined) return undefined;
+    this.counters.hits++;
+    ctx.cacheStatus = "HIT";
+    const body = req.method === "HEAD" ? null : entry.body;
+    if (body !== null) this.counters.bytesServed += body.byteLength;
+    return {
+      status: entry.status,
+      contentLength: entry.body.byteLength,
+      body,
+      template,
+      age: String(Math.floor(hit.age)),
+    };
   };
 
   wrap: Wrapper = (next: Handler): Handler => {

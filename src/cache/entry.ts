@@ -12,6 +12,7 @@ import {
   parseCacheControl,
   parseHttpDate,
 } from "./policy.ts";
+import { HeadTemplate } from "../server/http1/response.ts";
 
 /** What a store keeps for one response variant. */
 export interface StoredResponse {
@@ -51,6 +52,13 @@ export interface CacheEntry extends StoredResponse {
   readonly serveHeaders: Headers;
   /** Headers of a 304 answered from this entry (never mutated). */
   readonly notModifiedHeaders: Headers;
+  /**
+   * The head of a hit on the wire, serialised once from `serveHeaders`, with
+   * Age and X-Request-Id left to fill per hit; undefined when the entry is
+   * served only through a Response (204/304 have no body to frame, a stored
+   * Age would have to be combined).
+   */
+  readonly hitHead: HeadTemplate | undefined;
   /** Approximate bytes held in memory. */
   readonly size: number;
 }
@@ -77,6 +85,7 @@ class Entry implements CacheEntry {
   readonly size: number;
   #serve: Headers | undefined;
   #notModified: Headers | undefined;
+  #hitHead: HeadTemplate | undefined | null;
 
   constructor(s: StoredResponse, heuristic: Heuristic) {
     this.url = s.url;
@@ -126,6 +135,15 @@ class Entry implements CacheEntry {
       this.#serve = h;
     }
     return this.#serve;
+  }
+
+  get hitHead(): HeadTemplate | undefined {
+    if (this.#hitHead === undefined) {
+      this.#hitHead = this.status === 204 || this.status === 304
+        ? null
+        : HeadTemplate.of(this.status, this.serveHeaders) ?? null;
+    }
+    return this.#hitHead ?? undefined;
   }
 
   get notModifiedHeaders(): Headers {

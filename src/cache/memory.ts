@@ -9,6 +9,7 @@
  *
  * @module
  */
+import type { HeaderView } from "../context/mod.ts";
 import type { CacheEntry } from "./entry.ts";
 import type { CacheStore } from "./store.ts";
 import { secondaryKey } from "./vary.ts";
@@ -96,7 +97,7 @@ export class MemoryStore implements CacheStore {
   }
 
   /** Synchronous lookup for the hit path. */
-  lookup(key: string, headers: Headers, now = Date.now()): CacheEntry | undefined {
+  lookup(key: string, headers: HeaderView, now = Date.now()): CacheEntry | undefined {
     const r = this.#map.get(key);
     if (r === undefined) return undefined;
     let slot: Slot | undefined;

@@ -17,10 +17,10 @@
  *
  * @module
  */
-import type { Handler, RequestContext, Wrapper } from "../context/mod.ts";
+import type { Handler, HitAnswer, RequestContext, RequestView, Wrapper } from "../context/mod.ts";
 import { counter, gauge, type MetricFamily, type StatsSource } from "../stats/metric.ts";
 import { type RedisHandle, subscriberOf } from "../redis/mod.ts";
-import { CacheEngine, storageTtl } from "./cache.ts";
+import { CacheEngine, type FreshHit, storageTtl } from "./cache.ts";
 import { MemoryStore } from "./memory.ts";
 import type { CacheStore, FetchClaims } from "./store.ts";
 import { RedisStore } from "./redis_store.ts";
@@ -28,7 +28,7 @@ import { TieredStore } from "./tiered.ts";
 import type { Heuristic } from "./policy.ts";
 
 export { purgeRoutes } from "./purge.ts";
-export { cacheKey } from "./cache.ts";
+export { cacheKey, type FreshHit } from "./cache.ts";
 export {
   CACHE_HEURISTICS,
   type CacheHeuristic,
@@ -98,6 +98,14 @@ export interface Cache extends StatsSource {
    * it only after those or where they do not apply.
    */
   serveHit(req: Request, ctx: RequestContext): Response | undefined;
+  /** The fresh in-memory entry for a plain GET/HEAD, counting nothing; see `answerHit`. */
+  freshHit(req: RequestView, ctx: Pick<RequestContext, "target">): FreshHit | undefined;
+  /**
+   * `serveHit` for a listener that writes the answer itself: the same hit,
+   * counted the same, as a head template and body; undefined (nothing
+   * counted) when only a Response can answer it (a conditional request).
+   */
+  answerHit(hit: FreshHit, req: RequestView, ctx: RequestContext): HitAnswer | undefined;
   /** Drops stored responses for an effective request URL (all its variants). */
   invalidate(url: string): Promise<void>;
   /** Purges by exact URL, URL prefix, or everything under the prefix; returns keys removed. */
@@ -220,6 +228,8 @@ export async function createCache(options: CacheOptions): Promise<Cache> {
     backendName,
     wrap: engine.wrap,
     serveHit: engine.serveHit,
+    freshHit: engine.freshHit,
+    answerHit: engine.answerHit,
     invalidate(url) {
       engine.invalidate(normalizeUrl(url));
       return engine.settle();
@@ -268,6 +278,8 @@ function offCache(): Cache {
     backendName: "off",
     wrap: (next: Handler) => next,
     serveHit: () => undefined,
+    freshHit: () => undefined,
+    answerHit: () => undefined,
     invalidate: () => Promise.resolve(),
     purge: () => Promise.resolve(0),
     status: () => "off",

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import type { HeaderView } from "../context/mod.ts";
 import type { CacheEntry } from "./entry.ts";
 
 /**
@@ -28,7 +29,7 @@ export interface CacheStore {
    * The same as `get`, synchronously, for a store that answers without I/O (the
    * in-process LRU). The nearest store's `lookup` is the fresh-hit fast path.
    */
-  lookup?(key: string, requestHeaders: Headers, now?: number): CacheEntry | undefined;
+  lookup?(key: string, requestHeaders: HeaderView, now?: number): CacheEntry | undefined;
   /** The variant stored under `key` that matches these request headers, if any. */
   get(key: string, requestHeaders: Headers): Promise<CacheEntry | undefined>;
   /** Stores a variant for `ttlSec` seconds (replacing variants with other Vary names). */

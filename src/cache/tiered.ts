@@ -13,6 +13,7 @@
  *
  * @module
  */
+import type { HeaderView } from "../context/mod.ts";
 import type { Cluster, Redis } from "ioredis";
 import type { CacheEntry } from "./entry.ts";
 import type { CacheStore } from "./store.ts";
@@ -88,7 +89,7 @@ export class TieredStore implements CacheStore {
   }
 
   /** The nearest tier only, synchronously (the hit path); undefined when it cannot answer so. */
-  lookup(key: string, headers: Headers, now?: number): CacheEntry | undefined {
+  lookup(key: string, headers: HeaderView, now?: number): CacheEntry | undefined {
     return this.#near.lookup?.(key, headers, now);
   }
 

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import type { HeaderView } from "../context/mod.ts";
 
 /** Parsed Vary names, lower case, sorted, unique; `["*"]` for Vary: *. */
 export function parseVary(value: string | null): string[] {
@@ -63,7 +64,10 @@ export function normalizeField(name: string, value: string | null): string {
  * The secondary key of a request for the given Vary names ("" when there are
  * none). Returns `null` for `Vary: *`, which never matches.
  */
-export function secondaryKey(names: readonly string[], headers: Headers): string | null {
+export function secondaryKey(
+  names: readonly string[],
+  headers: Pick<HeaderView, "get">,
+): string | null {
   if (names.length === 0) return "";
   if (names[0] === "*") return null;
   if (names.length === 1) {

@@ -77,6 +77,61 @@ export interface RequestContext {
   upgraded?: RawUpgrade;
 }
 
+/**
+ * The header fields of a request as the request filters and the cache read
+ * them: a `Headers`, or the listener's own parsed list on its hit path. Names
+ * are asked in lower case; repeated fields read as one value joined with ", "
+ * (as `Headers` does), and `forEach` visits them combined, sorted by name.
+ */
+export interface HeaderView {
+  get(name: string): string | null;
+  has(name: string): boolean;
+  forEach(callback: (value: string, name: string) => void): void;
+}
+
+/**
+ * What the request filters, the cache's fresh-hit check and the bookkeeping
+ * read of a request: a Web `Request` satisfies it, and so does the
+ * listener's view of a parsed head, which answers a plain hit without
+ * building one. `url` is the serialised effective request URL (`new URL(…).href`).
+ */
+export interface RequestView {
+  readonly method: string;
+  readonly url: string;
+  readonly headers: HeaderView;
+  readonly body: ReadableStream<Uint8Array> | null;
+}
+
+/** A fresh cache hit the listener writes itself: no Response is built for it. */
+export interface HitAnswer {
+  readonly status: number;
+  /** The Content-Length the response carries (a HEAD's too). */
+  readonly contentLength: number;
+  /** The body written after the head; null for HEAD. */
+  readonly body: Uint8Array | null;
+  /** The response's Age value. */
+  readonly age: string;
+  /** The entry's head, serialised once (HeadTemplate in src/server/http1/response.ts). */
+  readonly template: { render(age: string, requestId: string, keepAlive: boolean): string };
+}
+
+/** A response as the listener writes it: the head (with its blank line, latin1) and the body. */
+export interface WireAnswer {
+  readonly head: string;
+  readonly body: Uint8Array | null;
+}
+
+/**
+ * The listener's hit path: a plain GET/HEAD the app can answer from memory
+ * without a Request or a Response, after every check it would run for the
+ * Request. Undefined: serve it the usual way (nothing was counted).
+ */
+export type HitFetch = (
+  req: RequestView,
+  conn: ConnInfo,
+  keepAlive: boolean,
+) => WireAnswer | undefined;
+
 /** One phase of the proxied request: everything after the request filters. */
 export type Handler = (req: Request, ctx: RequestContext) => Promise<Response>;
 

@@ -7,7 +7,13 @@
  *
  * @module
  */
-import type { ConnInfo, RequestContext, RequestKind } from "../context/mod.ts";
+import type {
+  ConnInfo,
+  HitAnswer,
+  RequestContext,
+  RequestKind,
+  RequestView,
+} from "../context/mod.ts";
 import { UpstreamError } from "../forward/errors.ts";
 import type { AccessLog } from "../log/access.ts";
 import type { logger } from "../log/mod.ts";
@@ -32,11 +38,22 @@ export interface BookkeepingOptions {
 export interface Bookkeeping {
   /** The context of a request the listener just handed over. */
   /** `uncounted`: the caller counts it later with `begin` (or never: the dashboard's poll). */
-  contextOf(req: Request, conn: ConnInfo, kind: RequestKind, uncounted?: boolean): RequestContext;
+  contextOf(
+    req: RequestView,
+    conn: ConnInfo,
+    kind: RequestKind,
+    uncounted?: boolean,
+  ): RequestContext;
   /** Counts a request whose context was made without (the admin surface, after the monitor check). */
-  begin(req: Request): void;
+  begin(req: RequestView): void;
   /** X-Request-Id, stats and the access-log line once the response is known; may wrap the body to count it. */
   finish(req: Request, res: Response, ctx: RequestContext): Response;
+  /**
+   * `finish` for a hit the listener writes itself (the context made
+   * uncounted): counts the request and its answer, writes the access-log
+   * line, and returns the head with this request's X-Request-Id.
+   */
+  finishHit(req: RequestView, answer: HitAnswer, ctx: RequestContext, keepAlive: boolean): string;
   /** The answer to an error a phase threw. */
   errorResponse(err: unknown, ctx: RequestContext): Response;
 }
@@ -56,7 +73,7 @@ export function createBookkeeping(o: BookkeepingOptions): Bookkeeping {
   const { stats, accessLog, log, trusted, instance } = o;
   let sequence = 0;
 
-  const idOf = (req: Request, conn: ConnInfo): string => {
+  const idOf = (req: RequestView, conn: ConnInfo): string => {
     if (trusted.length > 0) {
       const given = req.headers.get("x-request-id");
       if (given !== null && REQUEST_ID.test(given) && isTrustedPeer(conn.remoteAddr, trusted)) {
@@ -65,6 +82,38 @@ export function createBookkeeping(o: BookkeepingOptions): Bookkeeping {
     }
     return `${instance}-${(++sequence).toString(36)}`;
   };
+
+  /** The access-log line of one answered request; undefined when ACCESS_LOG is off. */
+  const logLine = accessLog && ((
+    req: RequestView,
+    status: number,
+    length: string | null,
+    ctx: RequestContext,
+    ms: number,
+  ) => {
+    const target = ctx.conn.form === "absolute" ? req.url : pathOf(req.url);
+    const durationMs = Math.round(ms * 1000) / 1000;
+    const cache = ctx.cacheStatus ?? "-";
+    const backend = ctx.backend ?? "-";
+    // The line is built here, not as a template: LogTape would quote every string value.
+    accessLog.info(
+      `${ctx.clientIp} ${req.method} ${target} ${status} ${
+        length ?? "-"
+      } ${durationMs}ms ${cache} ${backend} ${ctx.id}`,
+      {
+        id: ctx.id,
+        clientIp: ctx.clientIp,
+        method: req.method,
+        target,
+        status,
+        bytes: length === null ? null : Number(length),
+        durationMs,
+        cache,
+        backend,
+        userAgent: req.headers.get("user-agent") ?? "",
+      },
+    );
+  });
 
   return {
     contextOf(req, conn, kind, uncounted) {
@@ -102,31 +151,17 @@ export function createBookkeeping(o: BookkeepingOptions): Bookkeeping {
       else if (res.body && req.method !== "HEAD") {
         res = countBody(res, (n) => stats.bytesTransferred += n);
       }
-      if (accessLog) {
-        const target = ctx.conn.form === "absolute" ? req.url : pathOf(req.url);
-        const durationMs = Math.round(ms * 1000) / 1000;
-        const cache = ctx.cacheStatus ?? "-";
-        const backend = ctx.backend ?? "-";
-        // The line is built here, not as a template: LogTape would quote every string value.
-        accessLog.info(
-          `${ctx.clientIp} ${req.method} ${target} ${res.status} ${
-            length ?? "-"
-          } ${durationMs}ms ${cache} ${backend} ${ctx.id}`,
-          {
-            id: ctx.id,
-            clientIp: ctx.clientIp,
-            method: req.method,
-            target,
-            status: res.status,
-            bytes: length === null ? null : Number(length),
-            durationMs,
-            cache,
-            backend,
-            userAgent: req.headers.get("user-agent") ?? "",
-          },
-        );
-      }
+      logLine?.(req, res.status, length, ctx, ms);
       return res;
+    },
+
+    finishHit(req, answer, ctx, keepAlive) {
+      stats.begin(req.method);
+      const ms = performance.now() - ctx.startedAt;
+      stats.end(answer.status, ms);
+      stats.bytesTransferred += answer.contentLength;
+      logLine?.(req, answer.status, String(answer.contentLength), ctx, ms);
+      return answer.template.render(answer.age, ctx.id, keepAlive);
     },
 
     errorResponse(err, ctx) {

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { ConnInfo, RequestContext } from "../context/mod.ts";
+import type { ConnInfo, HitFetch, RequestContext } from "../context/mod.ts";
 import type { Refusal, TunnelRequest } from "../server/tunnel.ts";
 import type { RawUpgrade } from "../server/types.ts";
 import { type Bookkeeping, pathOf } from "./bookkeeping.ts";
@@ -29,6 +29,12 @@ export interface EntryOptions {
 
 export interface EntryPoints {
   fetch(req: Request, conn: ConnInfo): Response | Promise<Response>;
+  /**
+   * `fetch` for a plain fresh hit, without a Request or a Response: the same
+   * routing, phases and bookkeeping, or undefined (nothing counted) for
+   * anything `fetch` must answer.
+   */
+  hit: HitFetch;
   upgrade(req: Request, conn: ConnInfo): Promise<RawUpgrade | Response>;
   admitTunnel(req: TunnelRequest): Promise<Refusal | undefined>;
 }
@@ -80,6 +86,23 @@ export function entryPoints(o: EntryOptions): EntryPoints {
       // A fresh hit comes back as a Response, not a promise: answered without a microtask.
       if (out instanceof Response) return book.finish(req, out, ctx);
       return settle(book, req, ctx, out);
+    },
+    hit(req, conn, keepAlive) {
+      // The same routing as fetch: a gateway's absolute-form request is origin-form; the admin
+      // surface and PURGE are fetch's.
+      if (!forwardProxying && conn.form === "absolute") conn = { ...conn, form: "origin" };
+      if (conn.form !== "origin" || req.method === "PURGE" || isAdminPath(pathOf(req.url))) {
+        return undefined;
+      }
+      const { pipeline, book } = live();
+      const fresh = pipeline.freshHit(req);
+      if (fresh === undefined) return undefined;
+      // Counted by finishHit once the hit is certain: a request that goes on to fetch is
+      // counted there.
+      const ctx = book.contextOf(req, conn, "http", true);
+      const answer = pipeline.answerHit(req, ctx, fresh);
+      if (answer === undefined) return undefined;
+      return { head: book.finishHit(req, answer, ctx, keepAlive), body: answer.body };
     },
     upgrade,
     admitTunnel(t) {

@@ -26,7 +26,15 @@
  *
  * @module
  */
-import type { Handler, RequestContext, RequestKind, Wrapper } from "../context/mod.ts";
+import type { FreshHit } from "../cache/mod.ts";
+import type {
+  Handler,
+  HitAnswer,
+  RequestContext,
+  RequestKind,
+  RequestView,
+  Wrapper,
+} from "../context/mod.ts";
 
 export type { RequestKind } from "../context/mod.ts";
 
@@ -81,9 +89,13 @@ export interface PhaseImpl {
    * synchronously; the wrapper is then skipped. When it answers false the
    * wrapper runs next, so it must not count what the wrapper will count.
    */
-  readonly passes?: (req: Request, ctx: RequestContext) => boolean;
+  readonly passes?: (req: RequestView, ctx: RequestContext) => boolean;
   /** The cache only: a fresh in-memory hit answered synchronously, else undefined. */
   readonly hit?: (req: Request, ctx: RequestContext) => Response | undefined;
+  /** The cache only: the fresh in-memory entry for a plain GET/HEAD, counting nothing. */
+  readonly fresh?: (req: RequestView, ctx: Pick<RequestContext, "target">) => FreshHit | undefined;
+  /** The cache only: `hit` without a Response, for the listener's hit path (see `Pipeline.answerHit`). */
+  readonly answer?: (hit: FreshHit, req: RequestView, ctx: RequestContext) => HitAnswer | undefined;
 }
 
 /** The phases this configuration runs; a phase that is off is absent (or undefined). */
@@ -93,6 +105,19 @@ export type PhaseSet = Partial<Record<PhaseName, PhaseImpl | undefined>>;
 export interface Pipeline {
   /** `http` and `hit` requests: the fast path when every request filter passes, else the full chain. */
   http(req: Request, ctx: RequestContext): Response | Promise<Response>;
+  /**
+   * The listener's hit path, step one: the fresh in-memory entry a plain
+   * GET/HEAD would be answered with if every request filter passes; counts
+   * nothing (a miss costs one lookup, then the request goes the usual way).
+   */
+  freshHit(req: RequestView): FreshHit | undefined;
+  /**
+   * Step two: `http`'s fast path for that entry without a Request or a
+   * Response — every request filter's `passes`, in order, then the cache's
+   * answer. Undefined (nothing counted) when `http` would do anything else:
+   * a filter that does not pass, a conditional request.
+   */
+  answerHit(req: RequestView, ctx: RequestContext, fresh: FreshHit): HitAnswer | undefined;
   /** `upgrade` requests; the route leaves a raw upgrade in `ctx.upgraded`. */
   upgrade: Handler;
   /** `connect` requests: resolves to {@linkcode ADMITTED} when the tunnel may open, else the refusal. */
@@ -158,7 +183,7 @@ export function buildPipeline(phases: PhaseSet): Pipeline {
   checkPhaseList();
   // The request filters this configuration runs (they apply to http and hit alike), and for
   // each the chain from it on: a request whose filters passed up to it continues there.
-  const passes: ((req: Request, ctx: RequestContext) => boolean)[] = [];
+  const passes: ((req: RequestView, ctx: RequestContext) => boolean)[] = [];
   const from: Handler[] = [];
   for (let i = 0; i < CACHE_AT; i++) {
     const decl: PhaseDeclaration = PHASES[i];
@@ -171,6 +196,9 @@ export function buildPipeline(phases: PhaseSet): Pipeline {
   const n = passes.length;
   const fromCache = chainOf(phases, "http", unrouted, CACHE_AT);
   const hit = phases.cache?.hit;
+  const fresh = phases.cache?.fresh;
+  const answer = phases.cache?.answer;
+  const noTarget = {} as const;
 
   const plan = {} as Record<RequestKind, PhaseName[]>;
   for (const kind of KINDS) {
@@ -190,6 +218,15 @@ export function buildPipeline(phases: PhaseSet): Pipeline {
         if (res !== undefined) return res;
       }
       return fromCache(req, ctx);
+    },
+    freshHit(req) {
+      // Before the filters no phase has set `ctx.target`: an origin-form request's key is its URL.
+      return fresh?.(req, noTarget);
+    },
+    answerHit(req, ctx, found) {
+      if (answer === undefined || ctx.target !== undefined) return undefined;
+      for (let i = 0; i < n; i++) if (!passes[i](req, ctx)) return undefined;
+      return answer(found, req, ctx);
     },
     upgrade: chainOf(phases, "upgrade", unrouted),
     connect: chainOf(phases, "connect", admitted),

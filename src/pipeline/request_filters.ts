@@ -7,35 +7,26 @@
  *
  * @module
  */
-import type { Handler, RequestContext, Wrapper } from "../context/mod.ts";
+import type { Handler, RequestContext, RequestView, Wrapper } from "../context/mod.ts";
 import { blockedResponse, type Filter } from "../filter/mod.ts";
 import type { RateLimiter } from "../ratelimit/mod.ts";
 import { plainText } from "../respond/mod.ts";
 import {
   bodyLimitPhase,
+  hygieneCheck,
   type ProxyAuth,
   type RequestHygieneOptions,
-  requestHygienePhase,
 } from "../security/mod.ts";
 import type { PhaseImpl } from "./phases.ts";
 
-/** Marker a probe's `next` returns: a wrapper that hands it back passed the request on unchanged. */
-const PROBE = Promise.resolve(new Response(null));
-const probeNext: Handler = () => PROBE;
-
-/**
- * `passes` for a wrapper that is synchronous and free of side effects until it
- * calls `next`: run it with a marker `next` and see whether the marker came back.
- */
-function probe(wrap: Wrapper): (req: Request, ctx: RequestContext) => boolean {
-  const probed = wrap(probeNext);
-  return (req, ctx) => probed(req, ctx) === PROBE;
-}
-
 /** Header count/size (431), two Host fields and ambiguous framing (400). */
 export function hygiene(options: RequestHygieneOptions): PhaseImpl {
-  const wrap = requestHygienePhase(options);
-  return { wrap, passes: probe(wrap) };
+  const refusalOf = hygieneCheck(options);
+  const wrap: Wrapper = (next) => (req, ctx) => {
+    const refusal = refusalOf(req.headers);
+    return refusal ? Promise.resolve(refusal) : next(req, ctx);
+  };
+  return { wrap, passes: (req) => refusalOf(req.headers) === undefined };
 }
 
 /**
@@ -95,7 +86,7 @@ export function hostAndPath(url: string): { host: string; path: string } {
 
 /** Blocklists: 403 naming the category and rule, before anything reaches the network. */
 export function filter(f: Filter): PhaseImpl {
-  const verdict = (req: Request, ctx: RequestContext) => {
+  const verdict = (req: RequestView, ctx: RequestContext) => {
     const { host, path } = hostAndPath(ctx.target?.href ?? req.url);
     return f.peek(host, path);
   };

@@ -20,7 +20,7 @@ import type { PhaseImpl } from "./phases.ts";
 /** The cache lookup; off when CACHE_BACKEND=off. */
 export function cachePhase(cache: Cache): PhaseImpl | undefined {
   if (cache.backendName === "off") return undefined;
-  return { wrap: cache.wrap, hit: cache.serveHit };
+  return { wrap: cache.wrap, hit: cache.serveHit, fresh: cache.freshHit, answer: cache.answerHit };
 }
 
 /** The authority of a serialised http(s) URL ("host:port" as written), without `new URL`. */

@@ -62,6 +62,7 @@ export {
   DEFAULT_MAX_BODY_SIZE,
   DEFAULT_MAX_HEADER_COUNT,
   DEFAULT_MAX_HEADER_SIZE,
+  hygieneCheck,
   limitStream,
   type RequestHygieneOptions,
   requestHygienePhase,

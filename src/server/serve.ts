@@ -229,6 +229,7 @@ async function listenInstance(
 
   const serverConfig: ServerConfig = {
     app: proxy.fetch,
+    hit: proxy.hit,
     upgrade: (req, conn) => proxy.upgrade(req, conn),
     // CONNECT is for forward proxying: a gateway answers it 405.
     tunnel: mode === "reverse" ? undefined : {

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import type { ConnInfo, TargetForm } from "../../context/mod.ts";
+import type { ConnInfo, HitFetch, TargetForm, WireAnswer } from "../../context/mod.ts";
 import type { ProxyStats } from "../../stats/mod.ts";
 import { relayUpgrade } from "../upgrade.ts";
 import { handleConnect, normalizeIp, type TunnelOptions } from "../tunnel.ts";
@@ -44,12 +44,19 @@ import {
   type RequestHead,
 } from "./head.ts";
 import { ConnReader } from "./reader.ts";
-import { encodeHead, plainResponse, STATUS_TEXT, writeResponse } from "./response.ts";
+import { HeadView, serialisedUrl } from "./request_view.ts";
+import { encodeHead, plainResponse, SMALL_BODY, STATUS_TEXT, writeResponse } from "./response.ts";
 import type { Sweeper, Swept } from "./sweeper.ts";
 
 /** Everything a connection needs from its server. */
 export interface ServerConfig {
   app: AppFetch;
+  /**
+   * Plain GET/HEAD requests without a body are offered here first: a fresh
+   * cache hit is answered without building a Request or a Response. Undefined
+   * from it: the request goes to `app` as usual.
+   */
+  hit?: HitFetch;
   /** Upgrade requests; none: 501. */
   upgrade?: UpgradeFetch;
   /** CONNECT tunnels; none (reverse-only): 405. */
@@ -196,7 +203,7 @@ export class Connection implements Swept {
   }
 
   /** What the app learns about the connection a request (or upgrade) came in on. */
-  #connInfo(form: TargetForm, completed: Promise<void>): ConnInfo {
+  #connInfo(form: TargetForm, completed?: Promise<void>): ConnInfo {
     return {
       remoteAddr: this.#remoteAddr,
       remotePort: this.#info.remotePort,
@@ -280,6 +287,25 @@ export class Connection implements Swept {
           form === "origin" && !this.#info.authority ? "origin" : form,
         );
         return;
+      }
+
+      if (
+        c.hit !== undefined && !head.chunked && head.contentLength <= 0 &&
+        (head.method === "GET" || head.method === "HEAD")
+      ) {
+        const wire = this.#hit(c.hit, head, url, form, keepAlive);
+        if (wire !== undefined) {
+          this.#responseStarted = true;
+          const body = wire.body;
+          const ok = body === null || body.length <= SMALL_BODY
+            ? await this.#write(encodeHead(wire.head, body ?? undefined))
+            : (await this.#write(encodeHead(wire.head))) && (await this.#write(body));
+          this.#responseStarted = false;
+          if (!ok || !keepAlive || this.server.closing) return this.close();
+          if (this.#isClosed()) return;
+          this.#idle();
+          continue;
+        }
       }
 
       // The body: whole when small (the app, admission and upstream never wait on the client),
@@ -387,9 +413,33 @@ export class Connection implements Swept {
       }
       if (!result.ok || !result.keepAlive || this.server.closing) return this.close();
       if (this.#isClosed()) return;
-      this.#phase = Phase.Idle;
-      this.#headStarted = false;
-      this.#deadline = Date.now() + c.keepAliveTimeoutMs;
+      this.#idle();
+    }
+  }
+
+  /** Between requests on a kept-alive connection: KEEPALIVE_TIMEOUT runs. */
+  #idle(): void {
+    this.#phase = Phase.Idle;
+    this.#headStarted = false;
+    this.#deadline = Date.now() + this.server.config.keepAliveTimeoutMs;
+  }
+
+  /** The app's answer on its hit path, or undefined: then the request goes the Request way. */
+  #hit(
+    hit: HitFetch,
+    head: RequestHead,
+    url: string,
+    form: TargetForm,
+    keepAlive: boolean,
+  ): WireAnswer | undefined {
+    const href = serialisedUrl(url);
+    if (href === undefined) return undefined;
+    try {
+      return hit(new HeadView(head, href), this.#connInfo(form), keepAlive);
+    } catch (err) {
+      // Nothing is written yet: the app's usual path answers (and reports) whatever this was.
+      this.server.config.onError?.(err);
+      return undefined;
     }
   }
 

@@ -95,6 +95,80 @@ export function encodeHead(head: string, body?: Uint8Array, crlfAfter = false): 
   return out;
 }
 
+/**
+ * A header field as written to the client: "" for the fields the server
+ * frames itself (hop-by-hop fields, a Content-Length that is not a number).
+ */
+function fieldLine(name: string, value: string): string {
+  switch (name) {
+    case "content-length": {
+      const n = Number(value);
+      if (value === "" || !Number.isSafeInteger(n) || n < 0) return "";
+      break;
+    }
+    case "connection":
+    case "keep-alive":
+    case "transfer-encoding":
+    case "proxy-connection":
+      return "";
+  }
+  return name + ": " + value + "\r\n";
+}
+
+/** The status line {@linkcode writeResponse} writes. */
+function statusLine(status: number, statusText: string): string {
+  return "HTTP/1.1 " + status + " " + (statusText || STATUS_TEXT[status] || "") + "\r\n";
+}
+
+/**
+ * A response head serialised once, exactly as {@linkcode writeResponse}
+ * writes a Response with these status and headers plus an `age` and an
+ * `x-request-id` field (sorted by name, repeats combined, hop-by-hop fields
+ * dropped, Date added when missing): only those two values and the
+ * connection's fate are filled in per response. For a cache entry answered
+ * many times: the fields are walked once at store time, not per hit.
+ */
+export class HeadTemplate {
+  /** Status line and the fields sorted before `age`. */
+  readonly #beforeAge: string;
+  /** Fields between `age` and `x-request-id`. */
+  readonly #beforeId: string;
+  /** Fields after `x-request-id`. */
+  readonly #rest: string;
+  readonly #hasDate: boolean;
+
+  private constructor(beforeAge: string, beforeId: string, rest: string, hasDate: boolean) {
+    this.#beforeAge = beforeAge;
+    this.#beforeId = beforeId;
+    this.#rest = rest;
+    this.#hasDate = hasDate;
+  }
+
+  /**
+   * The template of a response with `headers`; undefined when they carry an
+   * `age` (appending another would combine the two, which a slot cannot say).
+   * A stored `x-request-id` is replaced by the slot, as setting it would.
+   */
+  static of(status: number, headers: Headers): HeadTemplate | undefined {
+    if (headers.has("age")) return undefined;
+    const parts = [statusLine(status, ""), "", ""];
+    let date = false;
+    headers.forEach((value, name) => {
+      if (name === "x-request-id") return;
+      if (name === "date") date = true;
+      parts[name < "age" ? 0 : name < "x-request-id" ? 1 : 2] += fieldLine(name, value);
+    });
+    return new HeadTemplate(parts[0], parts[1], parts[2], date);
+  }
+
+  /** The head (with its blank line) for these values; a latin1 string for {@linkcode encodeHead}. */
+  render(age: string, requestId: string, keepAlive: boolean): string {
+    return this.#beforeAge + "age: " + age + "\r\n" + this.#beforeId + "x-request-id: " +
+      requestId + "\r\n" + this.#rest + (this.#hasDate ? "" : "date: " + httpDate() + "\r\n") +
+      (keepAlive ? "\r\n" : "connection: close\r\n\r\n");
+  }
+}
+
 /** How the server writes to the client (with its own timeouts and byte counts). */
 export interface ResponseSink {
   /** Writes every byte of `p`; false when the client is gone. */
@@ -127,29 +201,16 @@ export async function writeResponse(
 ): Promise<WriteResult> {
   const status = res.status;
   let keepAlive = o.keepAlive;
-  let head = "HTTP/1.1 " + status + " " + (res.statusText || STATUS_TEXT[status] || "") +
-    "\r\n";
+  let head = statusLine(status, res.statusText);
   let length = -1;
   let date = false;
   // forEach, not for…of: Deno's Headers iterator costs several times more per response.
   res.headers.forEach((value, name) => {
-    switch (name) {
-      case "content-length": {
-        const n = Number(value);
-        if (value === "" || !Number.isSafeInteger(n) || n < 0) return;
-        length = n;
-        break;
-      }
-      case "connection":
-      case "keep-alive":
-      case "transfer-encoding":
-      case "proxy-connection":
-        return;
-      case "date":
-        date = true;
-        break;
-    }
-    head += name + ": " + value + "\r\n";
+    const line = fieldLine(name, value);
+    if (line === "") return;
+    if (name === "content-length") length = Number(value);
+    else if (name === "date") date = true;
+    head += line;
   });
   if (!date) head += "date: " + httpDate() + "\r\n";
   const body = res.body;
