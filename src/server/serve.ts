@@ -98,9 +98,9 @@ export async function runServe(args: string[]): Promise<number> {
   // a SIGHUP or SIGTERM in the gap before the rest is up must not kill the process (exit 129).
   const stopped = Promise.withResolvers<void>();
   const stop = () => stopped.resolve();
-  let reloadAll: (() => void) | undefined;
-  let reloadPending = false;
-  const hup = () => reloadAll ? reloadAll() : (reloadPending = true);
+  // A SIGHUP during start-up waits for it to finish, then reloads.
+  const reloadAll = Promise.withResolvers<() => void>();
+  const hup = () => void reloadAll.promise.then((reload) => reload());
   const signals = (on: boolean) => {
     const change = (signal: Deno.Signal, handler: () => void) =>
       on ? Deno.addSignalListener(signal, handler) : Deno.removeSignalListener(signal, handler);
@@ -158,11 +158,10 @@ export async function runServe(args: string[]): Promise<number> {
 
   // The configuration: thread 0 passes the reload on to every thread (src/threads/fanout.ts);
   // the certificates: each thread's listener reads them again.
-  reloadAll = () => {
+  reloadAll.resolve(() => {
     instance.reload();
     for (const w of workers) w.reloadCertificate();
-  };
-  if (reloadPending) reloadAll();
+  });
 
   await stopped.promise;
   log.info("shutting down: draining in-flight requests (up to {ms} ms)", {
