@@ -52,16 +52,17 @@ Deno.test("proxy auth: 407 without credentials, never forwarded, users reloaded 
     assert.equal(health.status, 200);
     await health.body?.cancel();
 
-    // Each serving thread logs one line per reload (applied or refused). The checks after a
-    // SIGHUP wait until every thread logged it, so they run after the reload, never before.
+    // Each serving thread logs one line per applied reload; a refused one is refused by thread 0,
+    // which then asks no other thread (src/threads/fanout.ts), so it is one line. The checks after
+    // a SIGHUP wait until those lines are out, so they run after the reload, never before.
     const threads = Number(proxy.output().match(/, (\d+) threads/)?.[1] ?? 1);
     const reloadLines = () =>
       proxy.output().split("\n").filter((l) => /"message":"(reloaded"|reload failed)/.test(l));
-    const sighup = async () => {
+    const sighup = async (lines: number) => {
       const before = reloadLines().length;
       proxy.process.kill("SIGHUP");
       const deadline = Date.now() + 20_000;
-      while (reloadLines().length < before + threads) {
+      while (reloadLines().length < before + lines) {
         if (Date.now() > deadline) throw new Error(`SIGHUP did not reload:\n${proxy.output()}`);
         await new Promise((r) => setTimeout(r, 50));
       }
@@ -70,7 +71,7 @@ Deno.test("proxy auth: 407 without credentials, never forwarded, users reloaded 
 
     // New password on disk; SIGHUP makes it effective at once (the 60 s login cache is dropped).
     await Deno.writeTextFile(users, `alice:${bcrypt.hashSync("looking-glass", 4)}\n`);
-    const applied = await sighup();
+    const applied = await sighup(threads);
     assert.ok(applied.every((l) => l.includes('"message":"reloaded"')), applied.join("\n"));
     for (let i = 0; i < 4; i++) { // new connections each time: every thread gets asked
       assert.equal((await through("alice", "wonderland")).status, 407);
@@ -79,7 +80,7 @@ Deno.test("proxy auth: 407 without credentials, never forwarded, users reloaded 
 
     // A broken file on reload keeps the users the proxy has, and the proxy keeps running.
     await Deno.writeTextFile(users, "alice:plain-text-password\n");
-    const refused = await sighup();
+    const refused = await sighup(1);
     assert.ok(refused.every((l) => l.includes("reload refused")), refused.join("\n"));
     assert.match(refused.join("\n"), /plain-text or unsupported password/);
     for (let i = 0; i < 4; i++) {
