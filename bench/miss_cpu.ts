@@ -7,12 +7,16 @@
  *
  *   deno run -A bench/miss_cpu.ts                       # every group
  *   deno run -A bench/miss_cpu.ts --only reverse --rounds 5 --duration 3
+ *   deno run -A bench/miss_cpu.ts --baseline /tmp/before   # + the proxy of another checkout
  *
  * Groups: `reverse` (1 KiB misses, cache off: the floor program of
  * bench/floors/miss.ts, this proxy, nginx proxy_pass), `store` (every
  * request a new cacheable URL: this proxy storing into its memory cache,
  * nginx proxy_cache), `forward` (absolute-form GETs: this proxy in forward
- * mode, Squid). Peers missing from PATH are left out.
+ * mode, Squid). Peers missing from PATH are left out. `--baseline DIR` adds
+ * each proxy row once more, run from the checkout in DIR (e.g. `git archive`
+ * of the commit before a change): before and after in the same alternating
+ * rounds, which a loaded machine needs.
  *
  * @module
  */
@@ -95,12 +99,19 @@ const { values } = parseArgs({
     only: { type: "string", multiple: true },
     rounds: { type: "string", default: "3" },
     duration: { type: "string", default: "3" },
+    baseline: { type: "string" },
   },
 });
 const groups = new Set(values.only?.length ? values.only : ["reverse", "store", "forward"]);
 const rounds = Number(values.rounds);
 const duration = Number(values.duration);
 const tmp = await Deno.makeTempDir({ prefix: "miss-cpu-" });
+const baseline = values.baseline?.replace(/\/$/, "");
+/** The checkouts whose proxy is measured: this one, and the baseline's when given. */
+const roots: [string, string][] = [
+  ["", ROOT],
+  ...(baseline ? [[" (baseline)", baseline]] as [string, string][] : []),
+];
 const started: Proc[] = [];
 const rows: Row[] = [];
 
@@ -142,7 +153,13 @@ try {
           readyPort: port,
         }),
     );
-    await add("reverse", "proxy", (port) => startProxy(ROOT, "proxy", port, proxyEnv(port, o.url)));
+    for (const [suffix, root] of roots) {
+      await add(
+        "reverse",
+        "proxy" + suffix,
+        (port) => startProxy(root, "proxy", port, proxyEnv(port, o.url)),
+      );
+    }
     if (has("nginx")) {
       await add(
         "reverse",
@@ -153,13 +170,15 @@ try {
     }
   }
   if (groups.has("store")) {
-    await add(
-      "store",
-      "proxy (memory)",
-      (port) =>
-        startProxy(ROOT, "proxy", port, { ...proxyEnv(port, o.url), CACHE_BACKEND: "memory" }),
-      UNIQUE_PATHS,
-    );
+    for (const [suffix, root] of roots) {
+      await add(
+        "store",
+        "proxy (memory)" + suffix,
+        (port) =>
+          startProxy(root, "proxy", port, { ...proxyEnv(port, o.url), CACHE_BACKEND: "memory" }),
+        UNIQUE_PATHS,
+      );
+    }
     if (has("nginx")) {
       await add(
         "store",
@@ -176,12 +195,14 @@ try {
     }
   }
   if (groups.has("forward")) {
-    await add(
-      "forward",
-      "proxy (forward)",
-      (port) => startProxy(ROOT, "proxy", port, forwardProxyEnv(port)),
-      forwardProxyPrelude(o.url + PATH),
-    );
+    for (const [suffix, root] of roots) {
+      await add(
+        "forward",
+        "proxy (forward)" + suffix,
+        (port) => startProxy(root, "proxy", port, forwardProxyEnv(port)),
+        forwardProxyPrelude(o.url + PATH),
+      );
+    }
     if (has("squid")) {
       await add(
         "forward",
@@ -241,6 +262,9 @@ try {
   ratio("proxy", "nginx");
   ratio("proxy (memory)", "nginx proxy_cache");
   ratio("proxy (forward)", "squid");
+  ratio("proxy", "proxy (baseline)");
+  ratio("proxy (memory)", "proxy (memory) (baseline)");
+  ratio("proxy (forward)", "proxy (forward) (baseline)");
 } finally {
   for (const p of started.reverse()) await p.stop();
   await Deno.remove(tmp, { recursive: true }).catch(() => {});
