@@ -2,14 +2,23 @@
  * reverse: requests/s and p99 of a 1 KiB response (`/bytes/1024` from the
  * test origin) served directly, through this proxy in reverse mode, through
  * nginx and HAProxy (one worker/thread, upstream keep-alive) and through two
- * well-known JavaScript reverse proxies on Node.
+ * well-known JavaScript reverse proxies on Node, and through the miss floor
+ * (bench/floors/miss.ts): a minimal app on the proxy's own listener with a
+ * minimal keep-alive client, what the runtime allows for a proxied request.
  *
  * @module
  */
 import { patternBytes } from "../../src/backend/mod.ts";
-import { compareTargets, ratiosAgainst, type Target, verifyBytes } from "../lib/compare.ts";
+import {
+  compareTargets,
+  onFreePort,
+  ratiosAgainst,
+  type Target,
+  verifyBytes,
+} from "../lib/compare.ts";
 import { REVERSE_PEERS } from "../lib/peers.ts";
-import { startOrigin } from "../lib/proxy.ts";
+import { startProcess } from "../lib/process.ts";
+import { type Origin, startOrigin } from "../lib/proxy.ts";
 import {
   caddyTarget,
   haproxyTarget,
@@ -22,11 +31,37 @@ import type { BenchContext, Scenario, ScenarioResult } from "../lib/types.ts";
 
 const PATH = "/bytes/1024";
 const EXPECTED = patternBytes(1024);
+const FLOOR = "floor (listener + minimal client)";
+
+/** The miss floor (bench/floors/miss.ts) on the proxy's listener, in front of `origin`. */
+function floorTarget(ctx: BenchContext, origin: Origin): Target {
+  return {
+    label: FLOOR,
+    start: onFreePort((port) =>
+      startProcess({
+        name: FLOOR,
+        cmd: Deno.execPath(),
+        args: [
+          "run",
+          "-A",
+          `${ctx.root}/bench/floors/miss.ts`,
+          "--port",
+          String(port),
+          "--origin",
+          origin.url,
+        ],
+        cwd: ctx.root,
+        readyPort: port,
+        readyText: /listening on /,
+      })
+    ),
+  };
+}
 
 export const scenario: Scenario = {
   name: "reverse",
   description:
-    "1 KiB responses via reverse proxy: backend direct, proxy, nginx, haproxy, caddy, JS peers",
+    "1 KiB responses via reverse proxy: backend direct, proxy, miss floor, nginx, haproxy, caddy, JS peers",
   async run(ctx: BenchContext): Promise<ScenarioResult> {
     ctx.log("starting the origin (src/backend)");
     const origin = await startOrigin(ctx.root);
@@ -36,6 +71,7 @@ export const scenario: Scenario = {
       originTarget(origin),
       proxyTarget(ctx, "proxy", origin),
       proxyTarget(ctx, "proxy (2 threads)", origin, { SERVE_THREADS: "2" }),
+      floorTarget(ctx, origin),
       nginxTarget(ctx, origin),
       haproxyTarget(ctx, origin),
       caddyTarget(ctx, origin),
@@ -46,7 +82,14 @@ export const scenario: Scenario = {
       path: PATH,
       verify: verifyBytes(PATH, EXPECTED),
     });
-    const others = ["nginx", "haproxy", "caddy", ...REVERSE_PEERS.map((p) => p.label), "backend"];
+    const others = [
+      "nginx",
+      FLOOR,
+      "haproxy",
+      "caddy",
+      ...REVERSE_PEERS.map((p) => p.label),
+      "backend",
+    ];
     return {
       rows,
       ratios: [

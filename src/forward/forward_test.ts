@@ -546,7 +546,9 @@ Deno.test("hop-by-hop headers are stripped both ways, including those named in C
   try {
     const req = new Request("http://x/p?q=1", {
       headers: {
-        connection: "keep-alive, X-Req-Hop",
+        // A named field sorting before "connection" and one after it.
+        connection: "keep-alive, X-Req-Hop, A-Req-Hop",
+        "a-req-hop": "secret",
         "x-req-hop": "secret",
         "keep-alive": "timeout=5",
         "proxy-connection": "keep-alive",
@@ -562,6 +564,7 @@ Deno.test("hop-by-hop headers are stripped both ways, including those named in C
     for (
       const h of [
         "connection",
+        "a-req-hop",
         "x-req-hop",
         "keep-alive",
         "proxy-connection",
