@@ -61,6 +61,30 @@ Deno.test("reverse mode: an idle keep-alive client does not hold up shutdown", a
   }
 });
 
+Deno.test("reverse mode: a connection that never sent a request does not hold up shutdown", async () => {
+  const backend = await startTestBackend("b");
+  const proxy = await startProxy({ env: { BACKEND_SERVERS: backend.url, SHUTDOWN_TIMEOUT: "20" } });
+  // One per serving thread and more: whichever thread accepted them, none may wait for a head.
+  const silent = await Promise.all(Array.from({ length: 4 }, () => openRaw(proxy.port)));
+  try {
+    // The connections are accepted (counted open) before the signal, not still in the backlog.
+    const deadline = Date.now() + 10_000;
+    while ((await proxy.stats()).client_connections < 5) {
+      assert.ok(Date.now() < deadline, "the silent connections were never accepted");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const started = Date.now();
+    const code = await proxy.signal("SIGTERM");
+    const ms = Date.now() - started;
+    assert.equal(code, 0, proxy.output());
+    assert.ok(ms < 5_000, `exit took ${ms} ms with SHUTDOWN_TIMEOUT=20 s and silent clients`);
+  } finally {
+    for (const c of silent) c.close();
+    await proxy.stop();
+    await backend.close();
+  }
+});
+
 Deno.test("reverse mode: requests still running after SHUTDOWN_TIMEOUT are cut and the proxy exits", async () => {
   const backend = await startTestBackend("b");
   const proxy = await startProxy({ env: { BACKEND_SERVERS: backend.url, SHUTDOWN_TIMEOUT: "1" } });

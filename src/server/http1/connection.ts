@@ -131,12 +131,15 @@ export class Connection implements Swept {
   }
 
   /**
-   * True between requests on a kept-alive connection: shutdown closes it at once. A new
-   * connection that has not sent its first request yet (a TLS handshake may be under way) is
-   * not idle: it is served, with `connection: close`, within HEADER_TIMEOUT.
+   * True when no request is under way: between requests on a kept-alive connection, or before
+   * the first byte of one. Shutdown closes such a connection at once (as nginx closes its
+   * reusable ones): a client that connected and sent nothing must not hold the process for
+   * HEADER_TIMEOUT, and one whose request crosses the close retries it like any idle keep-alive
+   * client would. A head begun is served, with `connection: close`.
    */
   get idle(): boolean {
-    return this.#phase === Phase.Idle;
+    return this.#phase === Phase.Idle ||
+      (this.#phase === Phase.Head && !this.#headStarted && this.#reader.buffered === 0);
   }
 
   #isClosed(): boolean {
