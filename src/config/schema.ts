@@ -168,6 +168,15 @@ export const SCHEMA = {
     description: "PEM private key file for TLS_CERT.",
     parser: text(),
   }),
+  http2: setting({
+    env: "HTTP2",
+    flag: "http2",
+    default: "on",
+    group: "server",
+    description:
+      "Offer HTTP/2 by ALPN on the TLS port (TLS_CERT); off: HTTP/1.1 only. Plain-text ports speak HTTP/1.1.",
+    parser: boolean(),
+  }),
   // ── backends ────────────────────────────────────────────────────────
   backends: setting({
     env: "BACKEND_SERVERS",

@@ -8,7 +8,7 @@
 import { ConfigError, loadConfig, type LoadedConfig, settingsHelp } from "../config/mod.ts";
 import { createProxy, type ThreadInfo } from "../app.ts";
 import { closeLogging, logger, setupLogging } from "../log/mod.ts";
-import { listenHttp1 } from "./http1/mod.ts";
+import { listen } from "./http1/mod.ts";
 import type { ServerConfig } from "./http1/mod.ts";
 import { raiseOpenFileLimit } from "./rlimit.ts";
 import type { Listener } from "./types.ts";
@@ -210,15 +210,16 @@ export async function startInstance(loaded: LoadedConfig, thread: ThreadInfo): P
   };
   const startListener = (tls: TlsMaterial | undefined): Promise<Listener> => {
     try {
-      return Promise.resolve(listenHttp1(serverConfig, {
+      return listen(serverConfig, {
         hostname: config.host,
         port: config.port,
         tls,
+        http2: config.http2,
         reusePort,
         maxConnections: config.maxClientConnections,
         onAcceptError: (err) =>
           log.error("cannot accept connections: {error} (retrying)", { error: err.message }),
-      }));
+      });
     } catch (err) {
       return Promise.reject(err);
     }

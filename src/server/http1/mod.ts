@@ -6,6 +6,6 @@
  *
  * @module
  */
-export { createHttp1Server, type Http1Server, listenHttp1 } from "./server.ts";
+export { createHttp1Server, type Http1Server, listen, listenHttp1 } from "./server.ts";
 export type { ServerConfig } from "./connection.ts";
 export { type HeadError, parseHead, type RequestHead } from "./head.ts";
