@@ -21,6 +21,7 @@ import type { ServeInfo } from "../types.ts";
 import type { ServerConfig } from "../http1/connection.ts";
 import { responseHeaders } from "./fields.ts";
 import { requestBody } from "./body.ts";
+import { guardGoaway } from "./goaway_guard.ts";
 
 /** HTTP/2 next to the HTTP/1.1 server: the same app, limits and stats. */
 export interface H2Server {
@@ -175,7 +176,7 @@ export function createH2Server(config: ServerConfig): H2Server {
       return new Promise<void>((resolve) => {
         handing = info;
         try {
-          server.emit("connection", socket);
+          server.emit("connection", guardGoaway(socket));
         } finally {
           handing = undefined;
         }
@@ -235,22 +236,52 @@ async function writeResponse(
   const onClose = () => reader.cancel().catch(() => {});
   stream.once("close", onClose);
   try {
+    // The last bytes go out with end(chunk): Deno 2.9's node:http2 answers a bare end() that
+    // comes while DATA still waits for the peer's window with RST_STREAM(NO_ERROR) instead of
+    // END_STREAM, and the client sees a reset instead of a complete response. So a chunk is
+    // held back until the next one shows it was not the last (or until a short pause, so a
+    // slow stream such as server-sent events is never held up).
+    let held: Uint8Array | undefined;
+    let next = reader.read();
     while (true) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      if (stream.destroyed || stream.closed) return;
-      if (!stream.write(value)) {
-        const open = await drained(stream);
-        if (!open) return;
+      const got = held === undefined ? await next : await settledWithin(next, HOLD_MS);
+      if (got === undefined) {
+        // The next chunk is slow to come: send what is held now.
+        if (!(await send(stream, held!))) return;
+        held = undefined;
+        continue;
       }
+      if (got.done) break;
+      if (held !== undefined && !(await send(stream, held))) return;
+      held = got.value;
+      next = reader.read();
     }
-    stream.end();
+    if (stream.destroyed || stream.closed) return;
+    if (held !== undefined) stream.end(held);
+    else stream.end();
   } catch {
     // The upstream broke mid-body: the client sees the stream reset, not a short body.
     if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
   } finally {
     stream.off("close", onClose);
   }
+}
+
+/** How long a chunk is held back waiting for the next one (see writeResponse). */
+const HOLD_MS = 5;
+
+/** The read's result if it settles within `ms`, else undefined (the read stays pending). */
+function settledWithin<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<undefined>((r) => timer = setTimeout(() => r(undefined), ms));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+/** Writes one chunk with back-pressure; false when the stream closed first. */
+async function send(stream: http2.ServerHttp2Stream, chunk: Uint8Array): Promise<boolean> {
+  if (stream.destroyed || stream.closed) return false;
+  if (stream.write(chunk)) return true;
+  return await drained(stream);
 }
 
 /** Resolves true once the stream can take more, false when it closed first. */
