@@ -11,6 +11,10 @@
  * process; this server never initiates one (push is off), so the
  * highest id says the same thing and makes nghttp2 skip that code path.
  *
+ * It is also where the session's input errors stop: Deno's node:http2
+ * throws nghttp2's "Protocol error" out of the socket's data handler,
+ * which would be an uncaught exception; here it ends that connection.
+ *
  * The guard follows the frame boundaries of the client's byte stream
  * (the 24-byte preface, then 9-byte frame headers with their lengths)
  * and copies nothing: a GOAWAY's four id bytes are patched in place.
@@ -94,7 +98,14 @@ export function guardGoaway(socket: Duplex): Duplex {
     },
   });
   socket.on("data", (chunk: Uint8Array) => {
-    if (!guarded.push(rewriter.rewrite(chunk))) socket.pause();
+    try {
+      if (!guarded.push(rewriter.rewrite(chunk))) socket.pause();
+    } catch {
+      // Deno 2.9's node:http2 throws nghttp2's errors ("Protocol error") out of its data
+      // handler instead of failing the session: uncaught, they would end the process. The
+      // connection ends instead.
+      socket.destroy();
+    }
   });
   socket.on("end", () => guarded.push(null));
   socket.on("close", () => guarded.destroy());

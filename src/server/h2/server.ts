@@ -242,18 +242,30 @@ async function writeResponse(
     // held back until the next one shows it was not the last (or until a short pause, so a
     // slow stream such as server-sent events is never held up).
     let held: Uint8Array | undefined;
+    let sent = 0;
+    const declared = response.headers.get("content-length");
+    const length = declared !== null && /^\d+$/.test(declared) ? Number(declared) : -1;
     let next = reader.read();
     while (true) {
       const got = held === undefined ? await next : await settledWithin(next, HOLD_MS);
       if (got === undefined) {
         // The next chunk is slow to come: send what is held now.
         if (!(await send(stream, held!))) return;
+        sent += held!.length;
         held = undefined;
         continue;
       }
       if (got.done) break;
-      if (held !== undefined && !(await send(stream, held))) return;
+      if (held !== undefined) {
+        if (!(await send(stream, held))) return;
+        sent += held.length;
+      }
       held = got.value;
+      if (sent + held.length === length) {
+        // The declared length is complete: this is the last chunk, whatever comes after.
+        reader.read().catch(() => {});
+        break;
+      }
       next = reader.read();
     }
     if (stream.destroyed || stream.closed) return;
