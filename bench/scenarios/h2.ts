@@ -213,7 +213,7 @@ export const scenario: Scenario = {
     const origin = await startOrigin(ctx.root);
     ctx.defer(() => origin.proc.stop());
 
-    const running: { target: H2Target; url: string; m: Measured }[] = [];
+    const running: { target: H2Target; url: string; proc: Proc; m: Measured }[] = [];
     const rows: TargetRow[] = [];
     for (const target of TARGETS) {
       if (target.requires && !hasTool(target.requires)) {
@@ -231,7 +231,12 @@ export const scenario: Scenario = {
         const url = `https://127.0.0.1:${port}`;
         // Warm: the cache entry exists and TLS/keep-alive paths have run once.
         await hits(`${url}${HIT_PATH}`, 1);
-        running.push({ target, url, m: { singleMs: [], multiMs: [], rps: [], failures: 0 } });
+        running.push({
+          target,
+          url,
+          proc,
+          m: { singleMs: [], multiMs: [], rps: [], failures: 0 },
+        });
       } catch (err) {
         rows.push({ target: target.label, status: "failed", note: (err as Error).message });
       }
@@ -251,7 +256,7 @@ export const scenario: Scenario = {
     }
 
     const summary = new Map<string, { single: number; multi: number; rps: number }>();
-    for (const { target, m } of running) {
+    for (const { target, proc, m } of running) {
       const single = m.singleMs.length ? median(m.singleMs) : NaN;
       const multi = m.multiMs.length ? median(m.multiMs) : NaN;
       const rps = m.rps.length ? median(m.rps) : NaN;
@@ -263,7 +268,15 @@ export const scenario: Scenario = {
         errors: m.failures,
         roundsRps: m.rps.map(Math.round),
         note: `16 MiB/64 KiB windows ${single.toFixed(0)} ms; 8x16 MiB ${multi.toFixed(0)} ms` +
-          (target.note ? `; ${target.note}` : ""),
+          (target.note ? `; ${target.note}` : "") +
+          (m.failures > 0
+            ? `; its last output: ${
+              proc.outputTail(30).replaceAll(
+                new RegExp(String.fromCharCode(27) + "\\[[0-9;]*m", "g"),
+                "",
+              ).split("\n").filter((l) => !/^\s+at /.test(l)).join(" | ")
+            }`
+            : ""),
       });
     }
     const ratios: Ratio[] = [];

@@ -107,6 +107,9 @@ export function guardGoaway(socket: Duplex): Duplex {
       socket.destroy();
     }
   });
+  // node:http2 destroys the socket with its session's error ("Protocol error"); unheard, that
+  // 'error' event would be an uncaught exception.
+  guarded.on("error", () => {});
   socket.on("end", () => guarded.push(null));
   socket.on("close", () => guarded.destroy());
   socket.on("error", (err) => guarded.destroy(err));

@@ -16,7 +16,7 @@
  *
  * @module
  */
-import net from "node:net";
+import type net from "node:net";
 import tls from "node:tls";
 import { byteConnFromDuplex } from "../../intercept/byte_conn.ts";
 import type { ProxyStats } from "../../stats/mod.ts";

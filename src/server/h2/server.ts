@@ -76,6 +76,8 @@ export function createH2Server(config: ServerConfig): H2Server {
     if (closing) session.close();
   });
   server.on("sessionError", () => {});
+  server.on("error", () => {});
+  containNghttp2Errors();
   server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
     const state = sessions.get(stream.session as http2.ServerHttp2Session);
     if (!state) return stream.close(NGHTTP2_REFUSED_STREAM);
@@ -204,6 +206,26 @@ export function createH2Server(config: ServerConfig): H2Server {
       for (const s of sessions.keys()) if (!s.destroyed) s.destroy();
     },
   };
+}
+
+let containing = false;
+
+/**
+ * Deno 2.9's node:http2 raises nghttp2's connection errors ("Protocol error", from
+ * `onSessionInternalError`) as uncaught exceptions, out of reach of any try/catch or 'error'
+ * listener: left alone, one client's bad bytes would end the process. This handler keeps the
+ * process alive for exactly those (matched by where they come from); the session they belong to
+ * is torn down by node:http2 itself. Everything else stays fatal.
+ */
+function containNghttp2Errors(): void {
+  if (containing) return;
+  containing = true;
+  globalThis.addEventListener("error", (event) => {
+    const err = event.error;
+    if (err instanceof Error && (err.stack ?? "").includes("onSessionInternalError")) {
+      event.preventDefault();
+    }
+  });
 }
 
 /** A short answer of the proxy's own (the stream ends; the session serves on). */
