@@ -192,6 +192,26 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "HTTP2=on: a malformed request (a connection-specific field) gets PROTOCOL_ERROR; serving goes on",
+  ignore: ignoreUnless("h2 malformed request", NGHTTP, "nghttp (nghttp2-client) is not installed"),
+  async fn() {
+    await withProxy({}, async (proxy, base) => {
+      // RFC 9113 §8.2.2: a request with "connection" is malformed; nghttp sends it as asked.
+      const bad = await run("nghttp", ["-nv", "-H", "connection: close", `${base}/json`]);
+      // nghttp2 in Deno answers with GOAWAY(PROTOCOL_ERROR) for the connection (RST_STREAM would
+      // do too); either way no response is produced for it.
+      assert.match(bad.stdout, /error_code=PROTOCOL_ERROR/);
+      assert.doesNotMatch(bad.stdout, /:status: 200/);
+      const good = await run("nghttp", ["-n", "-s", `${base}/json`]);
+      assert.equal(good.code, 0, good.stdout);
+      assert.match(good.stdout, /\b200\b/);
+      assert.doesNotMatch(proxy.output(), /Uncaught/);
+    });
+  },
+});
+
 Deno.test("HTTP2=on: a client reset mid-download releases the stream; the proxy serves on", async () => {
   await withProxy({}, async (proxy, base) => {
     const client = h2Client();
