@@ -1,6 +1,6 @@
 /**
  * A byte-level guard in front of node:http2 in Deno 2.9: rewrites the
- * last-stream-id of every GOAWAY the client sends to 2^31-1.
+ * last-stream-id of every GOAWAY the client sends to 2^31-2.
  *
  * Why: Deno's node:http2 (nghttp2 inside) aborts the whole process on a
  * client GOAWAY that arrives while it still holds closed streams
@@ -9,11 +9,8 @@
  * last-stream-id 0 when they are done (nghttp, curl). A client's
  * last-stream-id names the server-initiated streams it will still
  * process; this server never initiates one (push is off), so the
- * highest id says the same thing and makes nghttp2 skip that code path.
- *
- * It is also where the session's input errors stop: Deno's node:http2
- * throws nghttp2's "Protocol error" out of the socket's data handler,
- * which would be an uncaught exception; here it ends that connection.
+ * highest even id says the same thing and makes nghttp2 skip that code
+ * path.
  *
  * The guard follows the frame boundaries of the client's byte stream
  * (the 24-byte preface, then 9-byte frame headers with their lengths)
@@ -26,6 +23,8 @@ import { Duplex } from "node:stream";
 const PREFACE_LENGTH = 24;
 const FRAME_HEADER = 9;
 const GOAWAY = 0x7;
+/** The id written: the highest a server-initiated (even) stream can have. */
+const LAST_ID_BYTES = [0x7f, 0xff, 0xff, 0xfe];
 
 /** Tracks frame boundaries across reads and patches GOAWAY frames in place. */
 export class GoawayRewriter {
@@ -47,8 +46,9 @@ export class GoawayRewriter {
         if (this.#patch > 0) {
           const p = Math.min(this.#patch, take);
           for (let k = 0; k < p; k++) {
-            // First byte 0x7f (reserved bit clear), the rest 0xff: stream id 2^31-1.
-            chunk[i + k] = this.#patch - k === 4 ? 0x7f : 0xff;
+            // 2^31-2, reserved bit clear: even, as the id of a server-initiated stream must be
+            // (nghttp2 fails the session with PROTOCOL_ERROR on an odd one).
+            chunk[i + k] = LAST_ID_BYTES[4 - (this.#patch - k)];
           }
           this.#patch -= p;
         }
@@ -98,14 +98,7 @@ export function guardGoaway(socket: Duplex): Duplex {
     },
   });
   socket.on("data", (chunk: Uint8Array) => {
-    try {
-      if (!guarded.push(rewriter.rewrite(chunk))) socket.pause();
-    } catch {
-      // Deno 2.9's node:http2 throws nghttp2's errors ("Protocol error") out of its data
-      // handler instead of failing the session: uncaught, they would end the process. The
-      // connection ends instead.
-      socket.destroy();
-    }
+    if (!guarded.push(rewriter.rewrite(chunk))) socket.pause();
   });
   // node:http2 destroys the socket with its session's error ("Protocol error"); unheard, that
   // 'error' event would be an uncaught exception.

@@ -77,7 +77,7 @@ export function createH2Server(config: ServerConfig): H2Server {
   });
   server.on("sessionError", () => {});
   server.on("error", () => {});
-  containNghttp2Errors();
+  containNghttp2Errors(config.onError);
   server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
     const state = sessions.get(stream.session as http2.ServerHttp2Session);
     if (!state) return stream.close(NGHTTP2_REFUSED_STREAM);
@@ -130,9 +130,15 @@ export function createH2Server(config: ServerConfig): H2Server {
     }
 
     let body: Uint8Array | ReadableStream<Uint8Array> | undefined;
-    if (
-      !stream.readableEnded && !(stream as unknown as { endAfterHeaders: boolean }).endAfterHeaders
-    ) {
+    const endAfterHeaders = (stream as unknown as { endAfterHeaders: boolean }).endAfterHeaders;
+    if (endAfterHeaders) {
+      // Let the (empty) request side flow. Left unread, Deno 2.9's node:http2 closes the stream
+      // as soon as the response's writable side has finished, which it reports before the last
+      // DATA frames have left when they wait for the client's window: the client then gets
+      // RST_STREAM(NO_ERROR) instead of END_STREAM, a reset instead of a complete response
+      // (seen on multiplexed downloads; node's kMaybeDestroy closes unread server streams).
+      stream.resume();
+    } else if (!stream.readableEnded) {
       if (NO_BODY_METHODS.has(method) && headers["content-length"] !== "0") {
         // A body may still follow; HTTP/1.1 answers such a request 400, so does HTTP/2.
         return plain(stream, 400, `a ${method} request with a body is not accepted`);
@@ -209,6 +215,8 @@ export function createH2Server(config: ServerConfig): H2Server {
 }
 
 let containing = false;
+/** Where contained errors are reported (the first server's onError: they are process-wide). */
+let reportContained: ((err: unknown) => void) | undefined;
 
 /**
  * Deno 2.9's node:http2 raises nghttp2's connection errors ("Protocol error", from
@@ -217,13 +225,15 @@ let containing = false;
  * process alive for exactly those (matched by where they come from); the session they belong to
  * is torn down by node:http2 itself. Everything else stays fatal.
  */
-function containNghttp2Errors(): void {
+function containNghttp2Errors(report: ((err: unknown) => void) | undefined): void {
+  reportContained ??= report;
   if (containing) return;
   containing = true;
   globalThis.addEventListener("error", (event) => {
     const err = event.error;
     if (err instanceof Error && (err.stack ?? "").includes("onSessionInternalError")) {
       event.preventDefault();
+      reportContained?.(err);
     }
   });
 }
@@ -258,57 +268,18 @@ async function writeResponse(
   const onClose = () => reader.cancel().catch(() => {});
   stream.once("close", onClose);
   try {
-    // The last bytes go out with end(chunk): Deno 2.9's node:http2 answers a bare end() that
-    // comes while DATA still waits for the peer's window with RST_STREAM(NO_ERROR) instead of
-    // END_STREAM, and the client sees a reset instead of a complete response. So a chunk is
-    // held back until the next one shows it was not the last (or until a short pause, so a
-    // slow stream such as server-sent events is never held up).
-    let held: Uint8Array | undefined;
-    let sent = 0;
-    const declared = response.headers.get("content-length");
-    const length = declared !== null && /^\d+$/.test(declared) ? Number(declared) : -1;
-    let next = reader.read();
     while (true) {
-      const got = held === undefined ? await next : await settledWithin(next, HOLD_MS);
-      if (got === undefined) {
-        // The next chunk is slow to come: send what is held now.
-        if (!(await send(stream, held!))) return;
-        sent += held!.length;
-        held = undefined;
-        continue;
-      }
-      if (got.done) break;
-      if (held !== undefined) {
-        if (!(await send(stream, held))) return;
-        sent += held.length;
-      }
-      held = got.value;
-      if (sent + held.length === length) {
-        // The declared length is complete: this is the last chunk, whatever comes after.
-        reader.read().catch(() => {});
-        break;
-      }
-      next = reader.read();
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (!(await send(stream, value))) return;
     }
-    if (stream.destroyed || stream.closed) return;
-    if (held !== undefined) stream.end(held);
-    else stream.end();
+    if (!stream.destroyed && !stream.closed) stream.end();
   } catch {
     // The upstream broke mid-body: the client sees the stream reset, not a short body.
     if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
   } finally {
     stream.off("close", onClose);
   }
-}
-
-/** How long a chunk is held back waiting for the next one (see writeResponse). */
-const HOLD_MS = 5;
-
-/** The read's result if it settles within `ms`, else undefined (the read stays pending). */
-function settledWithin<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<undefined>((r) => timer = setTimeout(() => r(undefined), ms));
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 /** Writes one chunk with back-pressure; false when the stream closed first. */
