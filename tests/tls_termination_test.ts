@@ -1,6 +1,6 @@
 /**
- * End-to-end: the proxy port speaking HTTPS (HTTP/1.1 by ALPN: HTTP/2 is not offered by the
- * listener for now), certificate errors and reload.
+ * End-to-end: the proxy port speaking HTTPS (HTTP/2 or HTTP/1.1 by ALPN; tests/h2_test.ts covers
+ * HTTP/2 itself), certificate errors and reload.
  */
 import assert from "node:assert/strict";
 import { startTestBackend } from "./helpers/backend.ts";
@@ -11,7 +11,7 @@ import { ignoreUnless } from "./helpers/ignore.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url);
 
-Deno.test("reverse mode with TLS_CERT/TLS_KEY serves HTTPS, HTTP/1.1 by ALPN", async () => {
+Deno.test("reverse mode with TLS_CERT/TLS_KEY serves HTTPS, h2 or HTTP/1.1 by ALPN", async () => {
   const backend = await startTestBackend("a");
   const proxy = await startProxy({
     env: { BACKEND_SERVERS: backend.url, TLS_CERT: TEST_CERT_PATH, TLS_KEY: TEST_KEY_PATH },
@@ -28,8 +28,8 @@ Deno.test("reverse mode with TLS_CERT/TLS_KEY serves HTTPS, HTTP/1.1 by ALPN", a
       "%{http_version} %{http_code}",
       `https://localhost:${proxy.port}/json`,
     );
-    // A client offering h2 and http/1.1 by ALPN is answered in HTTP/1.1, never refused.
-    assert.equal(h2.stdout, "1.1 200", h2.stderr);
+    // HTTP2 is on by default: a client offering h2 and http/1.1 by ALPN gets h2.
+    assert.equal(h2.stdout, "2 200", h2.stderr);
     const h1 = await curl(
       "--http1.1",
       "--cacert",

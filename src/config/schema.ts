@@ -171,10 +171,10 @@ export const SCHEMA = {
   http2: setting({
     env: "HTTP2",
     flag: "http2",
-    default: "off",
+    default: "on",
     group: "server",
     description:
-      "Offer HTTP/2 by ALPN on the TLS port (TLS_CERT), next to HTTP/1.1; experimental (README, HTTP/2). Plain-text ports speak HTTP/1.1.",
+      "Offer HTTP/2 by ALPN on the TLS port (TLS_CERT), next to HTTP/1.1; off: HTTP/1.1 only. Plain-text ports speak HTTP/1.1.",
     parser: boolean(),
   }),
   // ── backends ────────────────────────────────────────────────────────

@@ -1,20 +1,21 @@
 /**
- * A byte-level guard in front of node:http2 in Deno 2.9: rewrites the
- * last-stream-id of every GOAWAY the client sends to 2^31-2.
+ * A byte-level guard in front of node:http2 in Deno 2.9: the GOAWAY
+ * frames a client sends are turned into a frame type nobody uses, which
+ * nghttp2 ignores (RFC 9113 §5.5).
  *
- * Why: Deno's node:http2 (nghttp2 inside) aborts the whole process on a
- * client GOAWAY that arrives while it still holds closed streams
- * (`nghttp2_session.c: find_stream_on_goaway_func: Assertion
- * 'stream->closed_next == NULL' failed`); clients send GOAWAY with
- * last-stream-id 0 when they are done (nghttp, curl). A client's
- * last-stream-id names the server-initiated streams it will still
- * process; this server never initiates one (push is off), so the
- * highest even id says the same thing and makes nghttp2 skip that code
- * path.
+ * Why: Deno's node:http2 (nghttp2 inside) aborts the whole process when
+ * a session handles a client's GOAWAY while it still holds closed
+ * streams (`nghttp2_session.c: find_stream_on_goaway_func: Assertion
+ * 'stream->closed_next == NULL' failed`), and clients send GOAWAY when
+ * they are done (nghttp, curl, h2load). Rewriting its last-stream-id was
+ * not enough (an even id still aborted; an odd one is a protocol error).
+ * What the server loses is the notice: the client closes the connection
+ * after its GOAWAY, and the session ends with the socket.
  *
  * The guard follows the frame boundaries of the client's byte stream
  * (the 24-byte preface, then 9-byte frame headers with their lengths)
- * and copies nothing: a GOAWAY's four id bytes are patched in place.
+ * and copies nothing except a frame header split across two reads,
+ * which waits for the rest before it is passed on.
  *
  * @module
  */
@@ -23,48 +24,45 @@ import { Duplex } from "node:stream";
 const PREFACE_LENGTH = 24;
 const FRAME_HEADER = 9;
 const GOAWAY = 0x7;
-/** The id written: the highest a server-initiated (even) stream can have. */
-const LAST_ID_BYTES = [0x7f, 0xff, 0xff, 0xfe];
+/** A frame type no extension uses: receivers must ignore unknown types (RFC 9113 §5.5). */
+const IGNORED_TYPE = 0xfa;
 
-/** Tracks frame boundaries across reads and patches GOAWAY frames in place. */
+/** Tracks frame boundaries across reads and turns GOAWAY frames into ignored ones, in place. */
 export class GoawayRewriter {
-  /** Bytes still to skip: the preface, then each frame's payload. */
+  /** Bytes still to pass before the next frame header: the preface, then each frame's payload. */
   #skip = PREFACE_LENGTH;
-  /** A frame header split across reads. */
-  #header = new Uint8Array(FRAME_HEADER);
-  #headerFill = 0;
-  /** Bytes of the current GOAWAY's last-stream-id still to overwrite (0 = not in one). */
-  #patch = 0;
+  /** The start of a frame header that a read cut off, passed on with the next read. */
+  #partial: Uint8Array | undefined;
 
-  /** Patches `chunk` (in place) and returns it. */
-  rewrite(chunk: Uint8Array): Uint8Array {
+  /**
+   * Patches `chunk` and returns what may be passed on now: everything except the start of a
+   * frame header the read cut off (it comes back in front of the next chunk, so the type byte
+   * is always patched before anything reads it).
+   */
+  rewrite(input: Uint8Array): Uint8Array {
+    let chunk = input;
+    if (this.#partial) {
+      chunk = new Uint8Array(this.#partial.length + input.length);
+      chunk.set(this.#partial);
+      chunk.set(input, this.#partial.length);
+      this.#partial = undefined;
+    }
     let i = 0;
     const n = chunk.length;
     while (i < n) {
       if (this.#skip > 0) {
         const take = Math.min(this.#skip, n - i);
-        if (this.#patch > 0) {
-          const p = Math.min(this.#patch, take);
-          for (let k = 0; k < p; k++) {
-            // 2^31-2, reserved bit clear: even, as the id of a server-initiated stream must be
-            // (nghttp2 fails the session with PROTOCOL_ERROR on an odd one).
-            chunk[i + k] = LAST_ID_BYTES[4 - (this.#patch - k)];
-          }
-          this.#patch -= p;
-        }
         this.#skip -= take;
         i += take;
         continue;
       }
-      const take = Math.min(FRAME_HEADER - this.#headerFill, n - i);
-      this.#header.set(chunk.subarray(i, i + take), this.#headerFill);
-      this.#headerFill += take;
-      i += take;
-      if (this.#headerFill < FRAME_HEADER) break;
-      this.#headerFill = 0;
-      const h = this.#header;
-      this.#skip = (h[0] << 16) | (h[1] << 8) | h[2];
-      this.#patch = h[3] === GOAWAY && this.#skip >= 8 ? 4 : 0;
+      if (n - i < FRAME_HEADER) {
+        this.#partial = chunk.slice(i);
+        return chunk.subarray(0, i);
+      }
+      if (chunk[i + 3] === GOAWAY) chunk[i + 3] = IGNORED_TYPE;
+      this.#skip = (chunk[i] << 16) | (chunk[i + 1] << 8) | chunk[i + 2];
+      i += FRAME_HEADER;
     }
     return chunk;
   }
@@ -98,7 +96,8 @@ export function guardGoaway(socket: Duplex): Duplex {
     },
   });
   socket.on("data", (chunk: Uint8Array) => {
-    if (!guarded.push(rewriter.rewrite(chunk))) socket.pause();
+    const ready = rewriter.rewrite(chunk);
+    if (ready.length > 0 && !guarded.push(ready)) socket.pause();
   });
   // node:http2 destroys the socket with its session's error ("Protocol error"); unheard, that
   // 'error' event would be an uncaught exception.

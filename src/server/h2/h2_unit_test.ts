@@ -12,7 +12,7 @@ function frame(type: number, payload: Uint8Array): Uint8Array {
   return f;
 }
 
-Deno.test("GoawayRewriter: a client GOAWAY's last-stream-id becomes 2^31-2 (even), other bytes stay, however the reads split", () => {
+Deno.test("GoawayRewriter: a client GOAWAY becomes an ignored frame type, other bytes stay, however the reads split", () => {
   const preface = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
   const goaway = new Uint8Array(8);
   goaway[7] = 0; // error code NO_ERROR; last-stream-id 0 in bytes 0..3
@@ -33,19 +33,20 @@ Deno.test("GoawayRewriter: a client GOAWAY's last-stream-id becomes 2^31-2 (even
     off += p.length;
   }
   const expected = all.slice();
-  expected.set([0x7f, 0xff, 0xff, 0xfe], goawayPayload);
+  expected[goawayPayload - 9 + 3] = 0xfa;
   let seed = 7;
   const random = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
   for (let trial = 0; trial < 300; trial++) {
     const input = all.slice();
     const r = new GoawayRewriter();
+    const out: number[] = [];
     let i = 0;
     while (i < input.length) {
       const n = 1 + Math.floor(random() * (trial % 3 === 0 ? 6 : 4000));
-      r.rewrite(input.subarray(i, i + n));
+      out.push(...r.rewrite(input.subarray(i, i + n)));
       i += n;
     }
-    assert.deepEqual(input, expected, `split pattern ${trial}`);
+    assert.deepEqual(new Uint8Array(out), expected, `split pattern ${trial}`);
   }
 });
 

@@ -45,6 +45,7 @@ export function listenAlpn(
   h2: H2Server,
   options: AlpnListenOptions,
 ): Promise<Listener> {
+  checkCertificate(options.tls);
   const stats = options.stats;
   const open = new Set<net.Socket>();
   let closed = false;
@@ -98,7 +99,13 @@ export function listenAlpn(
           port: addr.port,
           serveConnection: h1.serveConnection,
           setCertificate(material) {
-            // New handshakes use the new certificate; open connections keep theirs.
+            // New handshakes use the new certificate; open connections keep theirs. An unusable
+            // pair is refused here (false): the caller's fallback then reports why.
+            try {
+              checkCertificate(material);
+            } catch {
+              return false;
+            }
             server.setSecureContext({ cert: material.cert, key: material.key });
             return true;
           },
@@ -116,4 +123,14 @@ export function listenAlpn(
       },
     );
   });
+}
+
+/**
+ * Throws when the certificate or key is unusable. node:tls in Deno parses them lazily, at the
+ * first handshake; rustls behind `Deno.listenTls` parses them at once, so a throwaway listener on
+ * an ephemeral loopback port says now (start-up fails with one line, a reload keeps the old pair).
+ */
+function checkCertificate(material: { cert: string; key: string }): void {
+  Deno.listenTls({ hostname: "127.0.0.1", port: 0, cert: material.cert, key: material.key })
+    .close();
 }
