@@ -284,7 +284,7 @@ Deno.test("HTTP2=on: shutdown lets an in-flight h2 stream finish (GOAWAY)", asyn
   });
 });
 
-Deno.test("HTTP2=off (the default): the TLS port offers HTTP/1.1 only", async () => {
+Deno.test("HTTP2=off: the TLS port offers HTTP/1.1 only", async () => {
   await withProxy({ HTTP2: "off" }, async (_proxy, base) => {
     const h2 = await curl(
       "--http2",

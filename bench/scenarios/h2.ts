@@ -109,7 +109,7 @@ const TARGETS: H2Target[] = [
         CACHE_BACKEND: "memory",
         TLS_CERT: tls.cert,
         TLS_KEY: tls.key,
-        HTTP2: "on", // off by default while Deno's node:http2 has the defects README lists
+        HTTP2: "on",
       }),
   },
   {

@@ -26,8 +26,8 @@ MODES (PROXY_MODE, decided once at start-up)
   reverse   BACKEND_SERVERS set: the port is a gateway that load-balances origin-form
             requests over the backends (HTTPS with TLS_CERT/TLS_KEY).
   both      forward and reverse on one port.
-  Every mode is served by the proxy's own HTTP/1.1 listener; HTTP2=on offers HTTP/2 too on
-            the TLS port (TLS_CERT/TLS_KEY).
+  Every mode is served by the proxy's own HTTP/1.1 listener; a TLS port (TLS_CERT/TLS_KEY)
+            offers HTTP/2 too (HTTP2=off: HTTP/1.1 only).
   auto      (default) reverse when BACKEND_SERVERS is set, forward otherwise.
 
   Own endpoints, for origin-form requests to the proxy itself: /healthz, /proxy-stats,
