@@ -181,6 +181,15 @@ export const SCHEMA = {
     description: "PEM private key file for TLS_CERT.",
     parser: text(),
   }),
+  http2: setting({
+    env: "HTTP2",
+    flag: "http2",
+    default: "off",
+    group: "server",
+    description:
+      "on: offer HTTP/2 by ALPN on the TLS port (TLS_CERT), next to HTTP/1.1 (opt-in, like nginx's http2; README, HTTP/2). off: HTTP/1.1 only. Plain-text ports speak HTTP/1.1.",
+    parser: boolean(),
+  }),
   // ── backends ────────────────────────────────────────────────────────
   backends: setting({
     env: "BACKEND_SERVERS",

@@ -9,7 +9,7 @@ import { ConfigError, loadConfig, type LoadedConfig, settingsHelp } from "../con
 import { createProxy, type Proxy, type ThreadInfo } from "../app.ts";
 import { createThreadGroup, sharedConnectionSlots, type ThreadGroupInit } from "../threads/mod.ts";
 import { closeLogging, logger, setupLogging } from "../log/mod.ts";
-import { listenHttp1 } from "./http1/mod.ts";
+import { listen } from "./http1/mod.ts";
 import type { ServerConfig } from "./http1/mod.ts";
 import { raiseOpenFileLimit } from "./rlimit.ts";
 import type { Listener } from "./types.ts";
@@ -27,7 +27,8 @@ MODES (PROXY_MODE, decided once at start-up)
   reverse   BACKEND_SERVERS set: the port is a gateway that load-balances origin-form
             requests over the backends (HTTPS with TLS_CERT/TLS_KEY).
   both      forward and reverse on one port.
-  Every mode is served by the proxy's own HTTP/1.1 listener (HTTP/2 is not offered).
+  Every mode is served by the proxy's own HTTP/1.1 listener; a TLS port (TLS_CERT/TLS_KEY)
+            offers HTTP/2 too with HTTP2=on.
   auto      (default) reverse when BACKEND_SERVERS is set, forward otherwise.
 
   Own endpoints, for origin-form requests to the proxy itself: /healthz, /proxy-stats,
@@ -262,16 +263,17 @@ async function listenInstance(
   };
   const startListener = (tls: TlsMaterial | undefined): Promise<Listener> => {
     try {
-      return Promise.resolve(listenHttp1(serverConfig, {
+      return listen(serverConfig, {
         hostname: config.host,
         port: config.port,
         tls,
+        http2: config.http2,
         reusePort,
         maxConnections: config.maxClientConnections,
         connectionSlots,
         onAcceptError: (err) =>
           log.error("cannot accept connections: {error} (retrying)", { error: err.message }),
-      }));
+      });
     } catch (err) {
       return Promise.reject(err);
     }

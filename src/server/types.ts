@@ -10,7 +10,8 @@ export interface ListenOptions {
 
 /** A started listener. */
 export interface Listener {
-  readonly kind: "http1";
+  /** HTTP/1.1 only, or HTTP/2 too (by ALPN on a TLS port). */
+  readonly kind: "http1" | "http1+h2";
   readonly hostname: string;
   readonly port: number;
   /** Stops accepting, lets in-flight requests finish for up to `timeoutMs`, then cuts the rest. */

@@ -10,6 +10,7 @@ export {
   type ConnectionSlots,
   createHttp1Server,
   type Http1Server,
+  listen,
   listenHttp1,
 } from "./server.ts";
 export type { ServerConfig } from "./connection.ts";

@@ -1,6 +1,7 @@
 /**
  * The listener: accepts TCP or TLS connections (ALPN http/1.1) and serves
- * each with {@linkcode Connection}; caps open connections
+ * each with {@linkcode Connection} (with HTTP/2 on, a TLS port is the ALPN
+ * listener of ../h2/listener.ts instead, see {@linkcode listen}); caps open connections
  * (MAX_CLIENT_CONNECTIONS), survives accept errors such as EMFILE (logged
  * at most once a second, then a short back-off), and shuts down gracefully
  * (idle connections at once, in-flight requests up to a deadline).
@@ -11,6 +12,7 @@ import { closeQuietly } from "../pipe.ts";
 import type { ByteConn, Listener, ListenOptions, ServeConnection, ServeInfo } from "../types.ts";
 import { Connection, type ServerConfig, type ServerState } from "./connection.ts";
 import { Sweeper, tickFor } from "./sweeper.ts";
+import { createH2Server, listenAlpn } from "../h2/mod.ts";
 
 /** An HTTP/1.1 server without a socket of its own: it serves connections it is given. */
 export interface Http1Server {
@@ -95,6 +97,28 @@ export interface Http1ListenOptions extends ListenOptions {
   connectionSlots?: ConnectionSlots;
   /** Logs an accept error (rate-limited by the caller's side: at most once a second here). */
   onAcceptError?(err: Error): void;
+  /** HTTP2: with `tls`, offer h2 by ALPN next to http/1.1. */
+  http2?: boolean;
+}
+
+/**
+ * Starts the port's listener: HTTP/1.1 on `Deno.listen`/`Deno.listenTls`, or, for a TLS port with
+ * HTTP/2 on, the ALPN listener serving h2 and http/1.1 with the same app and limits. Rejects
+ * when the port cannot be opened or the certificate is unusable.
+ */
+export async function listen(config: ServerConfig, options: Http1ListenOptions): Promise<Listener> {
+  if (!options.tls || !options.http2) return listenHttp1(config, options);
+  return await listenAlpn(createHttp1Server(config), createH2Server(config), {
+    hostname: options.hostname,
+    port: options.port,
+    tls: options.tls,
+    reusePort: options.reusePort,
+    maxConnections: options.maxConnections,
+    connectionSlots: options.connectionSlots,
+    handshakeTimeoutMs: config.headerTimeoutMs,
+    stats: config.stats,
+    onAcceptError: options.onAcceptError,
+  });
 }
 
 /** Starts listening; rejects when the port cannot be opened or the certificate is unusable. */
