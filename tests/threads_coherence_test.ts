@@ -9,6 +9,7 @@ import { startTestBackend } from "./helpers/backend.ts";
 import { ignoreUnless } from "./helpers/ignore.ts";
 import { openRaw, rawRequest, type RawResponse } from "./helpers/rawhttp.ts";
 import { startProxy, type TestProxy } from "./helpers/proxy.ts";
+import { TEST_CA, TEST_CERT_PATH, TEST_KEY_PATH } from "./helpers/tls.ts";
 
 const LINUX = Deno.build.os === "linux";
 const WHY = "SO_REUSEPORT (serving threads) is Linux only";
@@ -313,6 +314,55 @@ Deno.test({
       await until("the start-up line", () => Promise.resolve(/listening on/.test(proxy.output())));
       assert.match(proxy.output(), new RegExp(`listening on .*, ${cpus} threads?\\)`));
     } finally {
+      await proxy.stop();
+      await backend.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "threads: MAX_CLIENT_CONNECTIONS counts both threads on the HTTP/2 (ALPN) TLS listener too",
+  ignore: ignoreUnless("threads: connection limit global (TLS)", LINUX, WHY),
+  async fn() {
+    const backend = await startTestBackend("a");
+    const proxy = await startThreaded({
+      BACKEND_SERVERS: backend.url,
+      MAX_CLIENT_CONNECTIONS: "4",
+      TLS_CERT: TEST_CERT_PATH,
+      TLS_KEY: TEST_KEY_PATH,
+      HTTP2: "on",
+    });
+    const conns: Deno.TlsConn[] = [];
+    try {
+      // Twelve TLS connections held open; only four may be served, whichever thread took them.
+      let answered = 0;
+      for (let i = 0; i < 12; i++) {
+        const answer = (async () => {
+          const c = await Deno.connectTls({
+            hostname: "localhost",
+            port: proxy.port,
+            caCerts: [TEST_CA],
+            alpnProtocols: ["http/1.1"],
+          });
+          conns.push(c);
+          await c.write(new TextEncoder().encode("GET /json HTTP/1.1\r\nHost: x\r\n\r\n"));
+          const buf = new Uint8Array(4096);
+          const n = await c.read(buf);
+          return n === null ? "" : new TextDecoder().decode(buf.subarray(0, n));
+        })().catch(() => "");
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const timeout = new Promise<string>((r) => timer = setTimeout(() => r("timeout"), 10_000));
+        const head = await Promise.race([answer, timeout]);
+        clearTimeout(timer);
+        if (head.startsWith("HTTP/1.1 200")) answered++;
+      }
+      assert.equal(answered, 4);
+    } finally {
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* closed by the proxy */ }
+      }
       await proxy.stop();
       await backend.close();
     }
