@@ -219,10 +219,16 @@ export async function createFilter(options: FilterOptions): Promise<Filter> {
     if (share?.role !== "taker") return undefined;
     try {
       const taken = await share.take(key);
-      if (taken === undefined) log?.info("thread 0 has no filter tables for these lists");
+      if (taken === undefined) {
+        log?.warn("thread 0 has no filter tables for these lists: this thread compiles its own");
+      }
       return taken;
     } catch (err) {
-      log?.warn(`filter tables not taken from thread 0 (${(err as Error).message})`);
+      log?.warn(
+        `filter tables not taken from thread 0 (${
+          (err as Error).message
+        }): this thread compiles its own`,
+      );
       return undefined;
     }
   }
