@@ -60,7 +60,10 @@ export interface Filter extends StatsSource {
   check(host: string, path?: string): Verdict | undefined;
   /** The verdict without counting it (for a look before the phase that will count it). */
   peek(host: string, path?: string): Verdict | undefined;
-  /** Re-reads every list, compiles it between requests, swaps the tables at once. */
+  /**
+   * Re-reads every list, compiles it between requests, swaps the tables at once (with several
+   * serving threads, the threads other than 0 take the tables thread 0 has just compiled).
+   */
   reload(): Promise<void>;
   snapshot(): FilterSnapshot;
   metrics(): MetricFamily[];
