@@ -69,6 +69,12 @@ export interface ThreadInfo {
   group?: ThreadGroup;
 }
 
+/**
+ * How long a thread other than thread 0 waits for a reload it passed on: thread 0's own part
+ * (URL lists take up to 15 s to fetch) and the other threads' (Fanout: 30 s at most).
+ */
+const RELOAD_ASK_MS = 120_000;
+
 export async function createProxy(
   loaded: LoadedConfig,
   threadInfo: ThreadInfo = { thread: 0, threads: 1 },
@@ -184,8 +190,11 @@ export async function createProxy(
   });
   closers.push(() => admin.close());
   // A reload asked of any thread (SIGHUP reaches thread 0, POST /proxy-reload any) runs on all.
+  // Thread 0 runs every reload, itself first: the others then take the filter tables it has
+  // just compiled (src/filter/share.ts) instead of compiling their own.
   const reloads = group && new Fanout<null>(group, "reload", () => reloadHere());
   if (reloads) closers.push(() => reloads.close());
+  if (group?.thread === 0) closers.push(group.handle("reload", () => proxy.reload()));
 
   /** Applies a new configuration: a complete new unit of sections, or none and one log line. */
   async function reconfigure(next: LoadedConfig): Promise<void> {
@@ -228,6 +237,7 @@ export async function createProxy(
     mode,
     async reload() {
       if (reloads === undefined) return await reloadHere();
+      if (group!.thread !== 0) return await group!.ask<void>("reload", null, RELOAD_ASK_MS);
       const failed = await reloads.all(null);
       if (failed.length > 0) {
         throw new Error(`reloaded here, but not on every serving thread: ${failed.join("; ")}`);

@@ -10,6 +10,7 @@ import type { MetricFamily, StatsSource } from "../stats/metric.ts";
 import { compileLists } from "./compile.ts";
 import { RuleTable, type Verdict } from "./matcher.ts";
 import { isValidHost, type ListReport, type ParseError } from "./parse.ts";
+import { type LoadIssues, type SharedLoad, shareRules, type TableShare } from "./share.ts";
 
 /** Built-in categories and their data files (embed them with `deno compile --include`). */
 export const BUILTIN_LISTS: Readonly<Record<string, URL>> = {
@@ -37,6 +38,8 @@ export interface FilterOptions {
   logger?: FilterLogger;
   /** Deadline for fetching a URL list. Default 15 s. */
   fetchTimeoutMs?: number;
+  /** With several serving threads: thread 0 compiles the lists, the others take its tables. */
+  share?: TableShare;
 }
 
 export interface FilterSnapshot {
@@ -57,7 +60,10 @@ export interface Filter extends StatsSource {
   check(host: string, path?: string): Verdict | undefined;
   /** The verdict without counting it (for a look before the phase that will count it). */
   peek(host: string, path?: string): Verdict | undefined;
-  /** Re-reads every list, compiles it between requests, swaps the tables at once. */
+  /**
+   * Re-reads every list, compiles it between requests, swaps the tables at once (with several
+   * serving threads, the threads other than 0 take the tables thread 0 has just compiled).
+   */
   reload(): Promise<void>;
   snapshot(): FilterSnapshot;
   metrics(): MetricFamily[];
@@ -86,11 +92,7 @@ interface Source {
 const MAX_WARNINGS_PER_LIST = 20;
 const MAX_RECENT_ERRORS = 50;
 
-interface Issues {
-  count: number;
-  recent: string[];
-  ignored: number;
-}
+type Issues = LoadIssues;
 
 function newIssues(): Issues {
   return { count: 0, recent: [], ignored: 0 };
@@ -134,6 +136,12 @@ export async function createFilter(options: FilterOptions): Promise<Filter> {
       url: /^https?:\/\//i.test(l.trim()) ? new URL(l.trim()) : undefined,
     })),
   ];
+
+  /** What the tables were built from: thread 0 offers them under it (src/filter/share.ts). */
+  const key = JSON.stringify({ sources: sources.map((s) => [s.category, s.location]), allow });
+  const share = options.share;
+  /** The tables in force, as thread 0 offers them to the other threads. */
+  let offered: SharedLoad | undefined;
 
   let table = new RuleTable();
   const blocked: Record<string, number> = {};
@@ -196,8 +204,8 @@ export async function createFilter(options: FilterOptions): Promise<Filter> {
     }
   }
 
-  async function load(): Promise<void> {
-    const started = performance.now();
+  /** Reads and compiles every list (thread 0, or the only thread). */
+  async function compile(): Promise<SharedLoad> {
     const found = newIssues();
     const loaded = await Promise.all(sources.map(async (s) => {
       const bytes = await read(s, found);
@@ -205,10 +213,40 @@ export async function createFilter(options: FilterOptions): Promise<Filter> {
     }));
     const compiled = await compileLists(loaded.filter((l) => l !== undefined), allow);
     for (const r of compiled.reports) report(r, found);
-    const next = new RuleTable(compiled.rules);
+    const rules = share?.role === "publisher" ? shareRules(compiled.rules) : compiled.rules;
+    return { rules, issues: found };
+  }
+
+  /** Thread 0's tables for these settings (it has loaded them first), else undefined. */
+  async function take(): Promise<SharedLoad | undefined> {
+    if (share?.role !== "taker") return undefined;
+    try {
+      const taken = await share.take(key);
+      if (taken === undefined) {
+        log?.warn("thread 0 has no filter tables for these lists: this thread compiles its own");
+      }
+      return taken;
+    } catch (err) {
+      log?.warn(
+        `filter tables not taken from thread 0 (${
+          (err as Error).message
+        }): this thread compiles its own`,
+      );
+      return undefined;
+    }
+  }
+
+  async function load(): Promise<void> {
+    const started = performance.now();
+    const next = await take() ?? await compile();
+    const nextTable = new RuleTable(next.rules);
     if (closed) return;
-    table = next; // the swap: checks see the old table or the new one, never half of one
-    issues = found;
+    table = nextTable; // the swap: checks see the old table or the new one, never half of one
+    issues = next.issues;
+    if (share?.role === "publisher") {
+      share.publish(key, next);
+      offered = next;
+    }
     lastReload = new Date();
     reloadMs = performance.now() - started;
     reloads++;
@@ -289,6 +327,8 @@ export async function createFilter(options: FilterOptions): Promise<Filter> {
     },
     close(): void {
       closed = true;
+      if (share?.role === "publisher" && offered) share.withdraw(key, offered);
+      offered = undefined;
     },
   };
 }

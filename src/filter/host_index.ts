@@ -12,7 +12,10 @@
  * @module
  */
 
-/** The arrays of a {@linkcode HostIndex}: plain data, structured-cloneable and transferable. */
+/**
+ * The arrays of a {@linkcode HostIndex}: plain data, structured-cloneable (shared memory stays
+ * shared when posted to another thread). Read-only once built.
+ */
 export interface HostIndexData {
   readonly text: Uint8Array;
   readonly starts: Uint32Array;
@@ -248,4 +251,36 @@ function fit<T extends Uint8Array | Uint32Array | Int32Array>(a: T, length: numb
 function grow<T extends Uint8Array | Uint32Array | Int32Array>(from: T, to: T): T {
   to.set(from);
   return to;
+}
+
+/** Bytes a typed array of `length` items of `bytes` bytes each takes, rounded up to 8. */
+function aligned(length: number, bytes: number): number {
+  return Math.ceil((length * bytes) / 8) * 8;
+}
+
+/**
+ * A copy of `data` in one SharedArrayBuffer: posted to another serving thread, the arrays
+ * are the same memory there, not a copy. Nothing writes to them after this.
+ */
+export function shareIndex(data: HostIndexData): HostIndexData {
+  const { text, starts, hashes, slots } = data;
+  const sizes = [
+    aligned(text.length, 1),
+    aligned(starts.length, 4),
+    aligned(hashes.length, 4),
+    aligned(slots.length, 4),
+  ];
+  const buffer = new SharedArrayBuffer(sizes.reduce((a, b) => a + b, 0));
+  let at = 0;
+  const place = <T extends Uint8Array | Uint32Array | Int32Array>(from: T, to: T, i: number) => {
+    to.set(from);
+    at += sizes[i];
+    return to;
+  };
+  return {
+    text: place(text, new Uint8Array(buffer, at, text.length), 0),
+    starts: place(starts, new Uint32Array(buffer, at, starts.length), 1),
+    hashes: place(hashes, new Int32Array(buffer, at, hashes.length), 2),
+    slots: place(slots, new Int32Array(buffer, at, slots.length), 3),
+  };
 }

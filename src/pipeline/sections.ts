@@ -157,7 +157,9 @@ export async function buildSections(
       queueTimeoutMs: config.queueTimeout,
       shared: fixed.threads && sharedAdmission(fixed.threads),
     }));
-    const filter = keep("filter") ? running!.filter : open(await filterFromConfig(config));
+    const filter = keep("filter")
+      ? running!.filter
+      : open(await filterFromConfig(config, fixed.threads));
     const compression = keep("compression")
       ? running!.compression
       : compressionFromConfig(config, fixed.pool);

@@ -249,8 +249,11 @@ function mergeSection(
   largest = false,
 ): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, first] of Object.entries(sections[0])) {
-    const values = sections.map((s) => s[k]);
+  // Every thread's keys: a category blocked, a codec used only on another thread counts too.
+  const keys = new Set(sections.flatMap((s) => Object.keys(s)));
+  for (const k of keys) {
+    const values = sections.map((s) => s[k]).filter((v) => v !== undefined);
+    const first = values[0];
     const max = largest || same.has(k) || LARGEST.test(k);
     if (typeof first === "number") {
       const nums = values.filter((v): v is number => typeof v === "number");

@@ -37,6 +37,14 @@ Deno.test("mergeReports: module sections are process totals, shared values count
   assert.equal(doc.requests_total, 3);
 });
 
+Deno.test("mergeReports: a key only another thread has is kept (a category blocked there only)", () => {
+  const doc = mergeReports([
+    report(0, { filter: { blocked: { custom: 2, trackers: 1 } } }),
+    report(1, { filter: { blocked: { ads: 1, custom: 1 } } }),
+  ]);
+  assert.deepEqual(doc.filter, { blocked: { custom: 3, trackers: 1, ads: 1 } });
+});
+
 Deno.test("sumFamilies: counters add up, process-wide gauges and states are not summed", () => {
   const thread = (n: number, up: number) => [
     { name: "proxy_requests_total", help: "", type: "counter" as const, samples: [{ value: n }] },
