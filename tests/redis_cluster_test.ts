@@ -155,16 +155,27 @@ Deno.test({
             "B's L1 drops k=0",
             async () => await xcache(b, "/cache/60?k=0") === "MISS",
           );
+          // That MISS stores k=0 again, in the background: the counts below need it landed.
+          const siteKeys = async () =>
+            (await Promise.all(masters.map((m) => cluster.keysOn(m, SITE_KEYS)))).flat();
+          await eventually(
+            "k=0 stored again",
+            async () => (await siteKeys()).some((k) => k.endsWith("?k=0")),
+          );
           // By prefix (k=1, k=10…19), through A.
           const byPrefix = await admin(a, { prefix: `http://${HOST}/cache/60?k=1` });
           assert.equal(byPrefix.purged, 11);
-          const left = (await Promise.all(masters.map((m) => cluster.keysOn(m, SITE_KEYS))))
-            .flat();
+          const left = await siteKeys();
           assert.equal(left.length, 19, left.join("\n"));
           assert.ok(!left.some((k) => k.includes("?k=1")), "prefix purge reached every master");
           await eventually(
             "B's L1 drops k=15",
             async () => await xcache(b, "/cache/60?k=15") === "MISS",
+          );
+          // As above: a purge-all that overtook this MISS's background store would leave k=15.
+          await eventually(
+            "k=15 stored again",
+            async () => (await siteKeys()).some((k) => k.endsWith("?k=15")),
           );
           // Everything, through B: A's L1 (it stored k=2) drops it, the limiter's keys stay.
           const all = await admin(b, { all: true });
