@@ -9,6 +9,11 @@ const APT: Record<string, string> = {
   "redis-server": "redis-server",
   squid: "squid",
   varnishd: "varnish",
+  caddy: "caddy",
+  curl: "curl",
+  h2load: "nghttp2-client",
+  nghttp: "nghttp2-client",
+  "redis-cli": "redis-tools",
 };
 
 /** True when `name` is an executable file in a PATH directory. */

@@ -188,10 +188,11 @@ export const scenario: Scenario = {
       }
     }
     const proxy = readings.get("proxy (defaults)")!;
-    ratios.push({ label: "proxy idle RSS, MiB (goal ≤ 100)", value: proxy.idle / MiB });
+    // Against the goals, as ratios like every other row: ≤ 1.00x meets it.
+    ratios.push({ label: "proxy idle RSS/100 MiB goal", value: proxy.idle / MiB / 100 });
     ratios.push({
-      label: `proxy +${IDLE_CONNECTIONS} idle connections, MiB (goal ≤ 100)`,
-      value: (proxy.withIdle - proxy.idle) / MiB,
+      label: `proxy +${IDLE_CONNECTIONS} idle connections/100 MiB goal`,
+      value: (proxy.withIdle - proxy.idle) / MiB / 100,
     });
     for (const peer of ["nginx", "caddy"]) {
       const p = readings.get(peer);
