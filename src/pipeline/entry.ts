@@ -42,6 +42,10 @@ export interface EntryPoints {
 export function entryPoints(o: EntryOptions): EntryPoints {
   const { live, admin, isAdminPath, isMonitor, forwardProxying } = o;
 
+  /** RFC 9112 §3.2.2: a gateway serves an absolute-form request for its authority, as origin-form. */
+  const routed = (conn: ConnInfo): ConnInfo =>
+    !forwardProxying && conn.form === "absolute" ? { ...conn, form: "origin" } : conn;
+
   /** An upgrade, on whichever listener: the raw connection when the backend switched protocols. */
   async function upgrade(req: Request, conn: ConnInfo): Promise<RawUpgrade | Response> {
     const { pipeline, book } = live();
@@ -64,8 +68,7 @@ export function entryPoints(o: EntryOptions): EntryPoints {
 
   return {
     fetch(req, conn) {
-      // RFC 9112 §3.2.2: a gateway serves an absolute-form request for its authority, as origin-form.
-      if (!forwardProxying && conn.form === "absolute") conn = { ...conn, form: "origin" };
+      conn = routed(conn);
       const { pipeline, book } = live();
       if (req.method === "PURGE" || (conn.form === "origin" && isAdminPath(pathOf(req.url)))) {
         // Counted only once we know this is not the dashboard's poll.
@@ -88,9 +91,8 @@ export function entryPoints(o: EntryOptions): EntryPoints {
       return settle(book, req, ctx, out);
     },
     hit(req, conn, keepAlive) {
-      // The same routing as fetch: a gateway's absolute-form request is origin-form; the admin
-      // surface and PURGE are fetch's.
-      if (!forwardProxying && conn.form === "absolute") conn = { ...conn, form: "origin" };
+      // The same routing as fetch; the admin surface and PURGE are fetch's.
+      conn = routed(conn);
       if (conn.form !== "origin" || req.method === "PURGE" || isAdminPath(pathOf(req.url))) {
         return undefined;
       }
