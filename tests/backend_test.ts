@@ -454,17 +454,25 @@ Deno.test("backend: /__stats counts requests per path and route; reset zeroes th
   });
 });
 
-Deno.test("backend CLI: subprocess serves, names itself, exits 0 on SIGTERM", async () => {
+Deno.test("backend CLI: subprocess serves, names itself, exits 0 on SIGTERM, warns of nothing", async () => {
   const p = await startBackendProcess("cli-one");
+  let stopped = false;
   try {
     assert.deepEqual(p.name, "cli-one");
     const res = await fetch(`${p.url}/json`);
     assert.deepEqual(res.headers.get("x-backend"), "cli-one");
     await res.body?.cancel();
     assert.deepEqual((await p.stats()).paths["/json"], 1);
-  } finally {
+    // /delay watches the request's abort signal; Deno 2.9 warns about its legacy abort-on-success
+    // semantics unless deno.json opts into the new ones ("no-legacy-abort").
+    const delayed = await fetch(`${p.url}/delay/10`);
+    assert.deepEqual((await delayed.json()).delay, 10);
     const status = await p.kill("SIGTERM");
+    stopped = true;
     assert.deepEqual(status.code, 0, p.stderr());
+    assert.deepEqual(p.stderr(), "");
+  } finally {
+    if (!stopped) await p.kill("SIGTERM");
   }
 });
 
