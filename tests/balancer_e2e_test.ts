@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { startBackendProcess, startTestBackend } from "./helpers/backend.ts";
-import { freePort } from "./helpers/ports.ts";
+import { closedPort, freePort } from "./helpers/ports.ts";
 import { sections, startProxy, type TestProxy } from "./helpers/proxy.ts";
 import { startResetter } from "../src/balancer/testdata/support.ts";
 
@@ -174,7 +174,7 @@ Deno.test("e2e: a POST that reached a backend is not resent; a GET is", async ()
 Deno.test("e2e: every backend down gives 503 with Retry-After at once, no backend tried", async () => {
   const proxy = await startProxy({
     env: {
-      BACKEND_SERVERS: `http://127.0.0.1:${freePort()}, http://127.0.0.1:${freePort()}`,
+      BACKEND_SERVERS: `http://127.0.0.1:${closedPort()}, http://127.0.0.1:${closedPort()}`,
       HEALTH_CHECK_PATH: "/health",
       HEALTH_CHECK_INTERVAL: "100ms",
       HEALTH_CHECK_FALL: "1",

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { startProxy } from "./helpers/proxy.ts";
 import { startRedis } from "./helpers/redis.ts";
-import { freePort } from "./helpers/ports.ts";
+import { closedPort, freePort } from "./helpers/ports.ts";
 import { TEST_CA_PATH, TEST_CERT_PATH, TEST_KEY_PATH } from "./helpers/tls.ts";
 import { closestName } from "../src/config/suggest.ts";
 
@@ -38,7 +38,7 @@ async function check(args: string[], env: Record<string, string> = {}, dotEnv?: 
         PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
         NO_COLOR: "1",
         PORT: String(freePort()),
-        REDIS_PORT: String(freePort()),
+        REDIS_PORT: String(closedPort()),
         ...env,
       },
       clearEnv: true,
@@ -261,7 +261,7 @@ Deno.test("README recipe: proxy check finds the .env typo, and a bad flag exits 
         env: {
           PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
           NO_COLOR: "1",
-          REDIS_PORT: String(freePort()), // never the Redis on 6379
+          REDIS_PORT: String(closedPort()), // never the Redis on 6379
         },
         clearEnv: true,
         stdin: "null",
@@ -293,7 +293,7 @@ Deno.test("README systemd recipe: its example /etc/proxy.env passes proxy check"
   const dir = await Deno.makeTempDir({ prefix: "check-etc-" });
   try {
     // The recipe's Redis is 127.0.0.1:6379; tests never touch that one: a free port instead.
-    const text = env.join("\n").replace(":6379/", `:${freePort()}/`) + "\n";
+    const text = env.join("\n").replace(":6379/", `:${closedPort()}/`) + "\n";
     await Deno.writeTextFile(`${dir}/proxy.env`, text);
     const r = await check(["--env-file", `${dir}/proxy.env`]);
     assert.equal(r.code, 0, r.stderr);

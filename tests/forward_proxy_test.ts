@@ -8,7 +8,7 @@ import { gunzipSync } from "node:zlib";
 import { startTestBackend } from "./helpers/backend.ts";
 import { curl, proxiedClient } from "./helpers/http.ts";
 import { rawRequest } from "./helpers/rawhttp.ts";
-import { freePort } from "./helpers/ports.ts";
+import { closedPort } from "./helpers/ports.ts";
 import { startProxy } from "./helpers/proxy.ts";
 
 const FORWARD_ENV = { FORWARD_ALLOW_PRIVATE: "true" };
@@ -126,7 +126,7 @@ Deno.test("forward proxy: 502 for an unreachable origin, 504 for one slower than
   const proxy = await startProxy({ env: { ...FORWARD_ENV, CONNECTION_TIMEOUT: "1" } });
   const client = proxiedClient(proxy.url);
   try {
-    const dead = freePort();
+    const dead = closedPort();
     const bad = await fetch(`http://127.0.0.1:${dead}/`, { client });
     assert.equal(bad.status, 502);
     assert.match(await bad.text(), /connect/i);

@@ -3,7 +3,7 @@
  * and exit status (JSON report, text report, one-line errors with exit 2).
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { freePort } from "./helpers/ports.ts";
+import { closedPort } from "./helpers/ports.ts";
 import { progressLine } from "../src/loadtest/mod.ts";
 
 const modUrl = new URL("../src/loadtest/mod.ts", import.meta.url).href;
@@ -91,7 +91,7 @@ Deno.test("text report names rate, latency and status; dead target exits 1", asy
   } finally {
     await server.shutdown();
   }
-  const dead = await cli(["--url", `http://127.0.0.1:${freePort()}/`, "-n", "5", "--json"]);
+  const dead = await cli(["--url", `http://127.0.0.1:${closedPort()}/`, "-n", "5", "--json"]);
   assertEquals(dead.code, 1);
   assertEquals(JSON.parse(dead.stdout).errors, { connect: 5 });
 });

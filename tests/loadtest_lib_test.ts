@@ -6,7 +6,7 @@
  */
 import { TEST_CA, TEST_CERT, TEST_KEY } from "./helpers/tls.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { freePort } from "./helpers/ports.ts";
+import { closedPort } from "./helpers/ports.ts";
 import { formatReport, loadtest, OptionsError } from "../src/loadtest/mod.ts";
 import * as http from "node:http";
 import * as net from "node:net";
@@ -232,7 +232,7 @@ Deno.test("the report shows the load generator's own CPU, so its limit is not ta
 });
 
 Deno.test("a target that is down gives connect errors, not responses", async () => {
-  const port = freePort();
+  const port = closedPort();
   const r = await loadtest({ url: `http://127.0.0.1:${port}/`, requests: 20, concurrency: 2 });
   assertEquals(r.requests, 0);
   assertEquals(r.errors_total, 20);
@@ -435,7 +435,7 @@ Deno.test({
 
       const deadProxy = await loadtest({
         url: `${o.url}/`,
-        proxy: `http://127.0.0.1:${freePort()}`,
+        proxy: `http://127.0.0.1:${closedPort()}`,
         requests: 3,
         concurrency: 1,
       });

@@ -10,7 +10,7 @@ import { startProxy } from "./helpers/proxy.ts";
 import { startBackendProcess, startTestBackend } from "./helpers/backend.ts";
 import { startTlsOrigin } from "./helpers/tls.ts";
 import { curl } from "./helpers/http.ts";
-import { freePort, waitForPort } from "./helpers/ports.ts";
+import { closedPort, freePort, waitForPort } from "./helpers/ports.ts";
 import { packTarget } from "../scripts/release.ts";
 import { VERSION } from "../src/version.ts";
 import { fileExists, ignoreUnless } from "./helpers/ignore.ts";
@@ -145,7 +145,7 @@ function recipeEnv(): Record<string, string> {
     ACCESS_LOG: "false",
     REQUEST_FILTERS: "",
     THREAD_POOL_SIZE: "1",
-    REDIS_PORT: String(freePort()), // a recipe that does not set REDIS_URL finds no Redis
+    REDIS_PORT: String(closedPort()), // a recipe that does not set REDIS_URL finds no Redis
   };
 }
 

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { startTestBackend } from "./helpers/backend.ts";
 import { curl } from "./helpers/http.ts";
-import { freePort } from "./helpers/ports.ts";
+import { closedPort } from "./helpers/ports.ts";
 import { startProxy } from "./helpers/proxy.ts";
 
 Deno.test("reverse proxy: round-robin across two backends, client Host reaches them", async () => {
@@ -38,7 +38,7 @@ Deno.test("reverse proxy: round-robin across two backends, client Host reaches t
 
 Deno.test("reverse proxy: 502 with a clear body when no backend is reachable", async () => {
   const proxy = await startProxy({
-    env: { BACKEND_SERVERS: `http://127.0.0.1:${freePort()},http://127.0.0.1:${freePort()}` },
+    env: { BACKEND_SERVERS: `http://127.0.0.1:${closedPort()},http://127.0.0.1:${closedPort()}` },
   });
   try {
     const res = await fetch(`${proxy.url}/json`);

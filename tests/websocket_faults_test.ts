@@ -6,7 +6,7 @@
  * where they were.
  */
 import assert from "node:assert/strict";
-import { freePort } from "./helpers/ports.ts";
+import { closedPort } from "./helpers/ports.ts";
 import { startProxy, type TestProxy } from "./helpers/proxy.ts";
 import { rawRequest } from "./helpers/rawhttp.ts";
 import {
@@ -148,7 +148,7 @@ Deno.test("websocket faults: refusals, timeouts, dying peers, 1,000 sockets", as
 });
 
 Deno.test("websocket to a backend that is down: 502 and nothing left open", async () => {
-  const proxy = await startProxy({ env: { BACKEND_SERVERS: `http://127.0.0.1:${freePort()}` } });
+  const proxy = await startProxy({ env: { BACKEND_SERVERS: `http://127.0.0.1:${closedPort()}` } });
   try {
     const r = await rawRequest(proxy.port, upgradeHead("/chat", KEY), {
       waitForClose: true,

@@ -7,10 +7,14 @@
 const RANGE_START = 20_000;
 const RANGE_END = 32_767;
 
-/** Returns a TCP port that was free on 127.0.0.1 a moment ago (see the range above). */
 /** Ports this process has handed out: never handed out twice. */
 const handedOut = new Set<number>();
 
+/**
+ * Returns a TCP port that was free on 127.0.0.1 a moment ago (see the range above), for a server
+ * the test starts. For a port where nothing may listen (a backend or Redis that is down), use
+ * {@linkcode closedPort}.
+ */
 export function freePort(): number {
   for (let attempt = 0; attempt < 200; attempt++) {
     const port = RANGE_START + Math.floor(Math.random() * (RANGE_END - RANGE_START + 1));
@@ -31,6 +35,34 @@ export function freePort(): number {
   const { port } = listener.addr as Deno.NetAddr;
   listener.close();
   return port;
+}
+
+/** Ports 1000–1019: no service of its own, and not on fetch's "bad port" list (1–19 are). */
+const CLOSED_FIRST = 1000;
+const CLOSED_LAST = 1019;
+let nextClosed = CLOSED_FIRST + Math.floor(Math.random() * (CLOSED_LAST - CLOSED_FIRST + 1));
+
+/**
+ * A port where nothing listens and nothing will (a dead backend, an absent Redis): a port from
+ * `freePort()` stays free only until a parallel test module's `freePort()` draws it for a server
+ * of its own, and once a "down" backend answered that way (the test waited 10 s for a 502).
+ * Ports below 1024 come neither from `freePort()` nor from the kernel. Consecutive calls give
+ * different ports (two dead backends of one proxy).
+ */
+export function closedPort(): number {
+  for (let attempt = 0; attempt <= CLOSED_LAST - CLOSED_FIRST; attempt++) {
+    const port = nextClosed;
+    nextClosed = port === CLOSED_LAST ? CLOSED_FIRST : port + 1;
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+      return port;
+    } catch (err) {
+      // Not root: nobody else may bind it either.
+      if (err instanceof Deno.errors.PermissionDenied) return port;
+      if (!(err instanceof Deno.errors.AddrInUse)) throw err;
+    }
+  }
+  throw new Error(`every port from ${CLOSED_FIRST} to ${CLOSED_LAST} is in use`);
 }
 
 /**
