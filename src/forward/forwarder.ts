@@ -207,21 +207,42 @@ class HttpForwarder implements Forwarder {
     const head = buildRequestHead(req, target, info, this.#o.via, length, false);
     const origin = this.#pools.origin(ep.key);
     origin.requests++;
-    const exchange = (c: UpstreamConn, mayRetry: boolean) =>
-      this.#exchange(c, origin, method, head, body, stream, length, mayRetry, info.signal);
+    const signal = info.signal;
     try {
-      if (info.signal?.aborted) throw clientClosed(false);
+      if (signal?.aborted) throw clientClosed(false);
       // A streamed body cannot be replayed if the pooled connection turns out dead, so it only
       // takes a recently used one (origins rarely drop a connection within seconds of using it).
       const pooled = this.#pools.take(origin, stream === null ? Infinity : STREAMED_MAX_IDLE);
       if (pooled !== undefined) {
         try {
-          return await exchange(pooled, stream === null);
+          return await this.#exchange(
+            pooled,
+            origin,
+            method,
+            head,
+            body,
+            stream,
+            length,
+            stream === null,
+            signal,
+          );
         } catch (err) {
           if (!(err instanceof StaleConnection)) throw err;
         }
       }
-      return await exchange(await this.#connect(origin, ep), false);
+      const fresh = await this.#connect(origin, ep);
+      if (signal?.aborted) throw clientClosed(false);
+      return await this.#exchange(
+        fresh,
+        origin,
+        method,
+        head,
+        body,
+        stream,
+        length,
+        false,
+        signal,
+      );
     } catch (err) {
       if (err instanceof UpstreamError) this.#countError(origin, err);
       throw err;
@@ -308,11 +329,6 @@ class HttpForwarder implements Forwarder {
     mayRetry: boolean,
     signal: AbortSignal | undefined,
   ): Promise<Response> {
-    if (signal?.aborted) {
-      // The client left while a connection was being made.
-      c.close();
-      throw clientClosed(false);
-    }
     const pooled = c.uses > 0;
     let bytes: Uint8Array;
     if (body !== null && body.length > 0) {
