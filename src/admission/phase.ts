@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { clientSignal, type Handler, type Wrapper } from "../context/mod.ts";
+import type { Handler, Wrapper } from "../context/mod.ts";
 import { plainText } from "../respond/mod.ts";
 import { type Admission, AdmissionRejected } from "./admission.ts";
 
@@ -16,7 +16,7 @@ export function admissionPhase(admission: Admission): Wrapper {
     let release: () => void;
     try {
       // A free slot does not touch the request's AbortSignal, which Deno creates lazily.
-      release = admission.tryGrant() ?? await admission.acquire(clientSignal(req, ctx));
+      release = admission.tryGrant() ?? await admission.acquire(req.signal);
     } catch (err) {
       if (!(err instanceof AdmissionRejected)) throw err;
       return plainText(503, err.message, { "retry-after": String(err.retryAfter) });

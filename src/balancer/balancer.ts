@@ -250,8 +250,7 @@ export function createBalancer(options: BalancerOptions): Balancer {
       } catch (thrown) {
         b.inFlight--;
         const err = lastError = UpstreamError.from(thrown);
-        // The client left; not the backend's fault.
-        if (err.kind === "client-closed" || req.signal.aborted) break;
+        if (req.signal.aborted) break; // the client left; not the backend's fault
         if (err.backendFault) failure(b, err.kind);
         // A streamed body that went out (in part) cannot be sent again.
         if (!err.mayRetry(idempotent) || (body.kind === "stream" && attemptReq.bodyUsed)) break;
@@ -285,10 +284,6 @@ export function createBalancer(options: BalancerOptions): Balancer {
     }
 
     if (lastBackend === undefined) return unavailable(); // all went down while the body was read
-    if (lastError?.kind === "client-closed") {
-      // Nobody reads this answer; the access log shows nginx's 499. Not a failed request.
-      return plainText(499, "client closed the connection");
-    }
     failedCount++;
     const status = lastError?.status ?? 502;
     const text = status === 504 ? "gateway timeout" : "bad gateway";

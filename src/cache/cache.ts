@@ -475,8 +475,6 @@ export class CacheEngine {
       }
       upstream = new Request(req.url, { method: "GET", headers });
     }
-    // A fill others may wait for, and that will be stored, goes on when its client leaves.
-    if (lock !== null) ctx.detached = true;
     const requestTime = Date.now();
     let res: Response;
     try {

@@ -35,12 +35,6 @@ export interface ConnInfo {
    * which would cost Deno.serve its fast path for byte bodies.
    */
   readonly completed?: Promise<void>;
-  /**
-   * Aborts when the client closes its connection before its answer is written: our listener
-   * keeps a read pending while the app works. Absent: the request's own signal tells (Deno.serve).
-   * Read it through {@linkcode clientSignal}, which knows when a request no longer listens.
-   */
-  readonly signal?: AbortSignal;
 }
 
 /** Value of the X-Cache header the cache phase reports. */
@@ -81,20 +75,6 @@ export interface RequestContext {
   backend?: string;
   /** An upgrade's upstream connection once the backend switched protocols (set by the route). */
   upgraded?: RawUpgrade;
-  /**
-   * The upstream exchange goes on when the client leaves (set by the cache phase for a fill
-   * that will be stored and that others may wait for, as nginx goes on fetching a cacheable
-   * response).
-   */
-  detached?: boolean;
-}
-
-/**
- * What tells that the client of `ctx` left (admission queue, upstream exchange): the
- * listener's signal, else the request's own; none for a detached request.
- */
-export function clientSignal(req: Request, ctx: RequestContext): AbortSignal | undefined {
-  return ctx.detached ? undefined : ctx.conn.signal ?? req.signal;
 }
 
 /**

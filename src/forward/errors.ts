@@ -17,8 +17,7 @@ export type UpstreamErrorKind =
   | "response-timeout"
   | "reset"
   | "protocol"
-  | "forbidden-address"
-  | "client-closed";
+  | "forbidden-address";
 
 interface KindFacts {
   /** What the proxy answers the client. */
@@ -38,9 +37,6 @@ const FACTS: Readonly<Record<UpstreamErrorKind, KindFacts>> = {
   "protocol": { status: 502, retryable: false, backendFault: true },
   // Our own address policy refused the destination: not the backend's fault, nor retryable.
   "forbidden-address": { status: 403, retryable: false, backendFault: false },
-  // The client left before the response head came: the upstream exchange was cut to free its
-  // slot and its connection. 499 is nginx's code for it; only the access log ever shows it.
-  "client-closed": { status: 499, retryable: false, backendFault: false },
 };
 
 /** A failure of the upstream exchange: kind, the status to answer with, retryability, cause. */
@@ -48,10 +44,7 @@ export class UpstreamError extends Error {
   readonly kind: UpstreamErrorKind;
   /** True when bytes of the request may have reached the upstream (so only idempotent retries are safe). */
   readonly requestSent: boolean;
-  /**
-   * Status for the client: 502 (connect/reset/protocol), 504 (timeouts), 403 (forbidden-address),
-   * 499 (client-closed, for the access log: nobody is left to read it).
-   */
+  /** Status for the client: 502 (connect/reset/protocol), 504 (timeouts), 403 (forbidden-address). */
   readonly status: number;
   /** Another attempt (elsewhere) may succeed; see {@linkcode UpstreamError.mayRetry}. */
   readonly retryable: boolean;

@@ -48,8 +48,6 @@ export interface ForwardRequestInfo {
   preserveHost: boolean;
   /** X-Request-Id to send upstream, replacing the client's (this proxy's id for the request). */
   requestId?: string;
-  /** Aborts when the client leaves: the exchange is cut before the response head ("client-closed"). */
-  signal?: AbortSignal;
 }
 
 export interface OriginSnapshot {
@@ -116,14 +114,6 @@ function responseOf(body: BodyInit | null, status: number, headers: [string, str
   const h = res.headers;
   for (let i = 0; i < headers.length; i++) h.append(headers[i][0], headers[i][1]);
   return res;
-}
-
-function clientClosed(requestSent: boolean): UpstreamError {
-  return new UpstreamError(
-    "client-closed",
-    "the client closed the connection before the response head",
-    requestSent,
-  );
 }
 
 /** Response bodies up to this size already in the read buffer are returned as one Uint8Array. */
@@ -207,9 +197,7 @@ class HttpForwarder implements Forwarder {
     const head = buildRequestHead(req, target, info, this.#o.via, length, false);
     const origin = this.#pools.origin(ep.key);
     origin.requests++;
-    const signal = info.signal;
     try {
-      if (signal?.aborted) throw clientClosed(false);
       // A streamed body cannot be replayed if the pooled connection turns out dead, so it only
       // takes a recently used one (origins rarely drop a connection within seconds of using it).
       const pooled = this.#pools.take(origin, stream === null ? Infinity : STREAMED_MAX_IDLE);
@@ -224,25 +212,13 @@ class HttpForwarder implements Forwarder {
             stream,
             length,
             stream === null,
-            signal,
           );
         } catch (err) {
           if (!(err instanceof StaleConnection)) throw err;
         }
       }
       const fresh = await this.#connect(origin, ep);
-      if (signal?.aborted) throw clientClosed(false);
-      return await this.#exchange(
-        fresh,
-        origin,
-        method,
-        head,
-        body,
-        stream,
-        length,
-        false,
-        signal,
-      );
+      return await this.#exchange(fresh, origin, method, head, body, stream, length, false);
     } catch (err) {
       if (err instanceof UpstreamError) this.#countError(origin, err);
       throw err;
@@ -327,7 +303,6 @@ class HttpForwarder implements Forwarder {
     stream: ReadableStream<Uint8Array> | null,
     length: number,
     mayRetry: boolean,
-    signal: AbortSignal | undefined,
   ): Promise<Response> {
     const pooled = c.uses > 0;
     let bytes: Uint8Array;
@@ -358,20 +333,7 @@ class HttpForwarder implements Forwarder {
     // The response timeout starts once the request is sent; a streamed upload starts it at its end.
     if (stream === null) c.armTimer(this.#o.responseTimeoutMs);
     else this.#pump(c, stream, length);
-    // A client that leaves before the head cuts the exchange (nginx's proxy_ignore_client_abort
-    // off): the backend's slot and this connection are not held for nobody. After the head, a
-    // client that leaves stops reading and its body is cancelled, which closes `c` as well.
-    const cut = () => {
-      c.bodyError ??= clientClosed(true);
-      c.close();
-    };
-    signal?.addEventListener("abort", cut);
-    let h: ResponseHead;
-    try {
-      h = await this.#readResponseHead(c, pooled && mayRetry, false);
-    } finally {
-      signal?.removeEventListener("abort", cut);
-    }
+    const h = await this.#readResponseHead(c, pooled && mayRetry, false);
     c.headDone = true;
     c.disarmTimer();
     if (h.keepAliveMs !== undefined) c.keepAliveMs = h.keepAliveMs;

@@ -10,7 +10,7 @@
 import type { Balancer, SendFn } from "../balancer/mod.ts";
 import type { Cache } from "../cache/mod.ts";
 import type { Config } from "../config/mod.ts";
-import { clientSignal, type Handler, type RequestContext, type Wrapper } from "../context/mod.ts";
+import type { Handler, RequestContext, Wrapper } from "../context/mod.ts";
 import type { Upstream } from "../forward/from_config.ts";
 import type { ForwardRequestInfo } from "../forward/mod.ts";
 import { plainText } from "../respond/mod.ts";
@@ -78,7 +78,6 @@ export function routePhase(o: RouteOptions): RoutePhase {
     // Written into the upstream head by the forwarder: setting it on the request's own
     // headers would cost Deno's lazily read header list (measured: a third of the rate).
     requestId: ctx.id,
-    signal: clientSignal(req, ctx),
   });
 
   const send: SendFn = async (req, target, ctx) => {

@@ -114,10 +114,6 @@ export class Connection implements Swept {
   #responseStarted = false;
   /** Set when a body broke its deadline or framing: the answer the client gets instead. */
   #bodyFailure: BodyError | undefined;
-  /** The read kept pending while the app works (see #watch); the next head starts from it. */
-  #ahead: Promise<boolean> | undefined;
-  /** The running request's "client left" switch, until the sweep arms its watch. */
-  #unwatched: AbortController | undefined;
   readonly #reader: ConnReader;
   readonly #info: ServeInfo;
   readonly #remoteAddr: string;
@@ -172,11 +168,6 @@ export class Connection implements Swept {
         return;
       case Phase.App:
       case Phase.Write: {
-        if (this.#unwatched !== undefined) {
-          // The app took this request on before this sweep: from now on, notice the client leaving.
-          this.#watch(this.#unwatched);
-          this.#unwatched = undefined;
-        }
         const r = this.#reader;
         if (r.bodyMode && r.pending) {
           if (now - r.lastProgress >= c.bodyTimeoutMs) {
@@ -215,14 +206,13 @@ export class Connection implements Swept {
   }
 
   /** What the app learns about the connection a request (or upgrade) came in on. */
-  #connInfo(form: TargetForm, completed?: Promise<void>, signal?: AbortSignal): ConnInfo {
+  #connInfo(form: TargetForm, completed?: Promise<void>): ConnInfo {
     return {
       remoteAddr: this.#remoteAddr,
       remotePort: this.#info.remotePort,
       form,
       secure: this.#info.secure,
       completed,
-      signal,
     };
   }
 
@@ -380,11 +370,7 @@ export class Connection implements Swept {
         return;
       }
       const completed = Promise.withResolvers<void>();
-      // The client leaving is told through ConnInfo, not the Request: a Request built with a
-      // signal costs ~4 µs more (Deno makes a dependent signal for it).
-      const gone = new AbortController();
-      const info = this.#connInfo(form, completed.promise, gone.signal);
-      if ((source === undefined || source.done) && r.buffered === 0) this.#unwatched = gone;
+      const info = this.#connInfo(form, completed.promise);
       let response: Response;
       try {
         response = await c.app(request, info);
@@ -395,7 +381,6 @@ export class Connection implements Swept {
           headers: { "content-type": "text/plain; charset=utf-8" },
         });
       }
-      this.#unwatched = undefined;
       if (this.#bodyFailure) {
         // The body broke mid-way: the client gets why, not the upstream's view of it.
         response.body?.cancel().catch(() => {});
@@ -433,25 +418,6 @@ export class Connection implements Swept {
       if (this.#isClosed()) return;
       this.#idle();
     }
-  }
-
-  /**
-   * Keeps one read pending while the app works on a request whose body is in, so that a client
-   * that closes its connection is noticed: `ConnInfo.signal` aborts, so a queued request leaves
-   * the admission queue and an upstream exchange waiting for its head is cut (nginx's
-   * `proxy_ignore_client_abort off`). Bytes that arrive instead stay buffered as the next
-   * pipelined request. Armed by the sweep once the app has taken a tick (at most 1 s): a read
-   * left pending behind every request cost misses ~7 µs each (bench/miss_cpu.ts), and only a
-   * request that waits is worth watching. Never armed while pipelined bytes are buffered
-   * already: that client is evidently still there, and a half-close behind its last request
-   * must not cut the first.
-   */
-  #watch(gone: AbortController): void {
-    const more = this.#reader.fill(this.server.config.maxHeaderSize + 4096);
-    this.#ahead = more;
-    more.then((got) => {
-      if (!got) gone.abort();
-    }, () => gone.abort());
   }
 
   /** Between requests on a kept-alive connection: KEEPALIVE_TIMEOUT runs. */
@@ -538,10 +504,8 @@ export class Connection implements Swept {
         return lineEnd < 0 ? { status: 414, reason: "request-target too long" } : tooLarge(max);
       }
       let more: boolean;
-      const ahead = this.#ahead;
-      this.#ahead = undefined;
       try {
-        more = await (ahead ?? r.fill(max + 4096));
+        more = await r.fill(max + 4096);
       } catch {
         more = false;
       }
